@@ -1,0 +1,50 @@
+//! `[proxy]`: the client-facing side.
+
+use super::{check_address, check_range};
+use crate::Problem;
+use serde::Deserialize;
+
+/// The listener applications connect to and the limits of a client session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Address clients connect to. On a VRRP pair keep `0.0.0.0:8066` so the listener is
+    /// ready before the virtual IP arrives.
+    pub listen: String,
+    /// Most client sessions at once; more get ERR 1040 (too many connections).
+    pub max_connections: u32,
+    /// Version string announced to clients. Empty: the writer's own version with
+    /// `-rwsplit` appended, learned at start.
+    pub server_version: String,
+    /// How long a client has to finish the handshake and authentication.
+    pub handshake_timeout_ms: u64,
+    /// A client silent for this long between statements is disconnected (MySQL's
+    /// `wait_timeout` default is 8 hours).
+    pub client_idle_timeout_ms: u64,
+    /// Longest statement text rwsplit will classify and forward, in bytes (`max_allowed_packet`
+    /// of the servers bounds it anyway); larger packets are still forwarded to the writer.
+    pub max_packet_bytes: u64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: "0.0.0.0:8066".into(),
+            max_connections: 4096,
+            server_version: String::new(),
+            handshake_timeout_ms: 10_000,
+            client_idle_timeout_ms: 28_800_000,
+            max_packet_bytes: 1 << 30,
+        }
+    }
+}
+
+impl ProxyConfig {
+    pub(crate) fn validate(&self, problems: &mut Vec<Problem>) {
+        check_address("proxy.listen", &self.listen, problems);
+        check_range("proxy.max_connections", self.max_connections.into(), 1, 1_000_000, problems);
+        check_range("proxy.handshake_timeout_ms", self.handshake_timeout_ms, 100, 600_000, problems);
+        check_range("proxy.client_idle_timeout_ms", self.client_idle_timeout_ms, 1_000, 31_536_000_000, problems);
+        check_range("proxy.max_packet_bytes", self.max_packet_bytes, 1024, 1 << 30, problems);
+    }
+}

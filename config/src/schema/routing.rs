@@ -1,0 +1,51 @@
+//! `[routing]`: the read/write splitting policy.
+
+use super::check_range;
+use crate::Problem;
+use serde::Deserialize;
+
+/// What a read must have seen before it may run on a replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Reads go to any usable replica (replication lag may show older data).
+    #[default]
+    None,
+    /// Read-your-writes: after a write, this session's reads wait for its own last GTID.
+    Causal,
+    /// A read waits for the writer's latest GTID, so writes from other sessions are seen too.
+    CausalGlobal,
+}
+
+/// How statements are split between the writer and the replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// When no replica is usable, reads go to the writer (logged and counted). Off: reads get
+    /// an error at once instead.
+    pub fallback_to_master: bool,
+    /// Whether the writer also takes a share of reads (with its `weight`) while replicas are up.
+    pub master_accepts_reads: bool,
+    /// Read-your-writes policy.
+    pub consistency: Consistency,
+    /// Longest wait for a replica to catch up to a GTID in causal modes before the read goes
+    /// to the writer instead.
+    pub causal_timeout_ms: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            fallback_to_master: true,
+            master_accepts_reads: false,
+            consistency: Consistency::None,
+            causal_timeout_ms: 100,
+        }
+    }
+}
+
+impl RoutingConfig {
+    pub(crate) fn validate(&self, problems: &mut Vec<Problem>) {
+        check_range("routing.causal_timeout_ms", self.causal_timeout_ms, 1, 60_000, problems);
+    }
+}

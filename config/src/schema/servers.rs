@@ -1,0 +1,134 @@
+//! `[[users]]`, `[backend]` and `[[servers]]`: who logs into rwsplit, how rwsplit logs into the
+//! servers, and which servers there are.
+
+use super::{check_address, check_range};
+use crate::{Problem, Secret};
+use serde::Deserialize;
+
+/// An application user of rwsplit (the frontend side, like Amoeba's `amoeba.xml` user).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserConfig {
+    /// Login name the application uses.
+    pub name: String,
+    /// Its password in clear text. Prefer `password_hash` in production.
+    pub password: Option<Secret>,
+    /// The `mysql_native_password` hash as `SELECT PASSWORD('…')` prints it (`*` and 40 hex
+    /// digits), so the clear password need not be stored in the file.
+    pub password_hash: Option<Secret>,
+}
+
+impl UserConfig {
+    pub(crate) fn validate(&self, at: &str, problems: &mut Vec<Problem>) {
+        if self.name.is_empty() {
+            problems.push(Problem::new(format!("{at}.name"), "a user needs a name"));
+        }
+        match (&self.password, &self.password_hash) {
+            (Some(_), Some(_)) => problems.push(Problem::new(
+                format!("{at}.password_hash"),
+                "give either password or password_hash, not both",
+            )),
+            (None, None) => problems.push(Problem::new(
+                format!("{at}.password"),
+                "a user needs password or password_hash (use password = \"\" for none)",
+            )),
+            (None, Some(h)) => {
+                let v = h.expose();
+                let ok = v.len() == 41 && v.starts_with('*') && v[1..].bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok {
+                    problems.push(Problem::new(
+                        format!("{at}.password_hash"),
+                        "must be '*' followed by 40 hex digits, as SELECT PASSWORD('…') prints it",
+                    ));
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+}
+
+/// How rwsplit connects to the servers on behalf of clients (like Amoeba's `dbServers.xml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// User rwsplit logs into every server as. It must not hold `READ_ONLY ADMIN` (MariaDB) or
+    /// `SUPER`, or a write misrouted to a `read_only` replica would succeed.
+    pub user: String,
+    /// That user's password (mysql_native_password or caching_sha2_password).
+    pub password: Secret,
+    /// Time allowed to open and authenticate one server connection.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for a server's response to one statement before the client gets an error
+    /// and the connection is discarded.
+    pub response_timeout_ms: u64,
+    /// Idle connections kept per server for reuse.
+    pub max_idle_per_server: u32,
+    /// Most connections per server, idle and leased together.
+    pub max_connections_per_server: u32,
+    /// An idle pooled connection older than this is closed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            user: String::new(),
+            password: Secret::default(),
+            connect_timeout_ms: 3_000,
+            response_timeout_ms: 3_600_000,
+            max_idle_per_server: 32,
+            max_connections_per_server: 2048,
+            idle_timeout_ms: 300_000,
+        }
+    }
+}
+
+impl BackendConfig {
+    pub(crate) fn validate(&self, problems: &mut Vec<Problem>) {
+        if self.user.is_empty() {
+            problems.push(Problem::new("backend.user", "the user rwsplit logs into the servers as is required"));
+        }
+        check_range("backend.connect_timeout_ms", self.connect_timeout_ms, 10, 600_000, problems);
+        check_range("backend.response_timeout_ms", self.response_timeout_ms, 100, 31_536_000_000, problems);
+        check_range("backend.max_idle_per_server", self.max_idle_per_server.into(), 0, 100_000, problems);
+        check_range("backend.max_connections_per_server", self.max_connections_per_server.into(), 1, 100_000, problems);
+        check_range("backend.idle_timeout_ms", self.idle_timeout_ms, 1_000, 86_400_000, problems);
+        if self.max_idle_per_server > self.max_connections_per_server {
+            problems.push(Problem::new(
+                "backend.max_idle_per_server",
+                "cannot exceed backend.max_connections_per_server",
+            ));
+        }
+    }
+}
+
+/// One MySQL or MariaDB server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Name used in logs, metrics and status (e.g. `master`, `replica1`).
+    pub name: String,
+    /// `host:port` of the server.
+    pub address: String,
+    /// Share of reads this server gets relative to the other readable replicas (0 = no
+    /// reads unless it is the only choice).
+    pub weight: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { name: String::new(), address: String::new(), weight: 1 }
+    }
+}
+
+impl ServerConfig {
+    pub(crate) fn validate(&self, at: &str, problems: &mut Vec<Problem>) {
+        if self.name.is_empty() {
+            problems.push(Problem::new(format!("{at}.name"), "a server needs a name"));
+        } else if !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            problems.push(Problem::new(format!("{at}.name"), "use letters, digits, '-' and '_' only"));
+        }
+        check_address(&format!("{at}.address"), &self.address, problems);
+        check_range(&format!("{at}.weight"), self.weight.into(), 0, 1000, problems);
+    }
+}

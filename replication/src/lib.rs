@@ -1,0 +1,7 @@
+//! rwsplit's view of the replicated cluster. The monitor checks every server on an interval and
+//! publishes an immutable [`Topology`] snapshot through [`TopologyHandle`] (an `ArcSwap`), so the
+//! query path reads the current state without a lock and never waits for a check.
+
+mod topology;
+
+pub use topology::{Health, Role, ServerState, Topology, TopologyHandle};
