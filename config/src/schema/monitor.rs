@@ -8,8 +8,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
-    /// User the monitor logs in as; needs `REPLICATION CLIENT` (or `SLAVE MONITOR`) and
-    /// `PROCESS`, nothing more.
+    /// User the monitor logs in as; needs `REPLICATION CLIENT` (MySQL, MariaDB < 10.5) or
+    /// `SLAVE MONITOR` (MariaDB 10.5+) and `PROCESS`, nothing more — unless `heartbeat` is on,
+    /// which also needs `CREATE`, `INSERT` and `DELETE` on the `rwsplit` schema.
     pub user: String,
     /// That user's password.
     pub password: Secret,
@@ -23,8 +24,30 @@ pub struct MonitorConfig {
     pub fall: u32,
     /// Good checks in a row before a server is put back (like keepalived's `rise`).
     pub rise: u32,
-    /// A replica lagging more than this (Seconds_Behind_Master, in ms) takes no reads.
+    /// A replica lagging more than this (Seconds_Behind_Master, or the heartbeat when it is
+    /// on, in ms) takes no reads.
     pub max_replication_lag_ms: u64,
+    /// Hysteresis for the lag limit, in percent of `max_replication_lag_ms`: a replica that left
+    /// the read pool for lag comes back only once its lag is at or under this share of the
+    /// limit, so a replica hovering around the limit does not flap in and out. 100 = none.
+    pub lag_hysteresis_percent: u32,
+    /// Measure lag in milliseconds with a heartbeat row: every interval the monitor writes
+    /// `REPLACE INTO rwsplit.heartbeat (id, ts)` on the writer (creating the schema and table
+    /// when missing) and reads the row back on each replica. Without it, lag comes from
+    /// `Seconds_Behind_Master` (whole seconds, and 0 while the IO thread itself is behind).
+    pub heartbeat: bool,
+    /// The heartbeat row's `id`. Give each rwsplit instance that shares the servers (an HA
+    /// pair) its own id, so each measures against its own writes.
+    pub heartbeat_id: u32,
+    /// Detect errant transactions: a replica holding GTIDs the writer does not have (written
+    /// on the replica directly) is taken out of the read pool and raises an alert.
+    pub errant_check: bool,
+    /// Shell command (`/bin/sh -c`) run when the writer's semi-sync replication falls back to
+    /// asynchronous, and again when it is back. It gets `RWSPLIT_SEMISYNC=off|on` and
+    /// `RWSPLIT_SERVER=<name>` in its environment. Empty = none.
+    pub semisync_notify: String,
+    /// Longest run of `semisync_notify` before it is killed.
+    pub notify_timeout_ms: u64,
 }
 
 impl Default for MonitorConfig {
@@ -38,6 +61,12 @@ impl Default for MonitorConfig {
             fall: 3,
             rise: 2,
             max_replication_lag_ms: 10_000,
+            lag_hysteresis_percent: 80,
+            heartbeat: false,
+            heartbeat_id: 1,
+            errant_check: true,
+            semisync_notify: String::new(),
+            notify_timeout_ms: 5_000,
         }
     }
 }
@@ -53,5 +82,10 @@ impl MonitorConfig {
         check_range("monitor.fall", self.fall.into(), 1, 1_000, problems);
         check_range("monitor.rise", self.rise.into(), 1, 1_000, problems);
         check_range("monitor.max_replication_lag_ms", self.max_replication_lag_ms, 1, 86_400_000, problems);
+        check_range("monitor.lag_hysteresis_percent", self.lag_hysteresis_percent.into(), 1, 100, problems);
+        check_range("monitor.notify_timeout_ms", self.notify_timeout_ms, 100, 600_000, problems);
+        if self.semisync_notify.contains('\0') {
+            problems.push(Problem::new("monitor.semisync_notify", "the command cannot contain a NUL byte"));
+        }
     }
 }
