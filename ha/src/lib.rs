@@ -6,6 +6,7 @@
 //! track scripts) runs on its own OS thread so query load never delays an advert.
 
 pub mod error;
+pub mod fsm;
 pub mod packet;
 
 pub use error::{Error, Result};
