@@ -7,12 +7,17 @@ mod monitor;
 mod proxy;
 mod routing;
 mod servers;
+mod vrrp;
 
 pub use admin::AdminConfig;
 pub use monitor::MonitorConfig;
 pub use proxy::ProxyConfig;
 pub use routing::{Consistency, RoutingConfig};
 pub use servers::{BackendConfig, ServerConfig, UserConfig};
+pub use vrrp::{
+    parse_vip, AuthConfig, InitialState, TrackProxyConfig, TrackScriptConfig, VirtualAddress, VirtualIpEntry,
+    VirtualIpTable, VrrpInstanceConfig,
+};
 
 use crate::Problem;
 use serde::Deserialize;
@@ -37,6 +42,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// The local HTTP endpoint for `/status` and `/metrics` (`[admin]`).
     pub admin: AdminConfig,
+    /// Embedded VRRP instances (`[[vrrp]]`, keepalived's `vrrp_instance`): none by default.
+    pub vrrp: Vec<VrrpInstanceConfig>,
 }
 
 impl Config {
@@ -72,6 +79,7 @@ impl Config {
         self.monitor.validate(&mut problems);
         self.routing.validate(&mut problems);
         self.admin.validate(&mut problems);
+        vrrp::validate_all(&self.vrrp, &mut problems);
         problems
     }
 }
