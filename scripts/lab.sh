@@ -328,8 +328,9 @@ CREATE USER IF NOT EXISTS 'monitor'@'127.0.0.1' IDENTIFIED BY 'monitor';
 CREATE USER IF NOT EXISTS 'monitor'@'localhost' IDENTIFIED BY 'monitor';
 GRANT SLAVE MONITOR, BINLOG MONITOR, PROCESS, REPLICATION CLIENT ON *.*
       TO 'monitor'@'127.0.0.1', 'monitor'@'localhost';
--- The monitor's heartbeat table lives in `rwsplit`, which it creates itself.
-GRANT SELECT, INSERT, UPDATE, CREATE ON rwsplit.* TO 'monitor'@'127.0.0.1', 'monitor'@'localhost';
+-- The monitor's heartbeat table lives in `rwsplit`, which it creates itself; its
+-- REPLACE INTO needs INSERT and DELETE.
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON rwsplit.* TO 'monitor'@'127.0.0.1', 'monitor'@'localhost';
 CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY 'repl';
 CREATE USER IF NOT EXISTS 'repl'@'localhost' IDENTIFIED BY 'repl';
 GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1', 'repl'@'localhost';
