@@ -51,7 +51,11 @@ impl Error {
 
     /// True when a connection that met this error must not be used again.
     pub(crate) fn breaks_connection(&self) -> bool {
-        !matches!(self, Error::Query { retryable: false, .. } | Error::Unexpected { .. } | Error::Notify(_))
+        match self {
+            // The server answered with an error packet: the connection is still in step.
+            Error::Query { code: Some(_), .. } | Error::Unexpected { .. } | Error::Notify(_) => false,
+            Error::Query { code: None, .. } | Error::Connect { .. } | Error::Timeout { .. } => true,
+        }
     }
 
     /// Maps a connect-time mysql_async error.

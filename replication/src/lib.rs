@@ -1,10 +1,18 @@
-//! rwsplit's view of the replicated cluster. The monitor checks every server on an interval and
-//! publishes an immutable [`Topology`] snapshot through [`TopologyHandle`] (an `ArcSwap`), so the
-//! query path reads the current state without a lock and never waits for a check.
+//! rwsplit's view of the replicated cluster. The [`Monitor`] checks every server on an interval
+//! and publishes an immutable [`Topology`] snapshot through [`TopologyHandle`] (an `ArcSwap`),
+//! so the query path reads the current state without a lock and never waits for a check.
+//!
+//! Layers: [`status`] parses what servers answer (pure), [`tracker`] turns check results into
+//! the next topology (pure, table-tested), `probe` and `monitor` do the IO.
 
 mod error;
+mod monitor;
+mod probe;
 pub mod status;
 mod topology;
+pub mod tracker;
 
 pub use error::Error;
+pub use monitor::Monitor;
+pub use status::{ReplicaStatus, SemiSyncMaster};
 pub use topology::{Health, Role, ServerState, Topology, TopologyHandle};

@@ -1,6 +1,7 @@
 //! The topology snapshot: what the router, the status page and the metrics read. Built only by
 //! the monitor, replaced whole on every change, never mutated in place.
 
+use crate::status::{ReplicaStatus, SemiSyncMaster};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::sync::Arc;
@@ -45,17 +46,53 @@ pub struct ServerState {
     pub reason: String,
     /// Server version string, once seen.
     pub version: Option<String>,
+    /// `@@server_id`, once seen.
+    pub server_id: Option<u32>,
+    /// `@@read_only` at the last good check.
+    pub read_only: Option<bool>,
+    /// Replica status at the last good check (`None` on a server that replicates from nobody).
+    pub replication: Option<ReplicaStatus>,
+    /// The server's GTID position at the last good check: MariaDB `gtid_current_pos`, MySQL
+    /// `gtid_executed`. For display; causal reads need fresher data than a monitor interval.
+    pub gtid_position: Option<String>,
+    /// Is this replica acknowledging semi-sync transactions (`Rpl_semi_sync_slave_status`)?
+    /// `None` on the writer and where the server has no semi-sync support.
+    pub semisync_acking: Option<bool>,
+    /// GTIDs this replica has and the writer does not (errant transactions), when found.
+    pub errant: Option<String>,
+    /// The last failed check's error, while it is the latest outcome (cleared by a good check).
+    /// A server can be `Up` with an error here: `fall` has not been reached yet.
+    pub last_error: Option<String>,
+    /// Failed checks in a row (0 after a good one).
+    pub failed_checks: u32,
+    /// When the last check of this server ended (Unix time, ms).
+    pub checked_at_ms: Option<u64>,
 }
 
 /// An immutable snapshot of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Topology {
-    /// Increases by one with every published change.
+    /// Increases by one whenever something the router or an operator acts on changes: a
+    /// server's health, role, readability or its reason, `read_only`, server_id, version, semi-sync
+    /// acknowledging, errant transactions; the writer, split brain, alerts, the writer's
+    /// semi-sync on/off. Measurements (lag, GTID positions, semi-sync counters, check times) are
+    /// refreshed in every round's snapshot without a new generation, so consumers can key
+    /// their own work (logs, pool changes) on the generation.
     pub generation: u64,
     /// In config order; the index is the server's id everywhere in rwsplit.
     pub servers: Vec<ServerState>,
     /// Index into `servers` of the server taking writes, if one is known.
     pub writer: Option<usize>,
+    /// More than one server is writable (`read_only=OFF`). The monitor keeps the last known
+    /// writer (or none, if it was not one of them) and refuses to move until it is resolved.
+    pub split_brain: bool,
+    /// Conditions an operator must act on (split brain, errant transactions, semi-sync fallen
+    /// back to asynchronous), one sentence each, stable while the condition lasts.
+    pub alerts: Vec<String>,
+    /// The writer's semi-sync (source side) state, when the writer has semi-sync support.
+    pub semisync: Option<SemiSyncMaster>,
+    /// When the round of checks that produced this snapshot ended (Unix time, ms).
+    pub checked_at_ms: Option<u64>,
 }
 
 impl Topology {
@@ -75,10 +112,40 @@ impl Topology {
                     lag_ms: None,
                     reason: "not checked yet".into(),
                     version: None,
+                    server_id: None,
+                    read_only: None,
+                    replication: None,
+                    gtid_position: None,
+                    semisync_acking: None,
+                    errant: None,
+                    last_error: None,
+                    failed_checks: 0,
+                    checked_at_ms: None,
                 })
                 .collect(),
             writer: None,
+            split_brain: false,
+            alerts: Vec::new(),
+            semisync: None,
+            checked_at_ms: None,
         }
+    }
+
+    /// True when `self` and `other` agree on everything that bumps [`Topology::generation`]
+    /// (they may differ in measurements and in the generation itself).
+    pub fn same_state(&self, other: &Topology) -> bool {
+        fn key(s: &ServerState) -> impl PartialEq + '_ {
+            (
+                (&s.name, &s.address, s.weight, s.health, s.role, s.readable, &s.reason),
+                (&s.version, s.server_id, s.read_only, s.semisync_acking, &s.errant),
+            )
+        }
+        self.writer == other.writer
+            && self.split_brain == other.split_brain
+            && self.alerts == other.alerts
+            && self.semisync.as_ref().map(|s| (s.enabled, s.active)) == other.semisync.as_ref().map(|s| (s.enabled, s.active))
+            && self.servers.len() == other.servers.len()
+            && self.servers.iter().zip(&other.servers).all(|(a, b)| key(a) == key(b))
     }
 
     /// The writer's index and state.
