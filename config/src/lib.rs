@@ -7,6 +7,7 @@
 //! configurations operators already have (Amoeba, keepalived) sit under [`import`].
 
 mod error;
+pub mod import;
 mod load;
 mod locate;
 mod schema;

@@ -79,7 +79,7 @@ impl Config {
         self.monitor.validate(&mut problems);
         self.routing.validate(&mut problems);
         self.admin.validate(&mut problems);
-        vrrp::validate_all(&self.vrrp, &mut problems);
+        VrrpInstanceConfig::validate_all(&self.vrrp, &mut problems);
         problems
     }
 }

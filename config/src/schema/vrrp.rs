@@ -428,25 +428,25 @@ impl VrrpInstanceConfig {
             ));
         }
     }
-}
 
-/// Checks every instance and what must be unique across them: names, and the VRID on an
-/// interface for one address family.
-pub(crate) fn validate_all(instances: &[VrrpInstanceConfig], problems: &mut Vec<Problem>) {
-    let mut names = std::collections::HashSet::new();
-    let mut vrids = std::collections::HashMap::new();
-    for (i, v) in instances.iter().enumerate() {
-        let at = format!("vrrp[{i}]");
-        v.validate(&at, problems);
-        if !v.name.is_empty() && !names.insert(v.name.as_str()) {
-            problems.push(Problem::new(format!("{at}.name"), format!("instance {:?} is defined twice", v.name)));
-        }
-        let v6 = v.virtual_addresses().first().is_some_and(|a| a.addr.is_ipv6());
-        if let Some(first) = vrids.insert((v.interface.as_str(), v.virtual_router_id, v6), i) {
-            problems.push(Problem::new(
-                format!("{at}.virtual_router_id"),
-                format!("VRID {} is already used on {} by vrrp[{first}]", v.virtual_router_id, v.interface),
-            ));
+    /// Checks every instance and what must be unique across them: names, and the VRID on an
+    /// interface for one address family.
+    pub(crate) fn validate_all(instances: &[VrrpInstanceConfig], problems: &mut Vec<Problem>) {
+        let mut names = std::collections::HashSet::new();
+        let mut vrids = std::collections::HashMap::new();
+        for (i, v) in instances.iter().enumerate() {
+            let at = format!("vrrp[{i}]");
+            v.validate(&at, problems);
+            if !v.name.is_empty() && !names.insert(v.name.as_str()) {
+                problems.push(Problem::new(format!("{at}.name"), format!("instance {:?} is defined twice", v.name)));
+            }
+            let v6 = v.virtual_addresses().first().is_some_and(|a| a.addr.is_ipv6());
+            if let Some(first) = vrids.insert((v.interface.as_str(), v.virtual_router_id, v6), i) {
+                problems.push(Problem::new(
+                    format!("{at}.virtual_router_id"),
+                    format!("VRID {} is already used on {} by vrrp[{first}]", v.virtual_router_id, v.interface),
+                ));
+            }
         }
     }
 }
