@@ -45,16 +45,30 @@ impl MariadbGtidList {
     }
 }
 
-/// MariaDB errant transactions: entries of the replica's `gtid_binlog_state` that the writer's
-/// `gtid_binlog_state` does not cover. Entries carrying the writer's own server_id are skipped:
-/// they can only have come from the writer, and the two states are read a few milliseconds
-/// apart, so the replica may legitimately show a newer one than the writer's reading.
-pub fn errant_mariadb(replica: &MariadbGtidList, writer: &MariadbGtidList, writer_server_id: u32) -> Vec<MariadbGtid> {
+/// MariaDB errant transactions: entries of the replica's `gtid_binlog_state` written on the
+/// replica itself (its own server_id) that the writer does not have — neither the same
+/// (domain, server_id) at that sequence number in its `gtid_binlog_state`, nor that domain at
+/// that sequence number or later in its `gtid_current_pos` (a writer without
+/// `log_slave_updates` only knows the last applied GTID per domain; with `gtid_strict_mode`
+/// sequence numbers only grow along the stream).
+///
+/// Entries of other server ids are history replicated from an earlier writer, not local
+/// writes; entries of the writer's own server_id can only have come from the writer (and the
+/// two are read a few milliseconds apart, so the replica's reading may be newer).
+pub fn errant_mariadb(
+    replica: &MariadbGtidList,
+    replica_server_id: Option<u32>,
+    writer_state: &MariadbGtidList,
+    writer_current: &MariadbGtidList,
+    writer_server_id: u32,
+) -> Vec<MariadbGtid> {
     replica
         .0
         .iter()
         .filter(|g| g.server_id != writer_server_id)
-        .filter(|g| !writer.0.iter().any(|w| w.domain == g.domain && w.server_id == g.server_id && w.seq >= g.seq))
+        .filter(|g| replica_server_id.is_none_or(|own| g.server_id == own))
+        .filter(|g| !writer_state.0.iter().any(|w| w.domain == g.domain && w.server_id == g.server_id && w.seq >= g.seq))
+        .filter(|g| !writer_current.0.iter().any(|w| w.domain == g.domain && w.seq >= g.seq))
         .copied()
         .collect()
 }
@@ -185,26 +199,40 @@ mod tests {
 
     #[test]
     fn mariadb_errant_table() {
-        // (replica gtid_binlog_state, writer gtid_binlog_state, writer server_id, errant)
-        let table: &[(&str, &str, u32, &str)] = &[
-            ("0-1-34", "0-1-34", 1, ""),
+        // (replica gtid_binlog_state, replica server_id, writer gtid_binlog_state,
+        //  writer gtid_current_pos, writer server_id, errant)
+        let table: &[(&str, u32, &str, &str, u32, &str)] = &[
+            ("0-1-34", 2, "0-1-34", "0-1-34", 1, ""),
             // Replica ahead on the writer's own server_id: a race between readings, not errant.
-            ("0-1-40", "0-1-34", 1, ""),
+            ("0-1-40", 2, "0-1-34", "0-1-34", 1, ""),
             // A local write on replica 2.
-            ("0-1-34,0-2-35", "0-1-34", 1, "0-2-35"),
-            // After a switchover from 1 to 2: 1's history is on both.
-            ("0-1-34,0-2-50", "0-1-34,0-2-50", 2, ""),
-            ("0-1-34", "0-1-34,0-2-50", 2, ""),
-            // Old writer 1 has more of its own history than new writer 2 got: errant on 1.
-            ("0-1-36", "0-1-34,0-2-50", 2, "0-1-36"),
-            // Another domain nobody else has.
-            ("0-1-34,5-3-1", "0-1-34", 1, "5-3-1"),
-            ("", "0-1-34", 1, ""),
+            ("0-1-34,0-2-35", 2, "0-1-34", "0-1-34", 1, "0-2-35"),
+            // ... in a domain of its own.
+            ("0-1-34,99-2-1", 2, "0-1-34", "0-1-34", 1, "99-2-1"),
+            // Replica 3 carries replica 2's errant write (replicated somehow): not 3's own.
+            ("0-1-34,0-2-35", 3, "0-1-34", "0-1-34", 1, ""),
+            // After a switchover from 1 to 2: 1's history is everywhere.
+            ("0-1-34,0-2-50", 3, "0-1-34,0-2-50", "0-2-50", 2, ""),
+            ("0-1-34", 3, "0-1-34,0-2-50", "0-2-50", 2, ""),
+            // The old writer 1, now a replica: its own history is covered by the new writer.
+            ("0-1-34", 1, "0-1-34,0-2-50", "0-2-50", 2, ""),
+            // ... even when the new writer has no log_slave_updates (only its current pos).
+            ("0-1-34", 1, "0-2-50", "0-2-50", 2, ""),
+            // The old writer wrote more after the new one took over, in a domain the new one
+            // never reached that far in.
+            ("0-1-34,7-1-9", 1, "0-1-34,0-2-50,7-1-3", "0-2-50,7-1-3", 2, "7-1-9"),
+            ("", 2, "0-1-34", "0-1-34", 1, ""),
         ];
-        for (replica, writer, sid, want) in table {
-            let got = errant_mariadb(&MariadbGtidList::parse(replica), &MariadbGtidList::parse(writer), *sid);
+        for (replica, rsid, wstate, wcur, wsid, want) in table {
+            let got = errant_mariadb(
+                &MariadbGtidList::parse(replica),
+                Some(*rsid),
+                &MariadbGtidList::parse(wstate),
+                &MariadbGtidList::parse(wcur),
+                *wsid,
+            );
             let got: Vec<String> = got.iter().map(ToString::to_string).collect();
-            assert_eq!(got.join(","), *want, "{replica} vs {writer}");
+            assert_eq!(got.join(","), *want, "{replica} on {rsid} vs {wstate} / {wcur} on {wsid}");
         }
     }
 

@@ -20,3 +20,24 @@ pub use version::{Flavor, Version};
 
 #[cfg(test)]
 pub(crate) mod testdata;
+
+#[cfg(test)]
+mod tests {
+    use super::testdata::*;
+    use super::*;
+
+    /// The variables the monitor selects, as recorded on the lab's master and a replica.
+    #[test]
+    fn recorded_server_variables() {
+        let m = &parse_tsv(MARIADB_MASTER_VARS)[0];
+        assert_eq!(m.flag(&["@@read_only"]), Some(false));
+        assert_eq!(m.u64(&["@@server_id"]), Some(1));
+        let v = Version::parse(m.get(&["@@version"]).unwrap()).unwrap();
+        assert_eq!((v.flavor, v.major, v.minor), (Flavor::MariaDb, 10, 11));
+        assert_eq!(MariadbGtidList::parse(m.get(&["@@gtid_binlog_pos"]).unwrap()).0.len(), 1);
+        let r = &parse_tsv(MARIADB_REPLICA_VARS)[0];
+        assert_eq!(r.flag(&["@@read_only"]), Some(true));
+        assert_eq!(r.u64(&["@@server_id"]), Some(2));
+        assert_eq!(r.get(&["@@gtid_slave_pos"]), m.get(&["@@gtid_current_pos"]));
+    }
+}
