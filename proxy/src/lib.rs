@@ -1,1 +1,21 @@
-//! placeholder
+//! rwsplit's proxy: the MySQL wire protocol on both sides, client sessions, the SQL classifier,
+//! the routing decision and the backend connection pools.
+//!
+//! Data flow: [`listener`] accepts a client and runs a [`session`]; each command is classified
+//! ([`classifier`], pure), routed against the current topology snapshot ([`router`], pure),
+//! sent on a backend connection leased from the [`backend`] pool after that connection was
+//! brought to the session's state, and its response is relayed packet by packet
+//! ([`protocol::response`] follows it without decoding rows).
+
+pub mod backend;
+pub mod classifier;
+pub mod error;
+pub mod protocol;
+pub mod router;
+pub mod session;
+pub mod listener;
+pub mod metrics;
+pub mod admin;
+pub mod runtime;
+
+pub use error::ProxyError;

@@ -1,1 +1,215 @@
-fn main() {}
+//! The `rwsplit` binary: `rwsplit --config FILE` runs the proxy; `check` validates a config;
+//! `status` prints a running instance's topology. Errors at start name the file, the line and
+//! the reason and exit non-zero; SIGHUP reloads the config (a bad one is reported and the
+//! running one kept); SIGTERM stops cleanly. Under systemd it reports READY once the listener
+//! is bound and the first topology is known, and feeds the watchdog from the runtime.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use rwsplit_config::Config;
+use rwsplit_proxy::runtime::Shared;
+use rwsplit_replication::{Monitor, Topology, TopologyHandle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+#[derive(Parser, Debug)]
+#[command(name = "rwsplit", version, about = "MySQL/MariaDB read/write splitting proxy with replication awareness and embedded VRRP")]
+struct Cli {
+    /// Config file (TOML).
+    #[arg(short, long, global = true, default_value = "/etc/rwsplit/rwsplit.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate the config and exit: every problem with its file and line.
+    Check,
+    /// Print the topology of a running rwsplit (from its admin endpoint) as a table.
+    Status {
+        /// Admin address; defaults to `admin.listen` from the config.
+        #[arg(long)]
+        admin: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    let config = match rwsplit_config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("rwsplit: {} error(s) in {}", errors.0.len(), cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Cmd::Run) {
+        Cmd::Check => {
+            println!("{}: ok ({} servers, {} users)", cli.config.display(), config.servers.len(), config.users.len());
+            Ok(())
+        }
+        Cmd::Status { admin } => status(admin.unwrap_or_else(|| config.admin.listen.clone())),
+        Cmd::Run => run(cli.config.clone(), config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rwsplit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: PathBuf, config: Config) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rwsplit").build()?;
+    runtime.block_on(serve(path, config))
+}
+
+/// The version string clients see: the writer's own, marked as coming through rwsplit.
+/// MariaDB servers prefix theirs with "5.5.5-" for old clients; so do we.
+fn announced_version(config: &Config, topology: &Topology) -> String {
+    if !config.proxy.server_version.is_empty() {
+        return config.proxy.server_version.clone();
+    }
+    let writer = topology.writer().and_then(|(_, s)| s.version.clone());
+    match writer {
+        Some(v) if v.contains("MariaDB") => format!("5.5.5-{}-rwsplit", v.trim_start_matches("5.5.5-")),
+        Some(v) => format!("{v}-rwsplit"),
+        None => "8.0.36-rwsplit".into(),
+    }
+}
+
+async fn serve(path: PathBuf, config: Config) -> Result<()> {
+    let topology = TopologyHandle::new(Topology::unknown(config.servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Know the cluster before taking clients: READY means routable.
+    let mut monitor = Monitor::new(&config.monitor, &config.servers, topology.clone());
+    monitor.check_once().await;
+    let first = topology.load();
+    match first.writer() {
+        Some((_, w)) => tracing::info!(writer = %w.name, replicas = first.readable_replicas().count(), "initial topology"),
+        None => tracing::warn!("no writer found at start; writes fail until one is seen"),
+    }
+    let mut monitor_stop = stop_rx.clone();
+    let monitor_task = tokio::spawn(monitor.run(async move {
+        let _ = monitor_stop.changed().await;
+    }));
+
+    let version = announced_version(&config, &first);
+    let listen = config.proxy.listen.clone();
+    let admin_listen = config.admin.listen.clone();
+    let shared = Shared::new(config, topology, version);
+
+    let listener = TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen} (proxy.listen)"))?;
+    let admin = TcpListener::bind(&admin_listen).await.with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
+    tracing::info!(listen = %listen, admin = %admin_listen, version = %shared.server_version, "rwsplit ready");
+
+    let clients = tokio::spawn(rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone()));
+    let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        // Fed from the runtime itself: if the runtime stalls, systemd notices and restarts us.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&path, &shared),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = clients.await;
+        let _ = admin_task.await;
+        let _ = monitor_task.await;
+    })
+    .await;
+    Ok(())
+}
+
+/// SIGHUP: a new config is loaded and validated; only a good one replaces the running one.
+fn reload(path: &Path, shared: &Arc<Shared>) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    match rwsplit_config::load(path) {
+        Ok(new) => {
+            let old = shared.config();
+            if new.servers.iter().map(|s| (&s.name, &s.address)).ne(old.servers.iter().map(|s| (&s.name, &s.address)))
+                || new.proxy.listen != old.proxy.listen
+                || new.admin.listen != old.admin.listen
+            {
+                tracing::warn!("servers, proxy.listen and admin.listen changes take effect at the next restart");
+            }
+            shared.reload(new);
+            shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "ok".into())]).inc();
+            tracing::info!(config = %path.display(), "config reloaded");
+        }
+        Err(errors) => {
+            shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "rejected".into())]).inc();
+            for e in &errors.0 {
+                tracing::error!("reload rejected, keeping the running config: {e}");
+            }
+        }
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// `rwsplit status`: GET /status from the admin endpoint and print a table.
+fn status(admin: String) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(&admin).with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.write_all(format!("GET /status HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())?;
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp)?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).context("malformed HTTP response")?;
+    let topology: serde_json::Value = serde_json::from_str(body).context("status is not JSON")?;
+    print!("{}", status_table(&topology));
+    Ok(())
+}
+
+/// Renders the `/status` JSON as a table (one row per server).
+fn status_table(t: &serde_json::Value) -> String {
+    let writer = t["writer"].as_u64();
+    let mut out = format!("{:<12} {:<22} {:<8} {:<8} {:<9} {:>9}  {}\n", "SERVER", "ADDRESS", "ROLE", "HEALTH", "READABLE", "LAG_MS", "REASON");
+    for (i, s) in t["servers"].as_array().into_iter().flatten().enumerate() {
+        let role = if writer == Some(i as u64) { "writer".to_string() } else { s["role"].as_str().unwrap_or("?").to_string() };
+        let lag = s["lag_ms"].as_u64().map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+        out += &format!(
+            "{:<12} {:<22} {:<8} {:<8} {:<9} {:>9}  {}\n",
+            s["name"].as_str().unwrap_or("?"),
+            s["address"].as_str().unwrap_or("?"),
+            role,
+            s["health"].as_str().unwrap_or("?"),
+            s["readable"].as_bool().unwrap_or(false),
+            lag,
+            s["reason"].as_str().unwrap_or("")
+        );
+    }
+    out
+}

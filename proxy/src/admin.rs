@@ -1,0 +1,82 @@
+//! The local HTTP endpoint: `/metrics` (Prometheus text format), `/status` (the topology as
+//! JSON) and `/health` (200 when a writer is known, for load balancers and VRRP tracking).
+//! Read-only, GET only, one request per connection, every read and write with a timeout; it
+//! binds to 127.0.0.1 unless configured otherwise.
+
+use crate::runtime::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        match accepted {
+            Ok((tcp, _)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(IO_TIMEOUT, handle(tcp, &shared)).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads the request head (bounded to 8 KiB) and answers.
+async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+        let n = tcp.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let (status, content_type, body) = respond(head.lines().next().unwrap_or(""), shared);
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(resp.as_bytes()).await?;
+    tcp.shutdown().await
+}
+
+/// The response for a request line: (status, content type, body).
+pub fn respond(request_line: &str, shared: &Shared) -> (&'static str, &'static str, String) {
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method != "GET" {
+        return ("405 Method Not Allowed", "text/plain", "GET only\n".into());
+    }
+    let path = path.split('?').next().unwrap_or("");
+    let topology = shared.topology.load();
+    match path {
+        "/metrics" => {
+            shared.metrics.refresh(&topology, |i| shared.pool.open_count(i));
+            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode())
+        }
+        "/status" => match serde_json::to_string_pretty(&*topology) {
+            Ok(json) => ("200 OK", "application/json", json + "\n"),
+            Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),
+        },
+        "/health" => match topology.writer() {
+            Some(_) => ("200 OK", "text/plain", "ok\n".into()),
+            None => ("503 Service Unavailable", "text/plain", "no writer known\n".into()),
+        },
+        _ => ("404 Not Found", "text/plain", "try /metrics, /status or /health\n".into()),
+    }
+}

@@ -1,0 +1,126 @@
+//! One connection to a server, with what rwsplit knows about its state: which session state
+//! was last applied to it (a fingerprint), and which statements are prepared on it.
+
+use super::auth::{login, AuthError, ServerHello};
+use crate::protocol::connection::PacketStream;
+use crate::protocol::CapabilityFlags;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Most statements kept prepared on one connection. The server's `max_prepared_stmt_count`
+/// is global (16382 by default), so a pool of connections must not hoard them.
+pub const MAX_STMTS_PER_CONN: usize = 256;
+
+/// A statement prepared on this connection.
+#[derive(Debug, Clone)]
+pub struct BackendStmt {
+    /// The server's statement id on this connection.
+    pub id: u32,
+    /// Parameter types last sent with an EXECUTE (the server remembers them per statement).
+    pub types: Option<Vec<u8>>,
+    /// For eviction: higher is more recent.
+    pub used: u64,
+}
+
+/// Counts open connections per server; decremented when the connection is dropped.
+#[derive(Debug)]
+pub struct OpenGuard(pub Arc<AtomicU32>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for BackendConn {
+    fn drop(&mut self) {
+        self.stream.quit_now();
+    }
+}
+
+/// A logged-in server connection.
+#[derive(Debug)]
+pub struct BackendConn {
+    pub stream: PacketStream,
+    /// Index of the server in the config (and topology).
+    pub server: usize,
+    pub hello: ServerHello,
+    /// The client behaviour capabilities this connection was opened for (its pool key).
+    pub key: CapabilityFlags,
+    /// Fingerprint of the session state last applied, `None` when unknown (must be reset
+    /// before another session uses it).
+    pub state: Option<u64>,
+    /// Prepared statements by SQL text.
+    pub stmts: HashMap<Arc<str>, BackendStmt>,
+    stmt_clock: u64,
+    pub last_used: Instant,
+    _open: OpenGuard,
+}
+
+impl BackendConn {
+    /// Connects and logs in. `open` is the per-server counter, already incremented.
+    pub async fn connect(
+        server: usize,
+        address: &str,
+        user: &str,
+        password: &str,
+        key: CapabilityFlags,
+        timeout: Duration,
+        open: OpenGuard,
+    ) -> Result<BackendConn, AuthError> {
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Err(_) => return Err(AuthError::Conn(crate::protocol::connection::ConnError::Timeout(timeout))),
+            Ok(r) => r.map_err(|e| AuthError::Conn(e.into()))?,
+        };
+        let mut stream = PacketStream::new(tcp);
+        let hello = login(&mut stream, user, password, key, timeout).await?;
+        Ok(BackendConn {
+            stream,
+            server,
+            hello,
+            key,
+            state: None,
+            stmts: HashMap::new(),
+            stmt_clock: 0,
+            last_used: Instant::now(),
+            _open: open,
+        })
+    }
+
+    /// Whether the connection speaks CLIENT_DEPRECATE_EOF.
+    pub fn deprecate_eof(&self) -> bool {
+        self.hello.capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
+    }
+
+    /// Looks a prepared statement up and marks it used.
+    pub fn stmt(&mut self, sql: &str) -> Option<&mut BackendStmt> {
+        self.stmt_clock += 1;
+        let now = self.stmt_clock;
+        let s = self.stmts.get_mut(sql)?;
+        s.used = now;
+        Some(s)
+    }
+
+    /// Records a statement prepared on this connection. Returns the id of a statement evicted
+    /// to stay under the limit: the caller closes it on the server.
+    pub fn remember_stmt(&mut self, sql: Arc<str>, id: u32) -> Option<u32> {
+        self.stmt_clock += 1;
+        let mut evicted = None;
+        if self.stmts.len() >= MAX_STMTS_PER_CONN {
+            if let Some(oldest) = self.stmts.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone()) {
+                evicted = self.stmts.remove(&oldest).map(|s| s.id);
+            }
+        }
+        self.stmts.insert(sql, BackendStmt { id, types: None, used: self.stmt_clock });
+        evicted
+    }
+
+    /// The server forgot everything session-bound (after COM_RESET_CONNECTION).
+    pub fn forget_session(&mut self) {
+        self.stmts.clear();
+        self.state = None;
+    }
+}

@@ -1,0 +1,140 @@
+//! Per-server pools of logged-in connections. A connection is leased for one statement (or
+//! for as long as a session is pinned to it) and comes back only in a known state; anything
+//! else is dropped. Idle connections are keyed by the client behaviour capabilities they
+//! were opened with, so response formats always match the client being served.
+//!
+//! The idle lists sit behind a `std::sync::Mutex` held only for a push or a pop, never across
+//! an await.
+
+use super::conn::{BackendConn, OpenGuard};
+use crate::error::ProxyError;
+use crate::protocol::CapabilityFlags;
+use rwsplit_config::{BackendConfig, ServerConfig};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Pool settings from `[backend]`.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub user: String,
+    pub password: rwsplit_config::Secret,
+    pub connect_timeout: Duration,
+    pub max_idle: usize,
+    pub max_open: u32,
+    pub idle_timeout: Duration,
+}
+
+impl From<&BackendConfig> for PoolSettings {
+    fn from(c: &BackendConfig) -> Self {
+        PoolSettings {
+            user: c.user.clone(),
+            password: c.password.clone(),
+            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+            max_idle: c.max_idle_per_server as usize,
+            max_open: c.max_connections_per_server,
+            idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ServerPool {
+    name: String,
+    address: String,
+    idle: Mutex<Vec<BackendConn>>,
+    open: Arc<AtomicU32>,
+}
+
+/// All servers' pools, in config order.
+#[derive(Debug)]
+pub struct Pool {
+    servers: Vec<ServerPool>,
+    settings: PoolSettings,
+}
+
+impl Pool {
+    pub fn new(servers: &[ServerConfig], settings: PoolSettings) -> Self {
+        Pool {
+            servers: servers
+                .iter()
+                .map(|s| ServerPool {
+                    name: s.name.clone(),
+                    address: s.address.clone(),
+                    idle: Mutex::new(Vec::new()),
+                    open: Arc::new(AtomicU32::new(0)),
+                })
+                .collect(),
+            settings,
+        }
+    }
+
+    /// Server name for logs and errors.
+    pub fn name(&self, server: usize) -> &str {
+        self.servers.get(server).map(|s| s.name.as_str()).unwrap_or("?")
+    }
+
+    /// Open connections to a server (idle and leased).
+    pub fn open_count(&self, server: usize) -> u32 {
+        self.servers.get(server).map(|s| s.open.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// A connection to `server` for clients with behaviour capabilities `key`, preferring an
+    /// idle one whose applied state is `state` (so nothing needs resetting).
+    pub async fn lease(&self, server: usize, key: CapabilityFlags, state: u64) -> Result<BackendConn, ProxyError> {
+        let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
+        if let Some(conn) = self.take_idle(sp, key, state) {
+            return Ok(conn);
+        }
+        let n = sp.open.fetch_add(1, Ordering::Relaxed);
+        let guard = OpenGuard(sp.open.clone());
+        if n >= self.settings.max_open {
+            return Err(ProxyError::Backend {
+                server: sp.name.clone(),
+                reason: format!("connection limit ({}) reached", self.settings.max_open),
+                retryable: true,
+            });
+        }
+        BackendConn::connect(
+            server,
+            &sp.address,
+            &self.settings.user,
+            self.settings.password.expose(),
+            key,
+            self.settings.connect_timeout,
+            guard,
+        )
+        .await
+        .map_err(|e| ProxyError::Backend { server: sp.name.clone(), reason: format!("connect: {e}"), retryable: true })
+    }
+
+    fn take_idle(&self, sp: &ServerPool, key: CapabilityFlags, state: u64) -> Option<BackendConn> {
+        let now = Instant::now();
+        let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Drop the stale ones first: expired, or closed by the server (wait_timeout, restart).
+        idle.retain_mut(|c| now.duration_since(c.last_used) < self.settings.idle_timeout && c.stream.is_idle_and_open());
+        let pos = idle
+            .iter()
+            .rposition(|c| c.key == key && c.state == Some(state))
+            .or_else(|| idle.iter().rposition(|c| c.key == key))?;
+        Some(idle.swap_remove(pos))
+    }
+
+    /// Returns a connection. Only call this when it is in a known, clean state (no open
+    /// transaction, no locks, nothing unread); otherwise just drop it.
+    pub fn release(&self, mut conn: BackendConn) {
+        let Some(sp) = self.servers.get(conn.server) else { return };
+        conn.last_used = Instant::now();
+        let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.settings.max_idle {
+            idle.push(conn);
+        }
+    }
+
+    /// Closes every idle connection (shutdown, or a server left the topology).
+    pub fn clear(&self, server: usize) {
+        if let Some(sp) = self.servers.get(server) {
+            sp.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}

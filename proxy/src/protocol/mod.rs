@@ -1,0 +1,72 @@
+//! The MySQL client/server protocol as rwsplit speaks it on both sides.
+//!
+//! - [`frame`]: packet framing (check, then parse; chunking of 16 MiB packets). Pure.
+//! - [`connection`]: a socket with its read buffer; reads whole packets or raw chunks, with
+//!   timeouts. The only IO here.
+//! - [`response`]: the pure state machine that follows a server's response packet by packet, so
+//!   result sets are relayed as they arrive without decoding rows.
+//! - [`handshake`]: the server side of the handshake (greeting, authentication of clients).
+//! - [`packets`]: the few packets rwsplit writes itself (OK, EOF) and reads (status flags).
+//!
+//! Structures with a stable layout (handshake, handshake response, OK/ERR, statement OK) come
+//! from `mysql_common`; framing is our own because a relay must pass a 16 MiB packet's chunks
+//! through untouched, while `mysql_common`'s codec reassembles them.
+
+pub mod connection;
+pub mod frame;
+pub mod handshake;
+pub mod packets;
+pub mod response;
+
+pub use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+
+/// Capabilities rwsplit offers clients. A client gets the intersection with what it asks for;
+/// the same set is then asked of the backend connections serving it (pools are keyed by it),
+/// so the response formats of both sides always agree and nothing needs translating.
+///
+/// Left out on purpose: CLIENT_COMPRESS (we relay raw packets), CLIENT_SSL (until TLS is
+/// configured), CLIENT_QUERY_ATTRIBUTES (would put attributes before the SQL text),
+/// CLIENT_CONNECT_ATTRS towards backends, and every MariaDB extended capability (bulk, extended
+/// and cached metadata change packet formats).
+pub fn offered_capabilities() -> CapabilityFlags {
+    CapabilityFlags::CLIENT_LONG_PASSWORD
+        | CapabilityFlags::CLIENT_FOUND_ROWS
+        | CapabilityFlags::CLIENT_LONG_FLAG
+        | CapabilityFlags::CLIENT_CONNECT_WITH_DB
+        | CapabilityFlags::CLIENT_NO_SCHEMA
+        | CapabilityFlags::CLIENT_ODBC
+        | CapabilityFlags::CLIENT_LOCAL_FILES
+        | CapabilityFlags::CLIENT_IGNORE_SPACE
+        | CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_INTERACTIVE
+        | CapabilityFlags::CLIENT_IGNORE_SIGPIPE
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | CapabilityFlags::CLIENT_RESERVED
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_MULTI_STATEMENTS
+        | CapabilityFlags::CLIENT_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PS_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_CONNECT_ATTRS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_SESSION_TRACK
+        | CapabilityFlags::CLIENT_DEPRECATE_EOF
+}
+
+/// The capabilities that change what a server sends or accepts on a connection. Backend
+/// connections are pooled per distinct value of this set.
+pub fn behaviour_capabilities(client: CapabilityFlags) -> CapabilityFlags {
+    client
+        & (CapabilityFlags::CLIENT_FOUND_ROWS
+            | CapabilityFlags::CLIENT_LONG_FLAG
+            | CapabilityFlags::CLIENT_NO_SCHEMA
+            | CapabilityFlags::CLIENT_ODBC
+            | CapabilityFlags::CLIENT_LOCAL_FILES
+            | CapabilityFlags::CLIENT_IGNORE_SPACE
+            | CapabilityFlags::CLIENT_INTERACTIVE
+            | CapabilityFlags::CLIENT_MULTI_STATEMENTS
+            | CapabilityFlags::CLIENT_MULTI_RESULTS
+            | CapabilityFlags::CLIENT_PS_MULTI_RESULTS
+            | CapabilityFlags::CLIENT_SESSION_TRACK
+            | CapabilityFlags::CLIENT_DEPRECATE_EOF)
+}

@@ -1,0 +1,426 @@
+//! Following a server's response without decoding it. The relay feeds every chunk's header and
+//! first bytes to a [`ResponseTracker`]; the tracker says whether more packets belong to this
+//! response, whether the server asked for a LOCAL INFILE upload, and, at the end, the final
+//! status flags and whether it ended in an error. Rows are never parsed: a row packet only
+//! moves the tracker when it is a terminator (0xFE, short) or an ERR (0xFF).
+//!
+//! Pure: no IO, tested packet by packet.
+
+use super::frame::Chunk;
+use super::packets::{eof_status, ok_status, read_lenenc, EOF, ERR, LOCAL_INFILE, OK};
+use super::StatusFlags;
+
+/// The shape of the response a command gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// COM_QUERY and COM_STMT_EXECUTE: OK, ERR, LOCAL INFILE request or result set(s).
+    Query,
+    /// COM_STMT_PREPARE: statement OK with parameter and column definitions, or ERR.
+    Prepare,
+    /// COM_FIELD_LIST: column definitions up to EOF, or ERR.
+    FieldList,
+    /// COM_STMT_FETCH: binary rows up to a terminator, or ERR.
+    Fetch,
+    /// Exactly one packet (COM_PING, COM_INIT_DB, COM_STATISTICS, COM_RESET_CONNECTION, …).
+    Single,
+}
+
+/// What the relay should do after a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// More packets belong to this response.
+    More,
+    /// The server asked for a LOCAL INFILE upload: relay the client's packets up to and
+    /// including the empty one, then keep feeding the server's packets.
+    LocalInfile,
+    /// The response is complete.
+    Done(Outcome),
+}
+
+/// How a response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Status flags of the last OK/EOF, if any was seen.
+    pub status: Option<StatusFlags>,
+    /// Error code if the response ended with ERR.
+    pub error: Option<u16>,
+    /// For COM_STMT_PREPARE: (statement id, columns, params) from the statement OK.
+    pub prepared: Option<(u32, u16, u16)>,
+}
+
+/// The server sent something that cannot be part of this response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected packet in server response: {0}")]
+pub struct Violation(pub &'static str);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// First packet of a (next) result.
+    Start,
+    /// Column definitions left to read, then EOF (unless DEPRECATE_EOF), then rows.
+    Columns { left: u64 },
+    ColumnsEof,
+    Rows,
+    /// Prepare: parameter definitions left, then columns.
+    PrepareParams { left: u64, columns: u64 },
+    PrepareParamsEof { columns: u64 },
+    PrepareColumns { left: u64 },
+    PrepareColumnsEof,
+    /// After a LOCAL INFILE upload the server answers OK or ERR.
+    AfterInfile,
+    /// Field list: definitions until a terminator.
+    FieldList,
+    Finished,
+}
+
+/// Tracks one response. Create one per command.
+#[derive(Debug, Clone)]
+pub struct ResponseTracker {
+    expect: Expect,
+    deprecate_eof: bool,
+    state: State,
+    /// The previous chunk was exactly MAX_CHUNK long: this one continues its packet.
+    continuation: bool,
+    status: Option<StatusFlags>,
+    prepared: Option<(u32, u16, u16)>,
+}
+
+impl ResponseTracker {
+    pub fn new(expect: Expect, deprecate_eof: bool) -> Self {
+        let state = match expect {
+            Expect::FieldList => State::FieldList,
+            Expect::Fetch => State::Rows,
+            _ => State::Start,
+        };
+        ResponseTracker { expect, deprecate_eof, state, continuation: false, status: None, prepared: None }
+    }
+
+    fn done(&mut self, error: Option<u16>) -> Step {
+        self.state = State::Finished;
+        Step::Done(Outcome { status: self.status, error, prepared: self.prepared })
+    }
+
+    /// A terminator: a 0xFE packet short enough not to be a row. With DEPRECATE_EOF it is an
+    /// OK packet (any length below a chunk), otherwise a classic 5-byte EOF.
+    fn is_terminator(&self, chunk: Chunk, head: &[u8]) -> bool {
+        head.first() == Some(&EOF) && !chunk.continues() && (self.deprecate_eof || chunk.len < 9)
+    }
+
+    fn terminator_status(&self, head: &[u8]) -> Option<StatusFlags> {
+        if self.deprecate_eof && head.len() >= 7 {
+            ok_status(head)
+        } else {
+            eof_status(head)
+        }
+    }
+
+    /// After the end of one result: another follows when the server says so.
+    fn end_of_result(&mut self) -> Step {
+        match self.status {
+            Some(s) if s.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS) => {
+                self.state = State::Start;
+                Step::More
+            }
+            _ => self.done(None),
+        }
+    }
+
+    /// Feeds one chunk: its header and its payload (or at least the payload's first bytes;
+    /// a terminator or OK must be given whole, which holds as they are far below a chunk).
+    pub fn feed(&mut self, chunk: Chunk, head: &[u8]) -> Result<Step, Violation> {
+        if self.continuation {
+            self.continuation = chunk.continues();
+            return Ok(Step::More);
+        }
+        self.continuation = chunk.continues();
+        let first = *head.first().ok_or(Violation("empty packet"))?;
+        match self.state {
+            State::Finished => Err(Violation("packet after the end of the response")),
+            State::Start if self.expect == Expect::Single => {
+                self.status = match first {
+                    OK => ok_status(head),
+                    EOF => eof_status(head),
+                    _ => None,
+                };
+                let err = (first == ERR).then(|| error_code(head));
+                Ok(self.done(err))
+            }
+            State::Start | State::AfterInfile if first == ERR => Ok(self.done(Some(error_code(head)))),
+            State::Start | State::AfterInfile if first == OK => {
+                if self.expect == Expect::Prepare {
+                    return self.prepare_ok(head);
+                }
+                self.status = Some(ok_status(head).ok_or(Violation("malformed OK"))?);
+                Ok(self.end_of_result())
+            }
+            State::AfterInfile => Err(Violation("expected OK or ERR after LOCAL INFILE")),
+            State::Start if first == LOCAL_INFILE && self.expect == Expect::Query => {
+                self.state = State::AfterInfile;
+                Ok(Step::LocalInfile)
+            }
+            State::Start => {
+                if self.expect != Expect::Query {
+                    return Err(Violation("result set where none is possible"));
+                }
+                let (n, _) = read_lenenc(head).ok_or(Violation("malformed column count"))?;
+                if n == 0 {
+                    return Err(Violation("zero column count"));
+                }
+                self.state = State::Columns { left: n };
+                Ok(Step::More)
+            }
+            State::Columns { left } => {
+                if first == ERR {
+                    return Ok(self.done(Some(error_code(head))));
+                }
+                self.state = match (left - 1, self.deprecate_eof) {
+                    (0, true) => State::Rows,
+                    (0, false) => State::ColumnsEof,
+                    (l, _) => State::Columns { left: l },
+                };
+                Ok(Step::More)
+            }
+            State::ColumnsEof => {
+                if !self.is_terminator(chunk, head) {
+                    return Err(Violation("expected EOF after column definitions"));
+                }
+                self.status = eof_status(head);
+                // A cursor was opened: rows come later through COM_STMT_FETCH.
+                if self.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
+                    return Ok(self.done(None));
+                }
+                self.state = State::Rows;
+                Ok(Step::More)
+            }
+            State::Rows => {
+                if first == ERR {
+                    return Ok(self.done(Some(error_code(head))));
+                }
+                if self.is_terminator(chunk, head) {
+                    self.status = self.terminator_status(head);
+                    return Ok(self.end_of_result());
+                }
+                Ok(Step::More)
+            }
+            State::FieldList => {
+                if first == ERR {
+                    return Ok(self.done(Some(error_code(head))));
+                }
+                if self.is_terminator(chunk, head) {
+                    self.status = self.terminator_status(head);
+                    return Ok(self.done(None));
+                }
+                Ok(Step::More)
+            }
+            State::PrepareParams { left, columns } => {
+                self.state = match (left - 1, self.deprecate_eof) {
+                    (0, false) => State::PrepareParamsEof { columns },
+                    (0, true) => return Ok(self.prepare_columns(columns)),
+                    (l, _) => State::PrepareParams { left: l, columns },
+                };
+                Ok(Step::More)
+            }
+            State::PrepareParamsEof { columns } => {
+                if !self.is_terminator(chunk, head) {
+                    return Err(Violation("expected EOF after parameter definitions"));
+                }
+                Ok(self.prepare_columns(columns))
+            }
+            State::PrepareColumns { left } => {
+                self.state = match (left - 1, self.deprecate_eof) {
+                    (0, false) => State::PrepareColumnsEof,
+                    (0, true) => return Ok(self.done(None)),
+                    (l, _) => State::PrepareColumns { left: l },
+                };
+                Ok(Step::More)
+            }
+            State::PrepareColumnsEof => {
+                if !self.is_terminator(chunk, head) {
+                    return Err(Violation("expected EOF after column definitions"));
+                }
+                Ok(self.done(None))
+            }
+        }
+    }
+
+    fn prepare_ok(&mut self, head: &[u8]) -> Result<Step, Violation> {
+        let b = head.get(..9).ok_or(Violation("short statement OK"))?;
+        let id = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+        let columns = u16::from_le_bytes([b[5], b[6]]);
+        let params = u16::from_le_bytes([b[7], b[8]]);
+        self.prepared = Some((id, columns, params));
+        if params > 0 {
+            self.state = State::PrepareParams { left: params.into(), columns: columns.into() };
+            return Ok(Step::More);
+        }
+        Ok(self.prepare_columns(columns.into()))
+    }
+
+    fn prepare_columns(&mut self, columns: u64) -> Step {
+        if columns == 0 {
+            return self.done(None);
+        }
+        self.state = State::PrepareColumns { left: columns };
+        Step::More
+    }
+}
+
+fn error_code(head: &[u8]) -> u16 {
+    super::packets::err_code(head).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::MAX_CHUNK;
+
+    fn chunk(p: &[u8]) -> Chunk {
+        Chunk { len: p.len(), seq: 0 }
+    }
+
+    /// Feeds whole packets; returns the steps.
+    fn run(t: &mut ResponseTracker, packets: &[&[u8]]) -> Vec<Step> {
+        packets.iter().map(|p| t.feed(chunk(p), p).unwrap()).collect()
+    }
+
+    const COLDEF: &[u8] = b"\x03def\x00\x00\x00\x01a\x00\x0c\x3f\x00\x01\x00\x00\x00\x03\x00\x00\x00\x00\x00";
+    const EOF_AC: &[u8] = &[0xFE, 0, 0, 0x02, 0];
+    const EOF_MORE: &[u8] = &[0xFE, 0, 0, 0x0A, 0];
+    const OK_AC: &[u8] = &[0x00, 0, 0, 0x02, 0, 0, 0];
+    const OK_TERM_AC: &[u8] = &[0xFE, 0, 0, 0x02, 0, 0, 0];
+
+    #[test]
+    fn single_result_set_classic_eof() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        let steps = run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011", b"\x012"]);
+        assert!(steps.iter().all(|s| *s == Step::More));
+        let end = t.feed(chunk(EOF_AC), EOF_AC).unwrap();
+        assert_eq!(end, Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: None, prepared: None }));
+    }
+
+    #[test]
+    fn deprecate_eof_has_no_eof_after_columns() {
+        let mut t = ResponseTracker::new(Expect::Query, true);
+        assert_eq!(run(&mut t, &[b"\x01", COLDEF, b"\x011"]), vec![Step::More; 3]);
+        assert!(matches!(t.feed(chunk(OK_TERM_AC), OK_TERM_AC).unwrap(), Step::Done(o) if o.error.is_none()));
+    }
+
+    #[test]
+    fn multi_results_continue_until_last() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        // SELECT 1; SELECT 2 → two result sets, the first terminator says more follows.
+        let s = run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011", EOF_MORE, b"\x01", COLDEF, EOF_AC, b"\x012"]);
+        assert!(s.iter().all(|x| *x == Step::More));
+        assert!(matches!(t.feed(chunk(EOF_AC), EOF_AC).unwrap(), Step::Done(_)));
+        // CALL: result set then the final OK.
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011", EOF_MORE]);
+        assert!(matches!(t.feed(chunk(OK_AC), OK_AC).unwrap(), Step::Done(_)));
+    }
+
+    #[test]
+    fn error_replaces_a_row_and_ends() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011"]);
+        let err = [0xFF, 0x15, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'];
+        assert_eq!(t.feed(chunk(&err), &err).unwrap(), Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: Some(1045), prepared: None }));
+        assert!(t.feed(chunk(OK_AC), OK_AC).is_err(), "nothing may follow the end");
+    }
+
+    #[test]
+    fn a_row_starting_with_fe_is_not_a_terminator() {
+        // A row whose first column is NULL-free and starts with 0xFE must be long: 0xFE is the
+        // 8-byte length prefix, so the packet is a continued chunk.
+        let mut t = ResponseTracker::new(Expect::Query, true);
+        run(&mut t, &[b"\x01", COLDEF]);
+        let big = Chunk { len: MAX_CHUNK, seq: 3 };
+        assert_eq!(t.feed(big, &[0xFE, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap(), Step::More);
+        // The continuation chunk starts with anything, even 0xFE or 0xFF.
+        assert_eq!(t.feed(Chunk { len: 5, seq: 4 }, &[0xFF, 1, 2, 3, 4]).unwrap(), Step::More);
+        assert!(matches!(t.feed(chunk(OK_TERM_AC), OK_TERM_AC).unwrap(), Step::Done(_)));
+    }
+
+    #[test]
+    fn local_infile_then_ok() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        assert_eq!(t.feed(chunk(b"\xfb/tmp/x"), b"\xfb/tmp/x").unwrap(), Step::LocalInfile);
+        assert!(matches!(t.feed(chunk(OK_AC), OK_AC).unwrap(), Step::Done(o) if o.error.is_none()));
+    }
+
+    #[test]
+    fn prepare_with_params_and_columns() {
+        // stmt id 7, 1 column, 2 params
+        let ok = [0x00, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0];
+        for deprecate in [false, true] {
+            let mut t = ResponseTracker::new(Expect::Prepare, deprecate);
+            let mut packets: Vec<&[u8]> = vec![&ok, COLDEF, COLDEF];
+            if !deprecate {
+                packets.push(EOF_AC);
+            }
+            packets.push(COLDEF);
+            let steps = run(&mut t, &packets);
+            assert!(steps.iter().all(|s| *s == Step::More), "{deprecate}: {steps:?}");
+            let last: &[u8] = if deprecate { COLDEF } else { EOF_AC };
+            if !deprecate {
+                assert_eq!(t.feed(chunk(last), last).unwrap(), Step::Done(Outcome { status: None, error: None, prepared: Some((7, 1, 2)) }));
+            }
+        }
+        // deprecate_eof: the last column definition ends it.
+        let mut t = ResponseTracker::new(Expect::Prepare, true);
+        run(&mut t, &[&ok, COLDEF, COLDEF]);
+        assert!(matches!(t.feed(chunk(COLDEF), COLDEF).unwrap(), Step::Done(o) if o.prepared == Some((7, 1, 2))));
+        // No params, no columns: the OK alone.
+        let ok0 = [0x00, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut t = ResponseTracker::new(Expect::Prepare, false);
+        assert!(matches!(t.feed(chunk(&ok0), &ok0).unwrap(), Step::Done(o) if o.prepared == Some((9, 0, 0))));
+    }
+
+    #[test]
+    fn cursor_ends_after_column_eof() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        run(&mut t, &[b"\x01", COLDEF]);
+        let eof_cursor = [0xFE, 0, 0, 0x42, 0];
+        assert!(matches!(t.feed(chunk(&eof_cursor), &eof_cursor).unwrap(), Step::Done(_)));
+    }
+
+    #[test]
+    fn fetch_is_rows_until_terminator() {
+        let mut t = ResponseTracker::new(Expect::Fetch, false);
+        // Binary rows start with 0x00; they must not be taken for OK packets.
+        assert_eq!(run(&mut t, &[b"\x00\x00\x01\x00\x00\x00", b"\x00\x00\x02\x00\x00\x00"]), vec![Step::More; 2]);
+        let last = [0xFE, 0, 0, 0x82, 0]; // LAST_ROW_SENT | AUTOCOMMIT
+        assert!(matches!(t.feed(chunk(&last), &last).unwrap(), Step::Done(o) if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT))));
+    }
+
+    #[test]
+    fn field_list_and_single() {
+        let mut t = ResponseTracker::new(Expect::FieldList, false);
+        assert_eq!(run(&mut t, &[COLDEF, COLDEF]), vec![Step::More; 2]);
+        assert!(matches!(t.feed(chunk(EOF_AC), EOF_AC).unwrap(), Step::Done(_)));
+        let mut t = ResponseTracker::new(Expect::Single, false);
+        let stats = b"Uptime: 5  Threads: 1";
+        assert!(matches!(t.feed(chunk(stats), stats).unwrap(), Step::Done(o) if o.error.is_none()));
+    }
+
+    #[test]
+    fn garbage_is_a_violation_not_a_panic() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        assert!(t.feed(Chunk { len: 0, seq: 1 }, &[]).is_err());
+        let mut t = ResponseTracker::new(Expect::Prepare, false);
+        assert!(t.feed(chunk(&[0x00, 1]), &[0x00, 1]).is_err());
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        assert!(t.feed(chunk(&[0x00]), &[0x00]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(packets in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16), 0..12), deprecate in proptest::prelude::any::<bool>()) {
+            for expect in [Expect::Query, Expect::Prepare, Expect::FieldList, Expect::Fetch, Expect::Single] {
+                let mut t = ResponseTracker::new(expect, deprecate);
+                for p in &packets {
+                    if t.feed(chunk(p), p).is_err() { break; }
+                }
+            }
+        }
+    }
+}

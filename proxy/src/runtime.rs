@@ -1,0 +1,110 @@
+//! What every session shares: the current config (swapped whole on reload), the user list,
+//! the topology handle, the pools and the metrics. Built once at start.
+
+use crate::backend::{Pool, PoolSettings};
+use crate::metrics::Metrics;
+use crate::protocol::handshake::Credential;
+use crate::router::Policy;
+use arc_swap::ArcSwap;
+use rwsplit_config::Config;
+use rwsplit_replication::TopologyHandle;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The proxy's shared state.
+#[derive(Debug)]
+pub struct Shared {
+    config: ArcSwap<Config>,
+    users: ArcSwap<HashMap<String, Credential>>,
+    pub topology: TopologyHandle,
+    pub pool: Pool,
+    pub metrics: Metrics,
+    /// Version string announced to clients.
+    pub server_version: String,
+    next_session: AtomicU32,
+    read_tick: AtomicU64,
+}
+
+/// Users and their credentials from the config.
+pub fn credentials(config: &Config) -> HashMap<String, Credential> {
+    config
+        .users
+        .iter()
+        .filter_map(|u| {
+            let cred = match (&u.password, &u.password_hash) {
+                (Some(p), _) => Credential::from_password(p.expose()),
+                (None, Some(h)) => Credential::from_hash(h.expose())?,
+                (None, None) => return None,
+            };
+            Some((u.name.clone(), cred))
+        })
+        .collect()
+}
+
+impl Shared {
+    pub fn new(config: Config, topology: TopologyHandle, server_version: String) -> Arc<Self> {
+        let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
+        let pool = Pool::new(&config.servers, PoolSettings::from(&config.backend));
+        Arc::new(Shared {
+            users: ArcSwap::from_pointee(credentials(&config)),
+            config: ArcSwap::from_pointee(config),
+            topology,
+            pool,
+            metrics: Metrics::new(&names),
+            server_version,
+            next_session: AtomicU32::new(1),
+            read_tick: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Swaps in a validated config. Servers and listeners need a restart to change; users,
+    /// routing policy and timeouts take effect for the next statement.
+    pub fn reload(&self, config: Config) {
+        self.users.store(Arc::new(credentials(&config)));
+        self.config.store(Arc::new(config));
+    }
+
+    pub fn credential(&self, user: &str) -> Option<Credential> {
+        self.users.load().get(user).cloned()
+    }
+
+    pub fn next_session_id(&self) -> u32 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_read_tick(&self) -> u64 {
+        self.read_tick.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn policy(&self) -> Policy {
+        let c = self.config.load();
+        Policy { fallback_to_master: c.routing.fallback_to_master, master_accepts_reads: c.routing.master_accepts_reads }
+    }
+}
+
+/// Timeouts a session uses, read from the config once per command.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub handshake: Duration,
+    pub client_idle: Duration,
+    pub backend_response: Duration,
+    /// Writing to a client that stopped reading.
+    pub client_write: Duration,
+}
+
+impl Timeouts {
+    pub fn from_config(c: &Config) -> Self {
+        Timeouts {
+            handshake: Duration::from_millis(c.proxy.handshake_timeout_ms),
+            client_idle: Duration::from_millis(c.proxy.client_idle_timeout_ms),
+            backend_response: Duration::from_millis(c.backend.response_timeout_ms),
+            client_write: Duration::from_millis(c.backend.response_timeout_ms.min(600_000)),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Relaying one response from a backend connection to the client. Whole chunks are moved from
+//! the backend's read buffer to the client's write buffer as they arrive; the pure
+//! [`ResponseTracker`] decides where the response ends. Rows are never decoded or re-encoded.
+
+use crate::backend::BackendConn;
+use crate::protocol::connection::{ConnError, PacketStream};
+use crate::protocol::frame::{check_chunk, HEADER};
+use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use std::time::Duration;
+
+/// Flush to the client once this much is queued, even if more is buffered.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// How a relay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The backend failed; `before_client` is true when no byte reached the client yet (the
+    /// statement may be retried elsewhere if it is a read).
+    #[error("{reason}")]
+    Backend { reason: String, before_client: bool },
+    /// Writing to or reading from the client failed.
+    #[error("client: {0}")]
+    Client(ConnError),
+}
+
+/// Sends nothing; relays the backend's response to the command already sent on `conn`.
+/// `patch_stmt_id`: for COM_STMT_PREPARE, the client-facing id written over the backend's.
+pub async fn relay(
+    client: &mut PacketStream,
+    conn: &mut BackendConn,
+    expect: Expect,
+    backend_timeout: Duration,
+    client_timeout: Duration,
+    patch_stmt_id: Option<u32>,
+) -> Result<Outcome, RelayError> {
+    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
+    let mut sent_any = false;
+    let mut first = true;
+    loop {
+        // Walk the complete chunks already buffered.
+        let mut n = 0;
+        let mut done = None;
+        let mut infile = false;
+        while let Some(c) = check_chunk(&conn.stream.buffered()[n..]) {
+            if first {
+                first = false;
+                if let Some(id) = patch_stmt_id {
+                    let buf = conn.stream.buffered_mut();
+                    if buf.get(n + HEADER) == Some(&0x00) && c.len >= 5 {
+                        buf[n + HEADER + 1..n + HEADER + 5].copy_from_slice(&id.to_le_bytes());
+                    }
+                }
+            }
+            let buf = conn.stream.buffered();
+            let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
+            let step = tracker.feed(c, head).map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
+            n += c.total();
+            match step {
+                Step::More => {}
+                Step::LocalInfile => {
+                    infile = true;
+                    break;
+                }
+                Step::Done(o) => {
+                    done = Some(o);
+                    break;
+                }
+            }
+            if n >= FLUSH_AT {
+                break;
+            }
+        }
+        if n > 0 {
+            let raw = conn.stream.take_raw(n);
+            client.queue_raw(&raw);
+            sent_any = true;
+        }
+        if let Some(outcome) = done {
+            if !conn.stream.buffered().is_empty() {
+                return Err(RelayError::Backend { reason: "server sent data after the end of a response".into(), before_client: false });
+            }
+            client.flush(client_timeout).await.map_err(RelayError::Client)?;
+            return Ok(outcome);
+        }
+        if infile {
+            client.flush(client_timeout).await.map_err(RelayError::Client)?;
+            upload(client, conn, backend_timeout, client_timeout).await?;
+            continue;
+        }
+        if client.queued() > 0 && (conn.stream.buffered().len() < HEADER || client.queued() >= FLUSH_AT) {
+            client.flush(client_timeout).await.map_err(RelayError::Client)?;
+        }
+        if check_chunk(conn.stream.buffered()).is_none() {
+            conn.stream
+                .fill(backend_timeout)
+                .await
+                .map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: !sent_any })?;
+        }
+    }
+}
+
+/// LOAD DATA LOCAL INFILE: the client's file content, up to and including the empty packet
+/// that ends it, goes to the server as it comes.
+async fn upload(client: &mut PacketStream, conn: &mut BackendConn, backend_timeout: Duration, client_timeout: Duration) -> Result<(), RelayError> {
+    let mut continued = false;
+    loop {
+        let c = client.next_chunk(client_timeout).await.map_err(RelayError::Client)?;
+        let raw = client.take_raw(c.total());
+        conn.stream.queue_raw(&raw);
+        let last = c.len == 0 && !continued;
+        continued = c.continues();
+        if last || conn.stream.queued() >= FLUSH_AT {
+            conn.stream.flush(backend_timeout).await.map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: false })?;
+        }
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs an internal command on a backend connection and reads its whole response without
+/// relaying it (state replay, re-prepare, reset). Returns the outcome and, for errors, the
+/// server's ERR payload.
+pub async fn internal(conn: &mut BackendConn, payload: &[u8], expect: Expect, timeout: Duration) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
+    conn.stream.send(0, payload, timeout).await?;
+    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
+    loop {
+        let c = conn.stream.next_chunk(timeout).await?;
+        let raw = conn.stream.take_raw(c.total());
+        let body = &raw[HEADER..];
+        match tracker.feed(c, &body[..body.len().min(64)]) {
+            Ok(Step::More) => {}
+            Ok(Step::Done(o)) => {
+                let err = o.error.map(|_| body.to_vec());
+                return Ok((o, err));
+            }
+            // rwsplit never sends LOAD DATA LOCAL itself; a server asking for it is broken.
+            Ok(Step::LocalInfile) | Err(_) => {
+                return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected packet in internal response")));
+            }
+        }
+    }
+}
