@@ -5,8 +5,12 @@
 //! time; neither touches a socket. The IO around them (raw socket, netlink, gratuitous ARP,
 //! track scripts) runs on its own OS thread so query load never delays an advert.
 
+pub mod arp;
 pub mod error;
 pub mod fsm;
+pub mod net;
 pub mod packet;
+pub mod track;
+pub mod vip;
 
 pub use error::{Error, Result};
