@@ -483,7 +483,13 @@ impl Proxy {
                 }
                 Err(e) => {
                     let in_use = proxy.log_tail(50).to_lowercase().contains("address already in use");
-                    last_err = Some(e.context(format!("rwsplit log tail:\n{}", proxy.log_tail(40))));
+                    last_err = Some(anyhow!(
+                        "{e:#}\nrwsplit {} --config {}\nlast lines of its log {}:\n{}",
+                        bin.display(),
+                        proxy.dir.join("rwsplit.toml").display(),
+                        proxy.log.display(),
+                        proxy.log_tail(40)
+                    ));
                     drop(proxy);
                     if !in_use {
                         break;
