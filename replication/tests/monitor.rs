@@ -349,3 +349,39 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+#[tokio::test]
+async fn errant_transaction_on_a_replica_is_flagged() -> Result<()> {
+    let _serial = SERIAL.lock().await;
+    let c = Cluster::shared();
+    let mon = Running::start(config(), servers(c)).await;
+    let result = with_restore(c, async {
+        mon.wait_for("healthy lab", Duration::from_secs(10), healthy).await?;
+        // A write straight on replica2 (root bypasses read_only), in a GTID domain of its own so
+        // gtid_strict_mode does not stop replication from the master afterwards.
+        let body = async {
+            c.exec(2, "SET SESSION gtid_domain_id = 99; CREATE DATABASE rwsplit_errant_probe").await?;
+            let took = mon
+                .wait_for("errant transaction flagged", TWO_INTERVALS, |t| {
+                    t.servers[2].errant.as_deref() == Some("99-3-1") && !t.servers[2].readable
+                })
+                .await?;
+            eprintln!("errant transaction flagged {took:?} after the write");
+            let t = mon.handle.load();
+            assert!(t.alerts.iter().any(|a| a == "errant transactions on replica2: 99-3-1"), "{:?}", t.alerts);
+            assert!(t.servers[1].readable && t.writer == Some(MASTER));
+            anyhow::Ok(())
+        };
+        let result = body.await;
+        // Undo: drop the database without binlogging, then forget domain 99 in the binlog state.
+        let state: String = c.query_value(2, "SELECT @@gtid_binlog_state").await?;
+        let kept: Vec<&str> = state.split(',').filter(|g| !g.trim().starts_with("99-")).collect();
+        c.exec(2, "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS rwsplit_errant_probe").await?;
+        c.exec(2, &format!("STOP SLAVE; RESET MASTER; SET GLOBAL gtid_binlog_state = '{}'; START SLAVE", kept.join(","))).await?;
+        mon.wait_for("errant gone", Duration::from_secs(5), |t| t.servers[2].errant.is_none() && healthy(t)).await?;
+        result
+    })
+    .await;
+    mon.stop().await;
+    result
+}

@@ -89,3 +89,43 @@ impl MonitorConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_once_a_user_is_given() {
+        let c = MonitorConfig { user: "monitor".into(), ..MonitorConfig::default() };
+        let mut problems = Vec::new();
+        c.validate(&mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((c.lag_hysteresis_percent, c.heartbeat, c.errant_check), (80, false, true));
+    }
+
+    #[test]
+    fn new_fields_are_checked() {
+        let c = MonitorConfig {
+            user: "monitor".into(),
+            lag_hysteresis_percent: 0,
+            notify_timeout_ms: 1,
+            semisync_notify: "a\0b".into(),
+            ..MonitorConfig::default()
+        };
+        let mut problems = Vec::new();
+        c.validate(&mut problems);
+        let text = format!("{problems:?}");
+        for field in ["monitor.lag_hysteresis_percent", "monitor.notify_timeout_ms", "monitor.semisync_notify"] {
+            assert!(text.contains(field), "{field} not reported: {text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = toml::from_str::<MonitorConfig>("user = \"m\"\nheartbeat = true\nheart_beat = 1\n");
+        assert!(e.is_err());
+        let ok: MonitorConfig = toml::from_str("user = \"m\"\nheartbeat = true\nsemisync_notify = \"logger off\"\n").unwrap();
+        assert!(ok.heartbeat);
+        assert_eq!(ok.semisync_notify, "logger off");
+    }
+}
