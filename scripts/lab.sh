@@ -21,6 +21,8 @@
 #   OWNER_PID=PID          with `up`: a watcher stops the lab when that process dies
 #   RWSPLIT_BIN=PATH       with `proxy-up`: use this binary instead of building one
 #   LAB_TIMEOUT=SECONDS    bound of every wait (default 60)
+#   LAB_KEEP_STATE=1       with `down` (and the watcher): stop everything but keep STATE_DIR
+#   LAB_EXTRA_PACKAGES=…   with `install`: more Debian packages to install when missing
 #
 # Everything the lab runs lives under STATE_DIR: one directory per server (my.cnf, data/,
 # mariadbd.sock, mariadbd.pid, mariadbd.err), rwsplit.toml/.pid/.log, watcher.pid/.log and
@@ -190,11 +192,14 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'insta
 
 cmd_install() {
     local missing=() pkg
-    for pkg in mariadb-server mariadb-client sysbench; do
+    local extra_pkgs=()
+    read -r -a extra_pkgs <<<"${LAB_EXTRA_PACKAGES:-}"
+    local want=(mariadb-server mariadb-client sysbench "${extra_pkgs[@]}")
+    for pkg in "${want[@]}"; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
     if ((${#missing[@]} == 0)); then
-        log "install: mariadb-server, mariadb-client and sysbench are already installed"
+        log "install: already installed: ${want[*]}"
         return 0
     fi
     SUDO=()
@@ -662,8 +667,13 @@ cmd_down() {
         log "down: stopping pids ${pids[*]}"
         stop_pids "${pids[@]}"
     fi
-    rm -rf -- "$STATE_DIR"
-    log "down: removed $STATE_DIR"
+    if [[ ${LAB_KEEP_STATE:-0} == 1 ]]; then
+        rm -f "$STATE_DIR"/*/mariadbd.pid "$STATE_DIR"/rwsplit.pid "$STATE_DIR"/watcher.pid "$STATE_DIR"/run/*.pid
+        log "down: LAB_KEEP_STATE=1: kept $STATE_DIR (logs, datadirs) for inspection"
+    else
+        rm -rf -- "$STATE_DIR"
+        log "down: removed $STATE_DIR"
+    fi
 }
 
 cmd_status() {

@@ -1,0 +1,55 @@
+# rwsplit — developer and CI entry points.
+#
+#   make lab        install MariaDB + sysbench if missing, start a master and two replicas,
+#                   build rwsplit (release) and start it on 127.0.0.1:8066
+#   make lab-down   stop what the lab started and remove its state (.state/lab)
+#   make test       install prerequisites, build rwsplit (debug), run every test of the workspace
+#                   (the integration tests start their own servers on free ports, beside `make lab`)
+#   make lint       shellcheck the scripts
+#   make bench      the proxy's benchmarks
+#   make fuzz       each fuzz target for FUZZ_SECONDS (needs cargo-fuzz and a nightly toolchain)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+LAB := scripts/lab.sh
+FUZZ_SECONDS ?= 60
+# What the tests need from Debian beyond the lab's mariadb-server, mariadb-client and sysbench:
+# keepalived (VRRP interop), tshark (decoding captures), prometheus (promtool for /metrics),
+# shellcheck (make lint).
+TEST_PACKAGES ?= keepalived tshark prometheus shellcheck
+
+.PHONY: lab lab-down lab-status deps build test lint bench fuzz
+
+lab:
+	$(LAB) install up proxy-up
+
+lab-down:
+	$(LAB) down
+
+lab-status:
+	$(LAB) status
+
+deps:
+	LAB_EXTRA_PACKAGES="$(TEST_PACKAGES)" $(LAB) install
+
+build:
+	$(CARGO) build --bin rwsplit
+
+# Plain cargo test (cargo-nextest may be missing in CI). Test binaries run one after another;
+# each starts one cluster of its own.
+test: deps build
+	$(CARGO) test --workspace
+
+lint:
+	shellcheck scripts/*.sh .ci/run
+
+bench:
+	$(CARGO) bench -p rwsplit-proxy
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain (rustup toolchain install nightly)"; exit 1; }
+	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+		$(CARGO) +nightly fuzz run "$$t" -- -max_total_time=$(FUZZ_SECONDS); \
+	done
