@@ -339,9 +339,9 @@ impl Tracker {
         let writer_obs: Option<(usize, Observation)> = next.writer.and_then(|w| up[w].clone().map(|o| (w, o)));
 
         // 4. Readability, lag, errant transactions, semi-sync acknowledgement per server.
-        for i in 0..n {
+        for (i, obs) in up.iter().enumerate() {
             let prev_s = &prev.servers[i];
-            let obs = up[i].clone();
+            let obs = obs.clone();
             let s = &mut next.servers[i];
             s.lag_ms = None;
             s.semisync_acking = None;

@@ -35,6 +35,11 @@ pub struct MonitorConfig {
     /// `REPLACE INTO rwsplit.heartbeat (id, ts)` on the writer (creating the schema and table
     /// when missing) and reads the row back on each replica. Without it, lag comes from
     /// `Seconds_Behind_Master` (whole seconds, and 0 while the IO thread itself is behind).
+    ///
+    /// `ts` is the monitor's own clock (µs since the epoch) and is compared with the monitor's
+    /// own clock: lag = how long ago the oldest write the replica has not applied committed
+    /// on the writer (0 when it has them all). No server clock is read, so skew between the
+    /// servers — or between them and rwsplit — does not enter the lag.
     pub heartbeat: bool,
     /// The heartbeat row's `id`. Give each rwsplit instance that shares the servers (an HA
     /// pair) its own id, so each measures against its own writes.

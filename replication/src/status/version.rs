@@ -63,7 +63,8 @@ mod tests {
 
     #[test]
     fn versions() {
-        let table: &[(&str, Option<(Flavor, u16, u16, u16)>, &str)] = &[
+        type Parsed = Option<(Flavor, u16, u16, u16)>;
+        let table: &[(&str, Parsed, &str)] = &[
             ("10.11.19-MariaDB-0+deb12u1-log", Some((Flavor::MariaDb, 10, 11, 19)), "SHOW SLAVE STATUS"),
             ("5.5.5-10.6.12-MariaDB", Some((Flavor::MariaDb, 10, 6, 12)), "SHOW SLAVE STATUS"),
             ("5.7.44-log", Some((Flavor::MySql, 5, 7, 44)), "SHOW SLAVE STATUS"),
