@@ -1,0 +1,303 @@
+//! The SQL classifier: decides where a statement may run. Pure code, no IO.
+//!
+//! Two steps, so that a prepared statement is scanned once and decided at every execution:
+//! - [`scan`] reads the statement text once with a hand-written lexer (comments skipped while
+//!   hints are collected, string/identifier literals skipped, the leading keyword, the clauses
+//!   and function names that matter) and returns a [`Statement`]: facts that do not depend on
+//!   the session. It costs nanoseconds; `sqlparser` is used only where structure matters.
+//! - [`decide`] combines those facts with the session's state ([`SessionView`]) into a
+//!   [`Decision`]: the [`Route`], the [`Reason`] (a metric label and a log word) and the
+//!   [`Effect`]s the statement has on session state once it succeeds.
+//!
+//! [`classify`] does both. Anything the lexer cannot place goes to the master with
+//! [`Reason::Unparsed`], which is counted.
+//!
+//! # Rules, in the order they apply
+//! 1. Session state wins over everything, hints included: SERIALIZABLE isolation → master
+//!    (`serializable`); autocommit off → master (`autocommit_off`); an open read-write
+//!    transaction → master (`in_transaction`).
+//! 2. An open `START TRANSACTION READ ONLY` transaction runs on one replica as a unit: its
+//!    statements go to the replica (`read_only_transaction`). A write in it reaches the
+//!    replica and fails there, as it would on the master. Exceptions, which go to the master
+//!    with their own reason: statements that commit the read-only transaction implicitly and
+//!    then write (DDL, LOCK TABLES, FLUSH, …), statements that start a new transaction, and
+//!    multi-statements (a COMMIT inside one would let the rest run outside the transaction).
+//!    The session must then end the replica's transaction itself.
+//!    A read-only transaction that starts while the session is pinned to the master (rule 1)
+//!    starts there, and its `Effect::Begin` says `read_only: false`, so that the session keeps
+//!    routing it to the master.
+//! 3. Text the lexer cannot place (empty, garbage, unknown leading keyword) → master
+//!    (`unparsed`). More than one statement → master (`multi_statement`); a trailing `;` is
+//!    not a second statement, nor are the `;` inside CREATE PROCEDURE/FUNCTION/TRIGGER/EVENT
+//!    or a MariaDB compound statement.
+//! 4. Statements that are not reads go to the master with the reason of their kind: `write`
+//!    (INSERT, UPDATE, DELETE, REPLACE, LOAD, EXPLAIN ANALYZE or MariaDB ANALYZE of a write,
+//!    compound statements), `ddl` (CREATE, ALTER, DROP, RENAME, TRUNCATE, GRANT, REVOKE,
+//!    account management), `call`, `transaction_control` (BEGIN, START TRANSACTION, COMMIT,
+//!    ROLLBACK, SAVEPOINT, XA, and SET autocommit), `session_command` (other SET, USE),
+//!    `table_lock` (LOCK/UNLOCK TABLES), `sql_prepare` (PREPARE, EXECUTE, DEALLOCATE),
+//!    `handler` (HANDLER), `admin` (FLUSH, KILL, OPTIMIZE/ANALYZE/REPAIR/CHECK TABLE,
+//!    replication control, SET GLOBAL, …). `START TRANSACTION READ ONLY` outside a transaction
+//!    goes to a replica (`read_only_transaction`); `GET DIAGNOSTICS` follows the previous
+//!    statement (`follows_previous`).
+//!    Session commands (SET, USE) change state the session must have on every backend
+//!    connection it uses. Their route is the master for safety; the session layer runs them
+//!    where its current connection is and replays them elsewhere ([`Effect`]).
+//! 5. Hints, outside the session-state rules above, and on reads only (SELECT, SHOW,
+//!    DESCRIBE, EXPLAIN, TABLE, VALUES, HELP, DO): a comment `/* rwsplit:master */` or
+//!    `/* rwsplit:replica */` anywhere in the statement (also as `-- rwsplit:…` or
+//!    `# rwsplit:…`, and MaxScale's `-- maxscale route to master` / `-- maxscale route to
+//!    slave`; case-insensitive, anything may follow after a space; a master hint wins over a
+//!    replica hint). A master hint sends the read to the master (`hint_master`). A replica
+//!    hint overrides every read rule below (`hint_replica`) — the user vouches for the
+//!    function, the lock, the temporary table — except that it never sends a write to a
+//!    replica: statements that are not reads, and reads that write (NEXT VALUE FOR /
+//!    NEXTVAL / SETVAL advance a sequence, INTO OUTFILE / DUMPFILE write a file), stay on
+//!    the master whatever the hint says. Hints do not move transaction control or session
+//!    commands either.
+//! 6. Reads that must see the master, with these reasons: `master_status` (SHOW MASTER /
+//!    BINLOG / BINARY / SLAVE / REPLICA … STATUS or LOGS, SHOW PROCESSLIST, EXPLAIN FOR
+//!    CONNECTION: the client believes it talks to one server, the master, and connection ids
+//!    belong to it), `sequence` (NEXT VALUE FOR, PREVIOUS VALUE FOR, NEXTVAL(, LASTVAL(,
+//!    SETVAL(, `seq.nextval`), `select_into` (INTO @var, OUTFILE, DUMPFILE), `locking_read`
+//!    (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE, also in subqueries), `lock_function`
+//!    (GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_USED_LOCK, IS_FREE_LOCK),
+//!    `last_insert_id` (LAST_INSERT_ID(), @@last_insert_id, @@identity),
+//!    `user_variable_assign` (`@x := …`), `user_function` (a call of a name that is not a
+//!    built-in function or keyword, `db.func(` and `` `func`( `` included: a stored function
+//!    may write; see `builtin.rs`).
+//! 7. Reads whose answer belongs to the connection that ran the previous statement:
+//!    FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS / PROFILES,
+//!    @@warning_count, @@error_count → [`Route::Previous`] (`follows_previous`).
+//! 8. Reads of a TEMPORARY table the session created → master (`temp_table`); see
+//!    `tables.rs` for how table references are found. [`decide`] has only the scanned facts
+//!    and answers "master" whenever the statement may name such a table;
+//!    [`decide_with_text`] (used by [`classify`]) parses the text to be exact.
+//! 9. Other reads → replica (`read`). SLEEP() and BENCHMARK() are plain reads: they change
+//!    nothing. EXPLAIN of a write is a read (it does not execute it).
+//!
+//! # Reading the text
+//! The lexer skips `/* */`, `-- ` and `#` comments, `'…'`, `"…"` (backslash and doubled-quote
+//! escapes) and `` `…` `` literals, and reads executable comments (`/*! … */`, `/*M! … */`)
+//! as SQL. Where the server's reading depends on what the proxy cannot see
+//! (`NO_BACKSLASH_ESCAPES`, versioned comments that only some servers run), the text is read
+//! both ways and the more cautious reading is kept. The lexer never panics, whatever the
+//! bytes (a property test checks it).
+
+mod builtin;
+mod head;
+mod lexer;
+mod rules;
+mod set_statement;
+mod statement;
+mod tables;
+
+#[cfg(test)]
+mod tests;
+
+pub use rules::{decide, decide_with_text};
+pub use statement::{scan, Statement, StatementKind};
+
+use std::collections::HashSet;
+
+/// Where a statement may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Master,
+    Replica,
+    /// Wherever the session's previous statement ran (the same connection, when it still has
+    /// it).
+    Previous,
+}
+
+impl Route {
+    /// A stable snake_case name, for metric labels and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Route::Master => "master",
+            Route::Replica => "replica",
+            Route::Previous => "previous",
+        }
+    }
+}
+
+/// Why a statement was routed where it was: one variant per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Read,
+    Write,
+    Ddl,
+    InTransaction,
+    ReadOnlyTransaction,
+    AutocommitOff,
+    Serializable,
+    LockingRead,
+    LockFunction,
+    LastInsertId,
+    UserVariableAssign,
+    SelectInto,
+    Sequence,
+    UserFunction,
+    MasterStatus,
+    TempTable,
+    FollowsPrevious,
+    HintMaster,
+    HintReplica,
+    MultiStatement,
+    Call,
+    TransactionControl,
+    SessionCommand,
+    TableLock,
+    SqlPrepare,
+    Handler,
+    Admin,
+    Unparsed,
+}
+
+impl Reason {
+    /// Every reason, in declaration order (`Reason::ALL[r as usize] == r`).
+    pub const ALL: &'static [Reason] = &[
+        Reason::Read,
+        Reason::Write,
+        Reason::Ddl,
+        Reason::InTransaction,
+        Reason::ReadOnlyTransaction,
+        Reason::AutocommitOff,
+        Reason::Serializable,
+        Reason::LockingRead,
+        Reason::LockFunction,
+        Reason::LastInsertId,
+        Reason::UserVariableAssign,
+        Reason::SelectInto,
+        Reason::Sequence,
+        Reason::UserFunction,
+        Reason::MasterStatus,
+        Reason::TempTable,
+        Reason::FollowsPrevious,
+        Reason::HintMaster,
+        Reason::HintReplica,
+        Reason::MultiStatement,
+        Reason::Call,
+        Reason::TransactionControl,
+        Reason::SessionCommand,
+        Reason::TableLock,
+        Reason::SqlPrepare,
+        Reason::Handler,
+        Reason::Admin,
+        Reason::Unparsed,
+    ];
+
+    /// A stable snake_case name: a Prometheus label value and a log word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::Read => "read",
+            Reason::Write => "write",
+            Reason::Ddl => "ddl",
+            Reason::InTransaction => "in_transaction",
+            Reason::ReadOnlyTransaction => "read_only_transaction",
+            Reason::AutocommitOff => "autocommit_off",
+            Reason::Serializable => "serializable",
+            Reason::LockingRead => "locking_read",
+            Reason::LockFunction => "lock_function",
+            Reason::LastInsertId => "last_insert_id",
+            Reason::UserVariableAssign => "user_variable_assign",
+            Reason::SelectInto => "select_into",
+            Reason::Sequence => "sequence",
+            Reason::UserFunction => "user_function",
+            Reason::MasterStatus => "master_status",
+            Reason::TempTable => "temp_table",
+            Reason::FollowsPrevious => "follows_previous",
+            Reason::HintMaster => "hint_master",
+            Reason::HintReplica => "hint_replica",
+            Reason::MultiStatement => "multi_statement",
+            Reason::Call => "call",
+            Reason::TransactionControl => "transaction_control",
+            Reason::SessionCommand => "session_command",
+            Reason::TableLock => "table_lock",
+            Reason::SqlPrepare => "sql_prepare",
+            Reason::Handler => "handler",
+            Reason::Admin => "admin",
+            Reason::Unparsed => "unparsed",
+        }
+    }
+}
+
+/// The session state the rules depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView<'a> {
+    /// An explicit transaction is open (BEGIN / START TRANSACTION, or the server's flag).
+    pub in_transaction: bool,
+    /// The open transaction was START TRANSACTION READ ONLY (and runs on a replica).
+    pub read_only_transaction: bool,
+    /// False after SET autocommit=0: counts as an open transaction.
+    pub autocommit: bool,
+    /// Session isolation is SERIALIZABLE: pins to the master.
+    pub serializable: bool,
+    /// Lower-cased names of TEMPORARY tables this session created (`db.t` or `t`).
+    pub temp_tables: &'a HashSet<String>,
+}
+
+/// Where a statement goes, why, and what it changes in the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: Route,
+    pub reason: Reason,
+    pub effects: Vec<Effect>,
+}
+
+/// A session-state change, applied by the session after the statement SUCCEEDS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// BEGIN, START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT], XA START,
+    /// COMMIT/ROLLBACK AND CHAIN (after its EndTransaction). `read_only` is true only for a
+    /// read-only transaction that was routed to a replica.
+    Begin { read_only: bool },
+    /// COMMIT, ROLLBACK (not ROLLBACK TO SAVEPOINT), XA COMMIT/ROLLBACK, and statements that
+    /// commit implicitly (DDL, LOCK TABLES, FLUSH, …; not CREATE/DROP TEMPORARY TABLE).
+    EndTransaction,
+    /// SET autocommit = literal (any spelling: @@autocommit, SESSION autocommit, ON/OFF, …).
+    SetAutocommit(bool),
+    /// SET [SESSION] TRANSACTION ISOLATION LEVEL …, SET tx_isolation / transaction_isolation =
+    /// literal. The one-shot `SET TRANSACTION ISOLATION LEVEL …` (no SESSION) applies to the
+    /// next transaction only and has no effect.
+    SetIsolation { serializable: bool },
+    /// USE db (backquotes removed, case kept).
+    UseSchema(String),
+    /// SET NAMES x [COLLATE y], SET CHARACTER SET x, SET CHARSET x (lower-cased).
+    SetNames { charset: String, collation: Option<String> },
+    /// Any other SET of session state (session or user variables, sql_mode, time_zone, role):
+    /// the session replays the statement text on its other backend connections. `key` is the
+    /// sorted, lower-cased, comma-joined list of the variables it assigns (`@x` for user
+    /// variables), so that a later SET of the same variables replaces the earlier one.
+    SessionVariables { key: String },
+    /// CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] name (lower-cased, as
+    /// written, `db.` prefix included, quotes removed).
+    CreateTempTable(String),
+    /// DROP [TEMPORARY] TABLE|SEQUENCE [IF EXISTS] a, b (same form as above).
+    DropTables(Vec<String>),
+    /// The statement ties the session to the connection that ran it.
+    Pin(PinReason),
+    /// The statement may release such a tie (RELEASE_LOCK names one lock among possibly many:
+    /// the session decides whether any is left).
+    Unpin(PinReason),
+}
+
+/// What ties a session to one backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinReason {
+    /// GET_LOCK; released by RELEASE_LOCK / RELEASE_ALL_LOCKS.
+    NamedLock,
+    /// LOCK TABLES, FLUSH TABLES … WITH READ LOCK / FOR EXPORT, LOCK INSTANCE FOR BACKUP,
+    /// MariaDB BACKUP STAGE / BACKUP LOCK; released by UNLOCK TABLES / INSTANCE, BACKUP
+    /// STAGE END, BACKUP UNLOCK.
+    TableLock,
+    /// SQL-level PREPARE name FROM …; released by DEALLOCATE / DROP PREPARE.
+    SqlPrepare,
+    /// HANDLER t OPEN; released by HANDLER t CLOSE.
+    Handler,
+}
+
+/// Scans and decides in one call, using the text to settle the temporary-table rule exactly.
+pub fn classify(sql: &str, session: &SessionView<'_>) -> Decision {
+    decide_with_text(&scan(sql), sql, session)
+}

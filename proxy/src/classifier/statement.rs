@@ -1,0 +1,553 @@
+//! [`scan`]: the facts about a statement that its text alone tells, gathered in one pass of
+//! the lexer. The leading keywords are read by [`head`](super::head) (kind and session-state
+//! effects); the rest of the text is walked here for what may appear anywhere: locking
+//! clauses, `INTO`, function calls, `@var :=`, system variables, `;`, and the identifiers a
+//! temporary table could be named by.
+
+use super::builtin;
+use super::head::{self, Cursor};
+use super::lexer::{LexMode, LexNotes, Lexer, Token, TokenKind};
+use super::tables::IdentFilter;
+use super::{Effect, PinReason, Route};
+
+/// What a statement is, from its leading keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatementKind {
+    /// Nothing but whitespace, comments or `;`.
+    Empty,
+    /// A leading keyword the classifier does not know, or garbage.
+    Unknown,
+    /// SELECT, `(SELECT …)`, `WITH … SELECT`.
+    Select,
+    Show,
+    /// DESCRIBE / DESC / EXPLAIN of a table.
+    Describe,
+    /// EXPLAIN of a statement (it is not executed), EXPLAIN ANALYZE of a read, MariaDB's
+    /// ANALYZE of a SELECT.
+    Explain,
+    /// `TABLE t` (MySQL 8).
+    Table,
+    /// `VALUES ROW(…)` (MySQL 8).
+    Values,
+    Help,
+    /// `DO expr`: evaluated like a SELECT list, so the same function rules apply.
+    Do,
+    Insert,
+    Update,
+    Delete,
+    Replace,
+    /// LOAD DATA / LOAD XML.
+    Load,
+    /// CREATE, ALTER, DROP, RENAME, TRUNCATE, GRANT, REVOKE, IMPORT, account management.
+    Ddl,
+    Call,
+    /// BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, RELEASE SAVEPOINT, XA.
+    Transaction,
+    /// SET of session state (variables, names, autocommit, isolation, role).
+    Set,
+    Use,
+    LockTables,
+    UnlockTables,
+    /// SQL-level PREPARE.
+    Prepare,
+    /// SQL-level EXECUTE, MariaDB's EXECUTE IMMEDIATE.
+    Execute,
+    /// DEALLOCATE PREPARE / DROP PREPARE.
+    Deallocate,
+    /// HANDLER … OPEN / READ / CLOSE.
+    Handler,
+    /// Server administration: FLUSH, KILL, OPTIMIZE/ANALYZE/REPAIR/CHECK TABLE, replication
+    /// control, plugins, SET GLOBAL, …
+    Admin,
+    /// MariaDB compound statements at top level (BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE,
+    /// REPEAT, labels), DECLARE.
+    Compound,
+    /// GET [CURRENT | STACKED] DIAGNOSTICS.
+    Diagnostics,
+}
+
+impl StatementKind {
+    /// Kinds that only read data (before the function and clause rules are applied).
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            StatementKind::Select
+                | StatementKind::Show
+                | StatementKind::Describe
+                | StatementKind::Explain
+                | StatementKind::Table
+                | StatementKind::Values
+                | StatementKind::Help
+                | StatementKind::Do
+        )
+    }
+
+    /// DML that changes rows.
+    pub fn is_dml_write(self) -> bool {
+        matches!(
+            self,
+            StatementKind::Insert
+                | StatementKind::Update
+                | StatementKind::Delete
+                | StatementKind::Replace
+                | StatementKind::Load
+        )
+    }
+
+    /// A stable snake_case name, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementKind::Empty => "empty",
+            StatementKind::Unknown => "unknown",
+            StatementKind::Select => "select",
+            StatementKind::Show => "show",
+            StatementKind::Describe => "describe",
+            StatementKind::Explain => "explain",
+            StatementKind::Table => "table",
+            StatementKind::Values => "values",
+            StatementKind::Help => "help",
+            StatementKind::Do => "do",
+            StatementKind::Insert => "insert",
+            StatementKind::Update => "update",
+            StatementKind::Delete => "delete",
+            StatementKind::Replace => "replace",
+            StatementKind::Load => "load",
+            StatementKind::Ddl => "ddl",
+            StatementKind::Call => "call",
+            StatementKind::Transaction => "transaction",
+            StatementKind::Set => "set",
+            StatementKind::Use => "use",
+            StatementKind::LockTables => "lock_tables",
+            StatementKind::UnlockTables => "unlock_tables",
+            StatementKind::Prepare => "prepare",
+            StatementKind::Execute => "execute",
+            StatementKind::Deallocate => "deallocate",
+            StatementKind::Handler => "handler",
+            StatementKind::Admin => "admin",
+            StatementKind::Compound => "compound",
+            StatementKind::Diagnostics => "diagnostics",
+        }
+    }
+}
+
+/// Facts found anywhere in the text, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub(crate) struct Flags(u32);
+
+impl Flags {
+    /// FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE.
+    pub const LOCKING_READ: u32 = 1;
+    /// GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_USED_LOCK, IS_FREE_LOCK.
+    pub const LOCK_FUNCTION: u32 = 1 << 1;
+    /// LAST_INSERT_ID(), @@last_insert_id, @@identity.
+    pub const LAST_INSERT_ID: u32 = 1 << 2;
+    /// `@var := …`.
+    pub const USER_VAR_ASSIGN: u32 = 1 << 3;
+    /// `INTO @var` (or INTO a stored-program variable).
+    pub const INTO_VAR: u32 = 1 << 4;
+    /// `INTO OUTFILE` / `INTO DUMPFILE`: writes a file on the server.
+    pub const INTO_FILE: u32 = 1 << 5;
+    /// NEXT VALUE FOR, NEXTVAL(), SETVAL(), `seq.nextval`: changes a sequence.
+    pub const SEQUENCE_ADVANCE: u32 = 1 << 6;
+    /// PREVIOUS VALUE FOR, LASTVAL(), `seq.currval`: the session's last sequence value.
+    pub const SEQUENCE_STATE: u32 = 1 << 7;
+    /// A call of a function that is not a known built-in.
+    pub const USER_FUNCTION: u32 = 1 << 8;
+    /// SHOW MASTER/BINLOG/SLAVE/REPLICA STATUS, BINARY LOGS, PROCESSLIST, EXPLAIN FOR CONNECTION.
+    pub const MASTER_STATUS: u32 = 1 << 9;
+    /// FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS/ERRORS/PROFILES, @@warning_count, @@error_count.
+    pub const FOLLOWS_PREVIOUS: u32 = 1 << 10;
+    /// More than one statement.
+    pub const MULTI_STATEMENT: u32 = 1 << 11;
+    /// SQL_CALC_FOUND_ROWS: the next FOUND_ROWS() must run on the same connection.
+    pub const CALC_FOUND_ROWS: u32 = 1 << 12;
+
+    pub fn has(self, bits: u32) -> bool {
+        self.0 & bits != 0
+    }
+
+    pub fn set(&mut self, bits: u32) {
+        self.0 |= bits;
+    }
+}
+
+/// What [`scan`] learned about a statement: no session state in it, so it can be kept with a
+/// prepared statement and decided again at every execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub(crate) kind: StatementKind,
+    pub(crate) flags: Flags,
+    pub(crate) hint: Option<Route>,
+    /// Session-state changes, in the order of the text (empty, so not allocated, for plain
+    /// reads and DML).
+    pub(crate) effects: Vec<Effect>,
+    /// Every identifier (and double-quoted string) in the text, for the temporary-table rule.
+    pub(crate) idents: IdentFilter,
+}
+
+impl Statement {
+    /// What the leading keywords say (the first statement's, for a multi-statement).
+    pub fn kind(&self) -> StatementKind {
+        self.kind
+    }
+
+    /// True when the statement only reads and may run on any server: a read kind, one
+    /// statement, no locking clause, no `INTO`, no `@var :=`, no sequence, lock or
+    /// user-defined function. Reads whose answer depends on the server (LAST_INSERT_ID(),
+    /// FOUND_ROWS(), SHOW MASTER STATUS) are still reads here; [`decide`](super::decide)
+    /// routes them.
+    pub fn is_read(&self) -> bool {
+        self.kind.is_read()
+            && !self.flags.has(
+                Flags::MULTI_STATEMENT
+                    | Flags::LOCKING_READ
+                    | Flags::INTO_VAR
+                    | Flags::INTO_FILE
+                    | Flags::USER_VAR_ASSIGN
+                    | Flags::SEQUENCE_ADVANCE
+                    | Flags::LOCK_FUNCTION
+                    | Flags::USER_FUNCTION,
+            )
+    }
+
+    /// The routing hint in the statement's comments, if any (master wins over replica).
+    pub fn hint(&self) -> Option<Route> {
+        self.hint
+    }
+
+    /// The session-state changes the statement makes when it succeeds.
+    pub fn effects(&self) -> &[Effect] {
+        &self.effects
+    }
+
+    pub fn is_multi_statement(&self) -> bool {
+        self.flags.has(Flags::MULTI_STATEMENT)
+    }
+
+    /// `SELECT SQL_CALC_FOUND_ROWS …`: the session should keep this connection for the
+    /// `FOUND_ROWS()` that usually follows (it is routed [`Route::Previous`]).
+    pub fn calc_found_rows(&self) -> bool {
+        self.flags.has(Flags::CALC_FOUND_ROWS)
+    }
+
+    /// The statement assigns user variables outside SET (`SELECT @x := …`, `SELECT … INTO
+    /// @x`): their values exist only on the connection that ran it, and SET-replay cannot
+    /// carry them.
+    pub fn assigns_user_variables(&self) -> bool {
+        self.flags.has(Flags::USER_VAR_ASSIGN | Flags::INTO_VAR)
+    }
+
+    /// Keeps the more cautious of two readings of the same text: a reading that is not a
+    /// read wins over one that is, and facts found by either are kept.
+    fn merge_cautious(&mut self, other: Statement) {
+        if self.kind.is_read() && !other.kind.is_read() {
+            self.kind = other.kind;
+            self.effects = other.effects;
+        }
+        self.flags.set(other.flags.0);
+        self.idents.union(&other.idents);
+        if other.hint == Some(Route::Master) {
+            self.hint = Some(Route::Master);
+        }
+    }
+}
+
+/// Reads a statement's text once and returns what it says. Stateless, never panics, and
+/// allocates nothing for plain SELECT/INSERT/UPDATE/DELETE.
+///
+/// Where the server's reading depends on settings the proxy cannot see — backslashes in
+/// literals (`NO_BACKSLASH_ESCAPES`) and executable comments that only some servers run — the
+/// text is read both ways and the more cautious facts are kept, so that no reading can hide
+/// a write or a second statement.
+pub fn scan(sql: &str) -> Statement {
+    let (mut stmt, notes) = scan_with(sql, LexMode::default());
+    let mut alternatives: [Option<LexMode>; 3] = [None, None, None];
+    if notes.backslash_in_literal {
+        alternatives[0] = Some(LexMode { backslash_escapes: false, ..LexMode::default() });
+    }
+    if notes.conditional_comment {
+        alternatives[1] = Some(LexMode { conditional_comments_as_sql: false, ..LexMode::default() });
+        if notes.backslash_in_literal {
+            alternatives[2] = Some(LexMode { backslash_escapes: false, conditional_comments_as_sql: false });
+        }
+    }
+    for mode in alternatives.into_iter().flatten() {
+        let (other, _) = scan_with(sql, mode);
+        stmt.merge_cautious(other);
+    }
+    stmt
+}
+
+fn scan_with(sql: &str, mode: LexMode) -> (Statement, LexNotes) {
+    let mut lx = Lexer::new(sql, mode);
+    let mut stmt = Statement {
+        kind: StatementKind::Empty,
+        flags: Flags::default(),
+        hint: None,
+        effects: Vec::new(),
+        idents: IdentFilter::default(),
+    };
+    let mut count = 0usize;
+    loop {
+        let first = loop {
+            match lx.next_token() {
+                Some(t) if t.is_punct(b';') => continue,
+                other => break other,
+            }
+        };
+        let Some(first) = first else { break };
+        count += 1;
+        let kind = scan_one(&mut lx, first, &mut stmt);
+        if count == 1 {
+            stmt.kind = kind;
+        } else {
+            stmt.flags.set(Flags::MULTI_STATEMENT);
+        }
+    }
+    stmt.hint = lx.notes.hint;
+    (stmt, lx.notes)
+}
+
+/// Scans one statement starting at `first`, up to and including its `;`.
+fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> StatementKind {
+    let mut cursor = Cursor::new(lx.clone());
+    let head = head::read(first, &mut cursor, &mut stmt.effects, &mut stmt.flags);
+    let mut body = Body { stmt, prev: None, prev2: None, depth: 0, cte_prologue: None };
+    body.token(first, lx);
+    while let Some(t) = lx.next_token() {
+        if t.is_punct(b';') && !head.swallow_rest {
+            break;
+        }
+        body.token(t, lx);
+    }
+    head.kind
+}
+
+/// Upper-cases an ASCII word into `buf`; None when it is too long to be a keyword.
+pub(crate) fn upper<'b>(word: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
+    let src = word.as_bytes();
+    let dst = buf.get_mut(..src.len())?;
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_ascii_uppercase();
+    }
+    std::str::from_utf8(dst).ok()
+}
+
+/// The walk over every token of one statement.
+struct Body<'s, 'a> {
+    stmt: &'s mut Statement,
+    prev: Option<Token<'a>>,
+    prev2: Option<Token<'a>>,
+    depth: u32,
+    /// Paren depth of a `WITH name [(columns)] AS (…)` list being read: there `name (` is a
+    /// column list, not a call.
+    cte_prologue: Option<u32>,
+}
+
+fn is_word(t: Option<Token<'_>>, keyword: &str) -> bool {
+    t.is_some_and(|t| t.is_word(keyword))
+}
+
+impl<'a> Body<'_, 'a> {
+    fn flag(&mut self, bits: u32) {
+        self.stmt.flags.set(bits);
+    }
+
+    fn token(&mut self, t: Token<'a>, lx: &Lexer<'a>) {
+        match t.kind {
+            TokenKind::Word => {
+                self.stmt.idents.insert(t.text, None);
+                self.word(t, lx);
+            }
+            TokenKind::QuotedIdent => self.stmt.idents.insert(t.text, Some(b'`')),
+            TokenKind::DoubleQuoted => self.stmt.idents.insert(t.text, Some(b'"')),
+            TokenKind::SystemVar => {
+                let name = t.text.rsplit('.').next().unwrap_or(t.text);
+                if name.eq_ignore_ascii_case("last_insert_id") || name.eq_ignore_ascii_case("identity") {
+                    self.flag(Flags::LAST_INSERT_ID);
+                } else if name.eq_ignore_ascii_case("warning_count") || name.eq_ignore_ascii_case("error_count") {
+                    self.flag(Flags::FOLLOWS_PREVIOUS);
+                }
+            }
+            TokenKind::Assign => {
+                if self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) {
+                    self.flag(Flags::USER_VAR_ASSIGN);
+                }
+            }
+            TokenKind::Punct(b'(') => {
+                if self.cte_prologue == Some(self.depth) && self.prev.is_some_and(|p| p.is_punct(b')')) {
+                    // `WITH c AS (…) (SELECT …)`: the main query has started.
+                    self.cte_prologue = None;
+                }
+                self.call(self.prev, self.prev2);
+                self.depth = self.depth.saturating_add(1);
+            }
+            TokenKind::Punct(b')') => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.cte_prologue.is_some_and(|d| d > self.depth) {
+                    self.cte_prologue = None;
+                }
+            }
+            _ => {}
+        }
+        self.prev2 = self.prev;
+        self.prev = Some(t);
+    }
+
+    fn word(&mut self, t: Token<'a>, lx: &Lexer<'a>) {
+        let mut buf = [0u8; 48];
+        let Some(up) = upper(t.text, &mut buf) else { return };
+        match up {
+            "UPDATE" | "SHARE" if is_word(self.prev, "FOR") => self.flag(Flags::LOCKING_READ),
+            "IN" if is_word(self.prev, "LOCK") => self.flag(Flags::LOCKING_READ),
+            "INTO" => self.flag(Flags::INTO_VAR),
+            "OUTFILE" | "DUMPFILE" if is_word(self.prev, "INTO") => self.flag(Flags::INTO_FILE),
+            "FOR" if is_word(self.prev, "VALUE") => {
+                if is_word(self.prev2, "NEXT") {
+                    self.flag(Flags::SEQUENCE_ADVANCE);
+                } else if is_word(self.prev2, "PREVIOUS") {
+                    self.flag(Flags::SEQUENCE_STATE);
+                }
+            }
+            "NEXTVAL" if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_ADVANCE),
+            "CURRVAL" if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_STATE),
+            "SQL_CALC_FOUND_ROWS" => self.flag(Flags::CALC_FOUND_ROWS),
+            "WITH" => {
+                // A CTE list follows when the next tokens are RECURSIVE, or a name then AS or
+                // `(`; not for WITH ROLLUP, WITH CONSISTENT SNAPSHOT, WITH READ LOCK, ….
+                let mut ahead = lx.clone();
+                let a = ahead.next_token();
+                let b = ahead.next_token();
+                let named = a.is_some_and(|a| matches!(a.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                    && (is_word(b, "AS") || b.is_some_and(|b| b.is_punct(b'(')));
+                if is_word(a, "RECURSIVE") || named {
+                    self.cte_prologue = Some(self.depth);
+                }
+            }
+            "SELECT" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "TABLE" | "VALUES" => {
+                if self.cte_prologue == Some(self.depth) {
+                    self.cte_prologue = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `name (`: a function call, unless `name` is a built-in or a keyword, or the context says
+    /// it is a column list (`AS alias (a, b)`, `WITH cte (a, b) AS`).
+    fn call(&mut self, name: Option<Token<'a>>, before: Option<Token<'a>>) {
+        let Some(name) = name else { return };
+        let qualified = before.is_some_and(|b| b.is_punct(b'.'));
+        let column_list = is_word(before, "AS") || self.cte_prologue == Some(self.depth);
+        match name.kind {
+            TokenKind::QuotedIdent => {
+                if !column_list {
+                    self.flag(Flags::USER_FUNCTION);
+                }
+            }
+            TokenKind::Word => {
+                if name.text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                    return;
+                }
+                if qualified {
+                    // `db.func(`: a stored function, even when named like a built-in.
+                    self.flag(Flags::USER_FUNCTION);
+                    return;
+                }
+                let mut buf = [0u8; 48];
+                let Some(up) = upper(name.text, &mut buf) else {
+                    if !column_list {
+                        self.flag(Flags::USER_FUNCTION);
+                    }
+                    return;
+                };
+                match up {
+                    "GET_LOCK" => {
+                        self.flag(Flags::LOCK_FUNCTION);
+                        self.stmt.effects.push(Effect::Pin(PinReason::NamedLock));
+                    }
+                    "RELEASE_LOCK" | "RELEASE_ALL_LOCKS" => {
+                        self.flag(Flags::LOCK_FUNCTION);
+                        self.stmt.effects.push(Effect::Unpin(PinReason::NamedLock));
+                    }
+                    "IS_USED_LOCK" | "IS_FREE_LOCK" => self.flag(Flags::LOCK_FUNCTION),
+                    "LAST_INSERT_ID" => self.flag(Flags::LAST_INSERT_ID),
+                    "FOUND_ROWS" | "ROW_COUNT" => self.flag(Flags::FOLLOWS_PREVIOUS),
+                    "NEXTVAL" | "SETVAL" => self.flag(Flags::SEQUENCE_ADVANCE),
+                    "LASTVAL" => self.flag(Flags::SEQUENCE_STATE),
+                    _ if builtin::is_builtin_or_keyword(up) || column_list => {}
+                    _ => self.flag(Flags::USER_FUNCTION),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(sql: &str) -> Flags {
+        scan(sql).flags
+    }
+
+    #[test]
+    fn plain_reads_allocate_nothing_and_are_reads() {
+        for sql in ["SELECT 1", "select a from t where id = ?", "(SELECT 1) UNION (SELECT 2)", "SHOW TABLES", "TABLE t"] {
+            let s = scan(sql);
+            assert!(s.is_read(), "{sql}");
+            assert_eq!(s.effects.capacity(), 0, "{sql}");
+        }
+    }
+
+    #[test]
+    fn function_calls() {
+        assert!(flags("SELECT myfunc(1)").has(Flags::USER_FUNCTION));
+        assert!(flags("SELECT myfunc (1)").has(Flags::USER_FUNCTION));
+        assert!(flags("SELECT db.concat(1)").has(Flags::USER_FUNCTION));
+        assert!(flags("SELECT `f`(1)").has(Flags::USER_FUNCTION));
+        assert!(!flags("SELECT COUNT(*), concat(a, b) FROM t WHERE a IN (1) AND EXISTS (SELECT 1)").has(Flags::USER_FUNCTION));
+        assert!(!flags("SELECT CAST(a AS DECIMAL(10,2)), CAST(b AS DATETIME(6)) FROM t").has(Flags::USER_FUNCTION));
+        assert!(!flags("WITH c (x, y) AS (SELECT 1, 2), d (z) AS (SELECT 3) SELECT * FROM c, d").has(Flags::USER_FUNCTION));
+        assert!(!flags("SELECT * FROM (SELECT 1, 2) AS dt (a, b)").has(Flags::USER_FUNCTION));
+        assert!(flags("WITH c AS (SELECT 1) SELECT f(x) FROM c").has(Flags::USER_FUNCTION));
+        assert!(flags("SELECT a FROM t GROUP BY a WITH ROLLUP HAVING f(a)").has(Flags::USER_FUNCTION));
+    }
+
+    #[test]
+    fn clauses_anywhere() {
+        assert!(flags("SELECT * FROM (SELECT * FROM t FOR UPDATE) x").has(Flags::LOCKING_READ));
+        assert!(flags("SELECT * FROM t LOCK IN SHARE MODE").has(Flags::LOCKING_READ));
+        assert!(!flags("SELECT 'FOR UPDATE' FROM t").has(Flags::LOCKING_READ));
+        assert!(flags("SELECT NEXT VALUE FOR s").has(Flags::SEQUENCE_ADVANCE));
+        assert!(flags("SELECT PREVIOUS VALUE FOR s").has(Flags::SEQUENCE_STATE));
+        assert!(flags("SELECT s.nextval FROM dual").has(Flags::SEQUENCE_ADVANCE));
+        assert!(flags("SELECT a INTO OUTFILE '/tmp/x' FROM t").has(Flags::INTO_FILE));
+        assert!(flags("SELECT @a := 1").has(Flags::USER_VAR_ASSIGN));
+        assert!(!flags("SELECT @a = 1").has(Flags::USER_VAR_ASSIGN));
+        assert!(flags("SELECT @@session.identity").has(Flags::LAST_INSERT_ID));
+    }
+
+    #[test]
+    fn multi_statements() {
+        assert!(!scan("SELECT 1;").is_multi_statement());
+        assert!(!scan("SELECT 1 ; ; -- done\n").is_multi_statement());
+        assert!(scan("SELECT 1; SELECT 2").is_multi_statement());
+        assert!(!scan("SELECT ';'").is_multi_statement());
+        assert!(!scan("CREATE PROCEDURE p() BEGIN SELECT 1; SET autocommit = 0; END").is_multi_statement());
+        assert_eq!(scan("CREATE PROCEDURE p() BEGIN SET autocommit = 0; END").effects, [Effect::EndTransaction]);
+    }
+
+    #[test]
+    fn ambiguous_texts_are_read_the_cautious_way() {
+        let s = scan(r"SELECT 'a\'; DELETE FROM t; -- '");
+        assert!(s.is_multi_statement());
+        let s = scan("/*!99999 SELECT */ DELETE FROM t");
+        assert_eq!(s.kind, StatementKind::Delete);
+        let s = scan("SELECT 1 /*M!100000 , myfunc() */");
+        assert!(s.flags.has(Flags::USER_FUNCTION));
+        let s = scan("/*!40101 SELECT 1 */");
+        assert_eq!(s.kind, StatementKind::Select);
+    }
+}
