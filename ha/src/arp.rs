@@ -40,17 +40,14 @@ pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
     f
 }
 
-/// The MAC address of `ifname`, from sysfs.
+/// The MAC address of `ifname` (through getifaddrs, which follows the calling thread's network
+/// namespace, unlike sysfs).
 pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
-    let path = format!("/sys/class/net/{ifname}/address");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read interface MAC", e))?;
-    let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for b in &mut mac {
-        let part = parts.next().ok_or(Error::Encode("malformed MAC address in sysfs"))?;
-        *b = u8::from_str_radix(part, 16).map_err(|_| Error::Encode("malformed MAC address in sysfs"))?;
-    }
-    Ok(mac)
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| Error::io("getifaddrs", e.into()))?;
+    addrs
+        .filter(|a| a.interface_name == ifname)
+        .find_map(|a| a.address.as_ref().and_then(|s| s.as_link_addr()).and_then(|l| l.addr()))
+        .ok_or_else(|| Error::Io { op: "interface MAC", msg: format!("{ifname} has no link-layer address") })
 }
 
 /// Sends gratuitous ARP on one interface.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 /// Everything that can go wrong in `rwsplit-ha`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// The IP header says the payload is not VRRP (protocol 112).
     #[error("IP protocol {0} is not VRRP (112)")]

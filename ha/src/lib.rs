@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsm;
 pub mod net;
 pub mod packet;
+pub mod runner;
 pub mod track;
 pub mod vip;
 

@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(effective_priority(100, &[down.clone(), up_pos.clone(), down_pos, up_neg]), Some(90));
         // Clamped to 1–254.
         assert_eq!(effective_priority(10, &[down.clone(), down.clone()]), Some(1));
-        assert_eq!(effective_priority(250, &[up_pos.clone()]), Some(254));
+        assert_eq!(effective_priority(250, std::slice::from_ref(&up_pos)), Some(254));
         // The owner is not moved.
         assert_eq!(effective_priority(255, &[down.clone()]), Some(255));
         // A failing weight-0 check means FAULT, even for the owner.

@@ -72,3 +72,22 @@ fn a_wrong_password_rejects_every_captured_v2_advert() {
         }
     }
 }
+
+#[test]
+fn our_gratuitous_arp_is_keepalived_s() {
+    let mut n = 0;
+    for file in ["keepalived-v2-pass-vrid51-shutdown.pcap", "keepalived-v2-pass-vrid51-takeover-garp.pcap"] {
+        for f in fixture(file) {
+            // keepalived's GARPs: broadcast requests from the VIP for the VIP (other ARP in the
+            // files is ordinary resolution, e.g. the new master asking for the lab host).
+            let vip = [10, 99, 0, 100];
+            if !common::is_arp(&f.data) || f.data[..6] != [0xff; 6] || f.data[28..32] != vip || f.data[38..42] != vip {
+                continue;
+            }
+            let mac: [u8; 6] = f.data[6..12].try_into().unwrap();
+            assert_eq!(rwsplit_ha::arp::garp_frame(mac, Ipv4Addr::new(10, 99, 0, 100))[..], f.data[..42], "{file}");
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "only {n} GARPs found");
+}
