@@ -85,13 +85,36 @@ impl Probe {
             self.heartbeat_ready = false;
         }
         let timeout = self.check_timeout;
-        let result = match tokio::time::timeout(timeout, self.run(plan)).await {
+        let mut result = match tokio::time::timeout(timeout, self.run(plan)).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout { what: "check", after: timeout }),
         };
         if let Err(e) = &result {
             if e.breaks_connection() {
                 self.conn = None;
+            }
+        }
+        // The heartbeat write comes after the check, under its own timeout, and cannot fail
+        // it: with semi-sync on and no replica acknowledging, a commit waits up to
+        // rpl_semi_sync_master_timeout (10 s by default on MySQL), and that wait must not make
+        // a healthy writer look down.
+        if let (Ok(obs), Some(id)) = (&mut result, plan.heartbeat_id) {
+            if plan.is_writer && !obs.read_only {
+                match tokio::time::timeout(timeout, self.write_heartbeat(id, plan.last_heartbeat_us)).await {
+                    Ok(Ok(w)) => obs.heartbeat_written = Some(w),
+                    Ok(Err(e)) => {
+                        if e.breaks_connection() {
+                            self.conn = None;
+                        }
+                        obs.heartbeat_error = Some(e.to_string());
+                    }
+                    Err(_) => {
+                        // The statement's answer never came: the connection is out of step.
+                        self.conn = None;
+                        obs.heartbeat_error =
+                            Some(format!("heartbeat write timed out after {} ms (waiting for a semi-sync acknowledgement?)", timeout.as_millis()));
+                    }
+                }
             }
         }
         result
@@ -155,13 +178,8 @@ impl Probe {
             heartbeat_error: None,
         };
         if let Some(id) = plan.heartbeat_id {
-            if !read_only && plan.is_writer {
-                match self.write_heartbeat(id, plan.last_heartbeat_us).await {
-                    Ok(w) => obs.heartbeat_written = Some(w),
-                    Err(e) if e.breaks_connection() => return Err(e),
-                    Err(e) => obs.heartbeat_error = Some(e.to_string()),
-                }
-            } else if read_only {
+            // (The writer's heartbeat write happens in `check`, after this.)
+            if read_only {
                 match self.read_heartbeat(id).await {
                     Ok(r) => obs.heartbeat_read = Some(r),
                     Err(e) if e.breaks_connection() => return Err(e),
