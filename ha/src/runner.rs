@@ -334,7 +334,7 @@ impl Instance {
             Some(p) => {
                 if self.faulty {
                     self.faulty = false;
-                    self.fsm.handle(now, Event::PriorityChanged(p));
+                    self.feed(now, Event::PriorityChanged(p));
                     self.feed(now, Event::Fault(false));
                 } else if p != self.fsm.priority() {
                     self.feed(now, Event::PriorityChanged(p));
