@@ -51,8 +51,10 @@ impl Monitor {
     }
 
     /// Runs checks every interval until `shutdown` resolves, then closes its connections.
-    /// A round lasts at most connect timeout + check timeout; if that is longer than the
-    /// interval, the next round starts right after (rounds never overlap).
+    /// A round lasts at most connect timeout + check timeout (+ one more check timeout for the
+    /// writer's heartbeat write when the heartbeat is on); if that is longer than the interval,
+    /// the next round starts right after (rounds never overlap). So while one server swallows
+    /// packets, changes on the others still show within about two intervals at the defaults.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut ticker = tokio::time::interval(self.interval);

@@ -382,11 +382,15 @@ impl Tracker {
             let is_writer = Some(i) == next.writer;
             let was_writer = Some(i) == prev.writer;
             if !is_writer && !was_writer && s.health != Health::Unknown {
+                let detail = match s.replication.as_ref().and_then(ReplicaStatus::last_error) {
+                    Some(e) if !s.readable => format!(" ({e})"),
+                    _ => String::new(),
+                };
                 match (prev_s.readable, s.readable) {
                     (false, true) => events.push(ev(Level::Info, i, format!("{} joins the read pool", s.name))),
-                    (true, false) => events.push(ev(Level::Warn, i, format!("{} leaves the read pool: {}", s.name, s.reason))),
+                    (true, false) => events.push(ev(Level::Warn, i, format!("{} leaves the read pool: {}{detail}", s.name, s.reason))),
                     (false, false) if prev_s.reason != s.reason && s.health == Health::Up && prev_s.health == Health::Up => {
-                        events.push(ev(Level::Info, i, format!("{} stays out of the read pool: {}", s.name, s.reason)))
+                        events.push(ev(Level::Info, i, format!("{} stays out of the read pool: {}{detail}", s.name, s.reason)))
                     }
                     _ => {}
                 }
@@ -490,16 +494,19 @@ fn replica_readability(
     let Some(r) = &o.replica else {
         return (false, "not replicating (read_only=ON, no replica status)".into());
     };
-    let with_error = |what: String, e: Option<String>| match e {
-        Some(e) => format!("{what}: {e}"),
+    // Reasons carry the error number, not the text: MySQL's texts change on every retry
+    // ("attempt 3/86400"), and a reason that changes is a new generation and a new log line.
+    // The text is in `replication.last_*_error` and in the log line of the change.
+    let with_errno = |what: String, errno: Option<u32>| match errno {
+        Some(n) => format!("{what}, error {n}"),
         None => what,
     };
     if !r.io_running {
         let state = r.io_state.as_deref().unwrap_or("No");
-        return (false, with_error(format!("IO thread not running ({state})"), r.last_io_error.clone()));
+        return (false, with_errno(format!("IO thread not running ({state})"), r.last_io_errno));
     }
     if !r.sql_running {
-        return (false, with_error("SQL thread not running".into(), r.last_sql_error.clone()));
+        return (false, with_errno("SQL thread not running".into(), r.last_sql_errno));
     }
     if r.seconds_behind.is_none() {
         return (false, "Seconds_Behind_Master is NULL".into());
@@ -717,10 +724,11 @@ mod tests {
                 "SQL stopped",
                 with(&|o| {
                     rs(o).sql_running = false;
-                    rs(o).last_sql_error = Some("Duplicate entry".into());
+                    rs(o).last_sql_errno = Some(1062);
+                    rs(o).last_sql_error = Some("Duplicate entry '1' for key 'PRIMARY'".into());
                 }),
                 false,
-                "SQL thread not running: Duplicate entry",
+                "SQL thread not running, error 1062",
             ),
             (
                 "IO connecting",
@@ -957,5 +965,31 @@ mod tests {
         let topo = t.apply(vec![Ok(writer(1))], 0).topology;
         assert_eq!(topo.servers[1].health, Health::Down);
         assert_eq!(topo.servers[2].health, Health::Down);
+    }
+
+
+    /// A MySQL receiver retrying a dead source changes its error text every attempt: that is
+    /// neither a new generation nor a new log line.
+    #[test]
+    fn changing_error_texts_do_not_churn() {
+        let mut t = tracker(2);
+        let round = |attempt: u32| {
+            let mut r = replica(2, None);
+            let st = r.replica.as_mut().expect("status");
+            st.io_running = false;
+            st.io_state = Some("Connecting".into());
+            st.last_io_errno = Some(2005);
+            st.last_io_error = Some(format!("Error connecting to source. This was attempt {attempt}/86400"));
+            vec![Ok(writer(1)), Ok(r)]
+        };
+        let first = t.apply(round(1), 0);
+        assert_eq!(first.topology.servers[1].reason, "IO thread not running (Connecting), error 2005");
+        let g = first.topology.generation;
+        for attempt in 2..5 {
+            let step = t.apply(round(attempt), 0);
+            assert_eq!(step.topology.generation, g);
+            assert!(step.events.is_empty(), "{:?}", step.events);
+            assert!(step.topology.servers[1].replication.as_ref().and_then(|r| r.last_io_error.clone()).is_some_and(|e| e.contains(&format!("attempt {attempt}/"))));
+        }
     }
 }
