@@ -375,7 +375,7 @@ pub struct Proxy {
 
 /// The config every test proxy starts from: the lab's format with this cluster's servers and
 /// a quicker monitor. `extra_toml` is merged over it (tables key by key, arrays replaced).
-pub fn base_config(cluster: &Cluster, port: u16, admin_port: u16) -> String {
+pub fn base_config(server_ports: [u16; 3], port: u16, admin_port: u16) -> String {
     format!(
         r#"# Written by the rwsplit-tests harness.
 [proxy]
@@ -409,9 +409,9 @@ interval_ms = 250
 [admin]
 listen = "127.0.0.1:{admin_port}"
 "#,
-        m = cluster.address(MASTER),
-        r1 = cluster.address(1),
-        r2 = cluster.address(2),
+        m = format_args!("127.0.0.1:{}", server_ports[0]),
+        r1 = format_args!("127.0.0.1:{}", server_ports[1]),
+        r2 = format_args!("127.0.0.1:{}", server_ports[2]),
     )
 }
 
@@ -426,9 +426,14 @@ fn merge_toml(base: &mut toml::Table, extra: toml::Table) {
     }
 }
 
-/// [`base_config`] with `extra_toml` merged in.
+/// [`base_config`] for `cluster` with `extra_toml` merged in.
 pub fn proxy_config(cluster: &Cluster, port: u16, admin_port: u16, extra_toml: &str) -> Result<String> {
-    let base = base_config(cluster, port, admin_port);
+    proxy_config_for_ports(cluster.ports, port, admin_port, extra_toml)
+}
+
+/// [`base_config`] for servers on these loopback ports with `extra_toml` merged in.
+pub fn proxy_config_for_ports(server_ports: [u16; 3], port: u16, admin_port: u16, extra_toml: &str) -> Result<String> {
+    let base = base_config(server_ports, port, admin_port);
     if extra_toml.trim().is_empty() {
         return Ok(base);
     }

@@ -130,3 +130,26 @@ fn example_mentions_every_schema_field() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn docker_lab_configs_load() {
+    for n in [1, 2] {
+        let path = rwsplit_tests::workspace_dir().join(format!("docker/rwsplit/rwsplit{n}.toml"));
+        match rwsplit_config::load(&path) {
+            Ok(c) => assert_eq!((c.servers.len(), c.monitor.heartbeat_id), (3, n)),
+            Err(e) => panic!("{} does not load:\n{e}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn harness_base_config_loads() {
+    let text = rwsplit_tests::proxy_config_for_ports([3307, 3308, 3309], 8066, 9066, "[routing]\nconsistency = \"causal\"\n[monitor]\nfall = 5").unwrap();
+    let c = match rwsplit_config::parse(Path::new("harness.toml"), &text) {
+        Ok(c) => c,
+        Err(e) => panic!("the harness's proxy config does not load:\n{e}\n{text}"),
+    };
+    assert_eq!(c.routing.consistency, rwsplit_config::Consistency::Causal);
+    assert_eq!((c.monitor.fall, c.monitor.interval_ms, c.monitor.user.as_str()), (5, 250, "monitor"));
+    assert_eq!(c.servers[2].address, "127.0.0.1:3309");
+}
