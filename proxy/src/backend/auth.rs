@@ -109,13 +109,13 @@ pub async fn login(
     );
     let mut out = Vec::with_capacity(128);
     response.serialize(&mut out);
-    let mut next = stream.send(seq.wrapping_add(1), &out, timeout).await?;
+    stream.send(seq.wrapping_add(1), &out, timeout).await?;
     let mut plugin = plugin;
 
     // Bounded: a server gets a few rounds (switch, fast/full auth, key) and no more.
     for _ in 0..6 {
         let (seq, p) = stream.read_packet(1 << 16, timeout).await?;
-        next = seq.wrapping_add(1);
+        let next = seq.wrapping_add(1);
         match p.first() {
             Some(&OK) => return Ok(ServerHello { version, connection_id, capabilities: caps }),
             Some(&ERR) => return Err(AuthError::Refused(err_message(&p))),
@@ -127,7 +127,7 @@ pub async fn login(
                     nonce.pop();
                 }
                 let s = scramble(&plugin, &nonce, password)?;
-                next = stream.send(next, &s, timeout).await?;
+                stream.send(next, &s, timeout).await?;
             }
             Some(0x01) if plugin == b"caching_sha2_password" => match p.get(1) {
                 // Fast authentication succeeded; the OK follows.
@@ -135,18 +135,17 @@ pub async fn login(
                 // Full authentication: ask for the server's public key, then send the
                 // encrypted password.
                 Some(4) => {
-                    next = stream.send(next, &[2], timeout).await?;
+                    stream.send(next, &[2], timeout).await?;
                     let (seq, key) = stream.read_packet(1 << 16, timeout).await?;
                     let pem = key.get(1..).filter(|_| key.first() == Some(&0x01)).ok_or(AuthError::Protocol("public key"))?;
                     let enc = rsa_encrypt_password(password, &nonce, pem)?;
-                    next = stream.send(seq.wrapping_add(1), &enc, timeout).await?;
+                    stream.send(seq.wrapping_add(1), &enc, timeout).await?;
                 }
                 _ => return Err(AuthError::Protocol("caching_sha2_password state")),
             },
             _ => return Err(AuthError::Protocol("unexpected packet during login")),
         }
     }
-    let _ = next;
     Err(AuthError::Protocol("too many authentication rounds"))
 }
 

@@ -114,15 +114,19 @@ fn names_match((schema, table): &TableRef, entry: &str) -> bool {
 
 /// Does this read name one of `temp_tables`? Conservative: "true" when unsure.
 pub(crate) fn reads_temp_table(sql: &str, temp_tables: &HashSet<String>) -> bool {
-    let refs = match Parser::parse_sql(&MySqlDialect {}, sql) {
-        Ok(statements) => match ast_table_refs(&statements, sql) {
+    // sqlparser is a dependency reading client text: a panic in it must not take the
+    // session down, and counts as "unsure".
+    let parsed = std::panic::catch_unwind(|| Parser::parse_sql(&MySqlDialect {}, sql));
+    let refs = match parsed {
+        Ok(Ok(statements)) => match ast_table_refs(&statements, sql) {
             Some(refs) => refs,
             None => return true,
         },
-        Err(_) => match lexer_table_refs(sql) {
+        Ok(Err(_)) => match lexer_table_refs(sql) {
             Some(refs) => refs,
             None => return true,
         },
+        Err(_) => return true,
     };
     refs.iter().any(|r| temp_tables.iter().any(|entry| names_match(r, entry)))
 }

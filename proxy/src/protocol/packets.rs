@@ -50,15 +50,40 @@ pub fn put_lenenc(out: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// The fixed part of an OK packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OkHead {
+    pub affected_rows: u64,
+    pub last_insert_id: u64,
+    pub status: StatusFlags,
+    pub warnings: u16,
+}
+
+/// Reads an OK packet's fixed part (header 0x00 or 0xFE), or `None` if it is malformed.
+pub fn ok_head(payload: &[u8]) -> Option<OkHead> {
+    let mut at = 1;
+    let (affected_rows, n) = read_lenenc(payload.get(at..)?)?;
+    at += n;
+    let (last_insert_id, n) = read_lenenc(payload.get(at..)?)?;
+    at += n;
+    let s = payload.get(at..at + 4)?;
+    Some(OkHead {
+        affected_rows,
+        last_insert_id,
+        status: StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]])),
+        warnings: u16::from_le_bytes([s[2], s[3]]),
+    })
+}
+
 /// Status flags of an OK packet (header 0x00 or 0xFE), or `None` if it is malformed.
 pub fn ok_status(payload: &[u8]) -> Option<StatusFlags> {
-    let mut at = 1;
-    let (_, n) = read_lenenc(payload.get(at..)?)?;
-    at += n;
-    let (_, n) = read_lenenc(payload.get(at..)?)?;
-    at += n;
-    let s = payload.get(at..at + 2)?;
-    Some(StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]])))
+    ok_head(payload).map(|h| h.status)
+}
+
+/// Warning count of a classic EOF packet.
+pub fn eof_warnings(payload: &[u8]) -> Option<u16> {
+    let w = payload.get(1..3)?;
+    Some(u16::from_le_bytes([w[0], w[1]]))
 }
 
 /// Status flags of a classic EOF packet (5 bytes: 0xFE, warnings, status).
@@ -128,6 +153,11 @@ mod tests {
         // An OK from MariaDB after an INSERT: 1 row, insert id 300, autocommit+in_trans? no: autocommit only.
         let ok = [0x00, 0x01, 0xFC, 0x2C, 0x01, 0x02, 0x00, 0x00, 0x00];
         assert_eq!(ok_status(&ok), Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT));
+        assert_eq!(
+            ok_head(&ok),
+            Some(OkHead { affected_rows: 1, last_insert_id: 300, status: StatusFlags::SERVER_STATUS_AUTOCOMMIT, warnings: 0 })
+        );
+        assert_eq!(eof_warnings(&[0xFE, 3, 0, 2, 0]), Some(3));
         let eof = [0xFE, 0x00, 0x00, 0x0B, 0x00];
         let s = eof_status(&eof).unwrap();
         assert!(s.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS));
@@ -146,6 +176,7 @@ mod tests {
     fn truncated_packets_give_none() {
         assert_eq!(ok_status(&[0x00]), None);
         assert_eq!(ok_status(&[0x00, 0xFE, 1, 2]), None);
+        assert_eq!(ok_status(&[0x00, 0, 0, 2, 0]), None, "warnings are part of the fixed head");
         assert_eq!(eof_status(&[0xFE, 0]), None);
         assert_eq!(err_code(&[0xFF]), None);
     }

@@ -7,7 +7,7 @@
 //! Pure: no IO, tested packet by packet.
 
 use super::frame::Chunk;
-use super::packets::{eof_status, ok_status, read_lenenc, EOF, ERR, LOCAL_INFILE, OK};
+use super::packets::{eof_status, eof_warnings, ok_head, read_lenenc, EOF, ERR, LOCAL_INFILE, OK};
 use super::StatusFlags;
 
 /// The shape of the response a command gets.
@@ -46,6 +46,10 @@ pub struct Outcome {
     pub error: Option<u16>,
     /// For COM_STMT_PREPARE: (statement id, columns, params) from the statement OK.
     pub prepared: Option<(u32, u16, u16)>,
+    /// Warnings reported by the last OK/EOF (SHOW WARNINGS must then run on that connection).
+    pub warnings: u16,
+    /// LAST_INSERT_ID reported by the last OK (LAST_INSERT_ID() must then run on that connection).
+    pub last_insert_id: u64,
 }
 
 /// The server sent something that cannot be part of this response.
@@ -83,6 +87,8 @@ pub struct ResponseTracker {
     continuation: bool,
     status: Option<StatusFlags>,
     prepared: Option<(u32, u16, u16)>,
+    warnings: u16,
+    last_insert_id: u64,
 }
 
 impl ResponseTracker {
@@ -92,12 +98,12 @@ impl ResponseTracker {
             Expect::Fetch => State::Rows,
             _ => State::Start,
         };
-        ResponseTracker { expect, deprecate_eof, state, continuation: false, status: None, prepared: None }
+        ResponseTracker { expect, deprecate_eof, state, continuation: false, status: None, prepared: None, warnings: 0, last_insert_id: 0 }
     }
 
     fn done(&mut self, error: Option<u16>) -> Step {
         self.state = State::Finished;
-        Step::Done(Outcome { status: self.status, error, prepared: self.prepared })
+        Step::Done(Outcome { status: self.status, error, prepared: self.prepared, warnings: self.warnings, last_insert_id: self.last_insert_id })
     }
 
     /// A terminator: a 0xFE packet short enough not to be a row. With DEPRECATE_EOF it is an
@@ -106,11 +112,26 @@ impl ResponseTracker {
         head.first() == Some(&EOF) && !chunk.continues() && (self.deprecate_eof || chunk.len < 9)
     }
 
-    fn terminator_status(&self, head: &[u8]) -> Option<StatusFlags> {
+    /// Records what a terminator (EOF, or OK with DEPRECATE_EOF) says.
+    fn terminator(&mut self, head: &[u8]) {
         if self.deprecate_eof && head.len() >= 7 {
-            ok_status(head)
+            self.ok(head);
         } else {
-            eof_status(head)
+            self.status = eof_status(head);
+            self.warnings = eof_warnings(head).unwrap_or(0);
+        }
+    }
+
+    /// Records what an OK packet says; false when it is malformed.
+    fn ok(&mut self, head: &[u8]) -> bool {
+        match ok_head(head) {
+            Some(h) => {
+                self.status = Some(h.status);
+                self.warnings = h.warnings;
+                self.last_insert_id = h.last_insert_id;
+                true
+            }
+            None => false,
         }
     }
 
@@ -137,11 +158,13 @@ impl ResponseTracker {
         match self.state {
             State::Finished => Err(Violation("packet after the end of the response")),
             State::Start if self.expect == Expect::Single => {
-                self.status = match first {
-                    OK => ok_status(head),
-                    EOF => eof_status(head),
-                    _ => None,
-                };
+                match first {
+                    OK => {
+                        self.ok(head);
+                    }
+                    EOF => self.status = eof_status(head),
+                    _ => {}
+                }
                 let err = (first == ERR).then(|| error_code(head));
                 Ok(self.done(err))
             }
@@ -150,7 +173,9 @@ impl ResponseTracker {
                 if self.expect == Expect::Prepare {
                     return self.prepare_ok(head);
                 }
-                self.status = Some(ok_status(head).ok_or(Violation("malformed OK"))?);
+                if !self.ok(head) {
+                    return Err(Violation("malformed OK"));
+                }
                 Ok(self.end_of_result())
             }
             State::AfterInfile => Err(Violation("expected OK or ERR after LOCAL INFILE")),
@@ -185,6 +210,7 @@ impl ResponseTracker {
                     return Err(Violation("expected EOF after column definitions"));
                 }
                 self.status = eof_status(head);
+                self.warnings = eof_warnings(head).unwrap_or(0);
                 // A cursor was opened: rows come later through COM_STMT_FETCH.
                 if self.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
                     return Ok(self.done(None));
@@ -197,7 +223,7 @@ impl ResponseTracker {
                     return Ok(self.done(Some(error_code(head))));
                 }
                 if self.is_terminator(chunk, head) {
-                    self.status = self.terminator_status(head);
+                    self.terminator(head);
                     return Ok(self.end_of_result());
                 }
                 Ok(Step::More)
@@ -207,7 +233,7 @@ impl ResponseTracker {
                     return Ok(self.done(Some(error_code(head))));
                 }
                 if self.is_terminator(chunk, head) {
-                    self.status = self.terminator_status(head);
+                    self.terminator(head);
                     return Ok(self.done(None));
                 }
                 Ok(Step::More)
@@ -295,7 +321,7 @@ mod tests {
         let steps = run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011", b"\x012"]);
         assert!(steps.iter().all(|s| *s == Step::More));
         let end = t.feed(chunk(EOF_AC), EOF_AC).unwrap();
-        assert_eq!(end, Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: None, prepared: None }));
+        assert_eq!(end, Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: None, prepared: None, warnings: 0, last_insert_id: 0 }));
     }
 
     #[test]
@@ -323,7 +349,7 @@ mod tests {
         let mut t = ResponseTracker::new(Expect::Query, false);
         run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011"]);
         let err = [0xFF, 0x15, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'];
-        assert_eq!(t.feed(chunk(&err), &err).unwrap(), Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: Some(1045), prepared: None }));
+        assert_eq!(t.feed(chunk(&err), &err).unwrap(), Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: Some(1045), prepared: None, warnings: 0, last_insert_id: 0 }));
         assert!(t.feed(chunk(OK_AC), OK_AC).is_err(), "nothing may follow the end");
     }
 
@@ -338,6 +364,17 @@ mod tests {
         // The continuation chunk starts with anything, even 0xFE or 0xFF.
         assert_eq!(t.feed(Chunk { len: 5, seq: 4 }, &[0xFF, 1, 2, 3, 4]).unwrap(), Step::More);
         assert!(matches!(t.feed(chunk(OK_TERM_AC), OK_TERM_AC).unwrap(), Step::Done(_)));
+    }
+
+    #[test]
+    fn insert_id_and_warnings_are_reported() {
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        let ok = [0x00, 0x01, 0x2A, 0x02, 0x00, 0x01, 0x00];
+        assert!(matches!(t.feed(chunk(&ok), &ok).unwrap(), Step::Done(o) if o.last_insert_id == 42 && o.warnings == 1));
+        let mut t = ResponseTracker::new(Expect::Query, false);
+        run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011"]);
+        let eof = [0xFE, 2, 0, 2, 0];
+        assert!(matches!(t.feed(chunk(&eof), &eof).unwrap(), Step::Done(o) if o.warnings == 2));
     }
 
     #[test]
@@ -362,7 +399,7 @@ mod tests {
             assert!(steps.iter().all(|s| *s == Step::More), "{deprecate}: {steps:?}");
             let last: &[u8] = if deprecate { COLDEF } else { EOF_AC };
             if !deprecate {
-                assert_eq!(t.feed(chunk(last), last).unwrap(), Step::Done(Outcome { status: None, error: None, prepared: Some((7, 1, 2)) }));
+                assert_eq!(t.feed(chunk(last), last).unwrap(), Step::Done(Outcome { status: None, error: None, prepared: Some((7, 1, 2)), warnings: 0, last_insert_id: 0 }));
             }
         }
         // deprecate_eof: the last column definition ends it.

@@ -47,13 +47,16 @@ pub struct Session {
     peer: String,
     user: String,
     nonce: [u8; 20],
-    caps: CapabilityFlags,
     /// Pool key: the capabilities that shape the server's responses.
     key: CapabilityFlags,
     login_collation: u8,
     state: SessionState,
     /// The connection the session is tied to, if any.
     pinned: Option<BackendConn>,
+    /// The previous statement's connection, kept until the next command when that command may
+    /// need it: after an auto-increment insert (LAST_INSERT_ID()), warnings (SHOW WARNINGS) or
+    /// SQL_CALC_FOUND_ROWS (FOUND_ROWS()). Given back to the pool as soon as it is not needed.
+    held: Option<BackendConn>,
     stmts: HashMap<u32, ClientStmt>,
     next_stmt: u32,
     /// The statement whose cursor is open on the pinned connection.
@@ -128,11 +131,11 @@ impl Session {
             peer,
             user: login.user.clone(),
             nonce,
-            caps: login.capabilities,
             key: behaviour_capabilities(login.capabilities),
             login_collation: login.collation,
             state: SessionState::new(login.collation, None),
             pinned: None,
+            held: None,
             stmts: HashMap::new(),
             next_stmt: 1,
             cursor: None,
@@ -153,7 +156,7 @@ impl Session {
         if let Some(db) = schema {
             let mut payload = vec![Command::COM_INIT_DB as u8];
             payload.extend_from_slice(db.as_bytes());
-            match self.run_internal_on_writer(&payload).await {
+            match self.check_on_backend(&payload).await {
                 Ok(None) => self.state.set_schema(Some(db)),
                 Ok(Some(err)) => {
                     self.client.send(seq, &err, self.timeouts.handshake).await?;
@@ -169,10 +172,10 @@ impl Session {
         Ok(true)
     }
 
-    /// Runs a command on a writer connection synced to the session; returns the server's ERR
-    /// payload if it failed.
-    async fn run_internal_on_writer(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, ProxyError> {
-        let target = self.target(Route::Master)?;
+    /// Runs a command on a connection synced to the session (a replica when one is usable:
+    /// checking a schema needs no writer); returns the server's ERR payload if it failed.
+    async fn check_on_backend(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, ProxyError> {
+        let target = self.target(Route::Replica)?;
         let mut conn = self.acquire(target).await?;
         let timeout = self.timeouts.backend_response;
         let (_, err) = internal(&mut conn, payload, Expect::Single, timeout).await.map_err(|e| self.backend_error(&conn, e.to_string(), false))?;
@@ -222,6 +225,9 @@ impl Session {
         self.client.shutdown().await;
         // A tied connection holds state nobody else may inherit: it is dropped, not pooled.
         self.pinned = None;
+        if let Some(h) = self.held.take() {
+            self.shared.pool.release(h);
+        }
     }
 
     async fn command(&mut self, payload: Bytes) -> Result<(), ProxyError> {
@@ -299,6 +305,13 @@ impl Session {
 
     async fn query(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let sql = String::from_utf8_lossy(&payload[1..]);
+        if starts_with_keyword(&sql, "kill") {
+            // Clients know rwsplit's connection ids, not the servers': passing KILL on could
+            // end an unrelated connection.
+            return Err(ProxyError::Unsupported(
+                "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself".into(),
+            ));
+        }
         let mut decision = classifier::classify(&sql, &self.state.view());
         // A transaction must not leave the connection holding the session's temporary tables.
         if self.state.holds_temp_tables() && decision.effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
@@ -315,7 +328,13 @@ impl Session {
     /// Routes, runs and relays one statement, with one transparent retry for reads that fail
     /// before any byte reached the client.
     async fn statement(&mut self, route: Route, reason: Reason, job: Job<'_>, effects: &[Effect], sql: &str) -> Result<Target, ProxyError> {
-        let mut route = route;
+        let needs_previous = route == Route::Previous || reason == Reason::LastInsertId;
+        if !needs_previous {
+            if let Some(h) = self.held.take() {
+                self.shared.pool.release(h);
+            }
+        }
+        let mut route = if reason == Reason::LastInsertId && self.held.is_some() { Route::Previous } else { route };
         let read = route == Route::Replica && !self.state.sticky();
         let mut retried = false;
         loop {
@@ -421,6 +440,11 @@ impl Session {
     /// The connection for `target`: the pinned one if it is on that server, else one from the
     /// pool brought to the session's state.
     async fn acquire(&mut self, target: Target) -> Result<BackendConn, ProxyError> {
+        if self.held.as_ref().is_some_and(|h| h.server == target.server()) {
+            if let Some(h) = self.held.take() {
+                return Ok(h);
+            }
+        }
         if self.pinned.as_ref().is_some_and(|p| p.server == target.server()) {
             if let Some(p) = self.pinned.take() {
                 return Ok(p);
@@ -511,7 +535,16 @@ impl Session {
                 };
                 let backend_id = match conn.stmt(&stmt.sql).map(|s| s.id) {
                     Some(id) => id,
-                    None => self.prepare_on(conn, &stmt.sql).await?,
+                    None => match self.prepare_on(conn, &stmt.sql).await? {
+                        Ok(id) => id,
+                        Err(err) => {
+                            // The server refused the statement here (a table missing on this
+                            // replica, say): its error is the answer to EXECUTE.
+                            self.client.send(1, &err, ct).await.map_err(RelayError::Client)?;
+                            let code = crate::protocol::packets::err_code(&err);
+                            return Ok(Outcome { status: None, error: code.or(Some(0)), prepared: None, warnings: 0, last_insert_id: 0 });
+                        }
+                    },
                 };
                 for long in &stmt.long_data {
                     // No response to COM_STMT_SEND_LONG_DATA; queued ahead of the EXECUTE.
@@ -547,7 +580,7 @@ impl Session {
 
     /// Prepares `sql` on `conn` without telling the client (the statement was prepared on
     /// another connection); returns the backend id.
-    async fn prepare_on(&mut self, conn: &mut BackendConn, sql: &Arc<str>) -> Result<u32, RelayError> {
+    async fn prepare_on(&mut self, conn: &mut BackendConn, sql: &Arc<str>) -> Result<Result<u32, Vec<u8>>, RelayError> {
         let mut p = vec![Command::COM_STMT_PREPARE as u8];
         p.extend_from_slice(sql.as_bytes());
         let (o, err) = internal(conn, &p, Expect::Prepare, self.timeouts.backend_response)
@@ -558,14 +591,9 @@ impl Session {
                 if let Some(evicted) = conn.remember_stmt(sql.clone(), id) {
                     close_backend_stmt(conn, evicted);
                 }
-                Ok(id)
+                Ok(Ok(id))
             }
-            (None, Some(e)) => {
-                // The server refused it here (e.g. a table missing on this replica): relay its
-                // error to the client as the answer to EXECUTE.
-                let _ = self.client.send(1, &e, self.timeouts.client_write).await;
-                Err(RelayError::Backend { reason: format!("re-prepare failed: {}", crate::protocol::packets::err_message(&e)), before_client: false })
-            }
+            (None, Some(e)) => Ok(Err(e)),
             (None, None) => Err(RelayError::Backend { reason: "re-prepare returned no statement".into(), before_client: true }),
         }
     }
@@ -577,11 +605,22 @@ impl Session {
         }
         if outcome.error.is_none() {
             self.state.apply(effects, sql);
+            if effects.is_empty() && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED)) {
+                // The server says session state changed in a way the classifier did not see
+                // (a stored procedure, say): only that connection has it now.
+                tracing::debug!(session = self.id, "untracked session state change; staying on this connection");
+                self.state.tie(Tie::UntrackedState);
+            }
         } else if effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
             self.state.read_only_transaction = false;
         }
         self.last_target = Some(target);
         conn.state = Some(self.state.fingerprint());
+        let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || contains_ignore_case(sql, "sql_calc_found_rows");
+        if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
+            self.held = Some(conn);
+            return;
+        }
         self.keep_or_release(conn);
     }
 
@@ -599,6 +638,7 @@ impl Session {
     /// COM_RESET_CONNECTION / COM_CHANGE_USER: a fresh session state on the same client.
     fn reset(&mut self, schema: Option<String>, collation: u8) {
         self.pinned = None;
+        self.held = None;
         self.cursor = None;
         self.stmts.clear();
         self.last_target = None;
@@ -754,6 +794,18 @@ impl Session {
     }
 }
 
+/// True when `sql` begins with `keyword` (after white space), as a whole word.
+fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
+    let t = sql.trim_start().as_bytes();
+    t.len() >= keyword.len()
+        && t[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes())
+        && t.get(keyword.len()).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Queues COM_STMT_CLOSE (no response) for a backend statement; it goes out with the next
 /// command on that connection.
 fn close_backend_stmt(conn: &mut BackendConn, id: u32) {
@@ -770,4 +822,20 @@ async fn verify(client: &mut PacketStream, login: &ClientLogin, cred: &Credentia
     client.send(seq, &handshake::auth_switch_payload(nonce), t.handshake).await?;
     let (s, resp) = client.read_packet(1 << 16, t.handshake).await?;
     Ok((cred.verify_native(nonce, &resp), s.wrapping_add(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_prefix() {
+        assert!(starts_with_keyword("  KILL 5", "kill"));
+        assert!(starts_with_keyword("kill query 5", "kill"));
+        assert!(!starts_with_keyword("killer()", "kill"));
+        assert!(!starts_with_keyword("SELECT 1", "kill"));
+        assert!(starts_with_keyword("kill", "kill"));
+        assert!(contains_ignore_case("select SQL_CALC_FOUND_ROWS * from t", "sql_calc_found_rows"));
+        assert!(!contains_ignore_case("select 1", "sql_calc_found_rows"));
+    }
 }

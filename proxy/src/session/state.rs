@@ -25,6 +25,8 @@ pub enum Tie {
     UserVariables,
     /// A server-side cursor is open (COM_STMT_FETCH follows).
     Cursor,
+    /// The server reported a session state change rwsplit did not see coming.
+    UntrackedState,
 }
 
 /// The session's state.
