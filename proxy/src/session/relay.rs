@@ -42,8 +42,12 @@ pub async fn relay(
         let mut done = None;
         let mut infile = false;
         while let Some(c) = check_chunk(&conn.stream.buffered()[n..]) {
+            let buf = conn.stream.buffered();
+            let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
+            let step = tracker.feed(c, head).map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
             if first {
                 first = false;
+                // The tracker has read the backend's statement id; the client gets its own.
                 if let Some(id) = patch_stmt_id {
                     let buf = conn.stream.buffered_mut();
                     if buf.get(n + HEADER) == Some(&0x00) && c.len >= 5 {
@@ -51,9 +55,6 @@ pub async fn relay(
                     }
                 }
             }
-            let buf = conn.stream.buffered();
-            let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
-            let step = tracker.feed(c, head).map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
             n += c.total();
             match step {
                 Step::More => {}
