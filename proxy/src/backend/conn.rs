@@ -53,6 +53,10 @@ pub struct BackendConn {
     /// Fingerprint of the session state last applied, `None` when unknown (must be reset
     /// before another session uses it).
     pub state: Option<u64>,
+    /// The schema in use on the server side. COM_RESET_CONNECTION keeps it and there is no
+    /// command to leave a schema, so a session without one needs a connection that never had
+    /// one.
+    pub schema: Option<String>,
     /// Prepared statements by SQL text.
     pub stmts: HashMap<Arc<str>, BackendStmt>,
     stmt_clock: u64,
@@ -83,6 +87,7 @@ impl BackendConn {
             hello,
             key,
             state: None,
+            schema: None,
             stmts: HashMap::new(),
             stmt_clock: 0,
             last_used: Instant::now(),

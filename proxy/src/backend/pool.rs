@@ -86,6 +86,12 @@ impl Pool {
         if let Some(conn) = self.take_idle(sp, key, state) {
             return Ok(conn);
         }
+        self.open(server, key).await
+    }
+
+    /// A new connection to `server`, never an idle one.
+    pub async fn open(&self, server: usize, key: CapabilityFlags) -> Result<BackendConn, ProxyError> {
+        let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
         let n = sp.open.fetch_add(1, Ordering::Relaxed);
         let guard = OpenGuard(sp.open.clone());
         if n >= self.settings.max_open {

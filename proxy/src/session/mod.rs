@@ -154,10 +154,8 @@ impl Session {
     /// the server's own error), then sends the final OK. False when the client was refused.
     async fn enter_schema(&mut self, schema: Option<String>, seq: u8) -> Result<bool, ConnError> {
         if let Some(db) = schema {
-            let mut payload = vec![Command::COM_INIT_DB as u8];
-            payload.extend_from_slice(db.as_bytes());
-            match self.check_on_backend(&payload).await {
-                Ok(None) => self.state.set_schema(Some(db)),
+            match self.use_schema(db).await {
+                Ok(None) => {}
                 Ok(Some(err)) => {
                     self.client.send(seq, &err, self.timeouts.handshake).await?;
                     return Ok(false);
@@ -172,13 +170,21 @@ impl Session {
         Ok(true)
     }
 
-    /// Runs a command on a connection synced to the session (a replica when one is usable:
-    /// checking a schema needs no writer); returns the server's ERR payload if it failed.
-    async fn check_on_backend(&mut self, payload: &[u8]) -> Result<Option<Vec<u8>>, ProxyError> {
+    /// COM_INIT_DB on a connection synced to the session (a replica when one is usable:
+    /// checking a schema needs no writer). On success the session and that connection are in
+    /// `db`; otherwise the server's ERR payload is returned.
+    async fn use_schema(&mut self, db: String) -> Result<Option<Vec<u8>>, ProxyError> {
         let target = self.target(Route::Replica)?;
         let mut conn = self.acquire(target).await?;
+        let mut payload = vec![Command::COM_INIT_DB as u8];
+        payload.extend_from_slice(db.as_bytes());
         let timeout = self.timeouts.backend_response;
-        let (_, err) = internal(&mut conn, payload, Expect::Single, timeout).await.map_err(|e| self.backend_error(&conn, e.to_string(), false))?;
+        let (o, err) = internal(&mut conn, &payload, Expect::Single, timeout).await.map_err(|e| self.backend_error(&conn, e.to_string(), false))?;
+        if o.error.is_none() {
+            self.state.set_schema(Some(db.clone()));
+            conn.schema = Some(db);
+            conn.state = Some(self.state.fingerprint());
+        }
         self.keep_or_release(conn);
         Ok(err)
     }
@@ -452,9 +458,12 @@ impl Session {
         }
         let fp = self.state.fingerprint();
         let mut conn = self.shared.pool.lease(target.server(), self.key, fp).await?;
-        if let Err(e) = self.sync(&mut conn).await {
-            return Err(e);
+        if self.state.schema.is_none() && conn.schema.is_some() {
+            // No command leaves a schema: take a connection that never entered one.
+            drop(conn);
+            conn = self.shared.pool.open(target.server(), self.key).await?;
         }
+        self.sync(&mut conn).await?;
         Ok(conn)
     }
 
@@ -488,6 +497,7 @@ impl Session {
             if o.error.is_some() {
                 return Err(fail(format!("USE {db}: {}", err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default())));
             }
+            conn.schema = Some(db.clone());
         }
         for sql in self.state.replay() {
             let mut p = vec![Command::COM_QUERY as u8];
@@ -616,6 +626,9 @@ impl Session {
         }
         self.last_target = Some(target);
         conn.state = Some(self.state.fingerprint());
+        if self.state.schema.is_some() {
+            conn.schema = self.state.schema.clone();
+        }
         let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || contains_ignore_case(sql, "sql_calc_found_rows");
         if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
             self.held = Some(conn);
