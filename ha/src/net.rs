@@ -9,6 +9,7 @@ use crate::packet::{IpInfo, IPPROTO_VRRP, MCAST_V4, TOS, TTL};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 /// The fields of a received IPv4 header, and where its payload starts and ends.
@@ -103,6 +104,28 @@ impl VrrpSocket {
     /// Waits up to `timeout` for a datagram; returns its IP header fields and payload, `None`
     /// on timeout or a datagram that is not a whole IPv4 packet.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<(IpInfo, &[u8])>> {
+        self.read_one(timeout)
+    }
+
+    /// [`recv`](Self::recv) that also returns (`None`) as soon as `wake` becomes readable, so
+    /// a stop request does not wait for the timeout. The caller drains `wake`.
+    pub fn recv_or_wake(&mut self, timeout: Duration, wake: BorrowedFd<'_>) -> Result<Option<(IpInfo, &[u8])>> {
+        use nix::poll::{ppoll, PollFd, PollFlags};
+        let timeout = timeout.max(Duration::from_micros(100));
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN), PollFd::new(wake, PollFlags::POLLIN)];
+        match ppoll(&mut fds, Some(nix::sys::time::TimeSpec::from_duration(timeout)), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::io("ppoll", e.into())),
+        }
+        let readable = |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR));
+        if !readable(&fds[0]) {
+            return Ok(None);
+        }
+        // Readable: the read does not wait (the short timeout only guards a spurious wake-up).
+        self.read_one(Duration::from_millis(1))
+    }
+
+    fn read_one(&mut self, timeout: Duration) -> Result<Option<(IpInfo, &[u8])>> {
         let timeout = timeout.max(Duration::from_micros(100));
         self.socket.set_read_timeout(Some(timeout)).map_err(|e| Error::io("SO_RCVTIMEO", e))?;
         let n = match (&self.socket).read(&mut self.buf) {

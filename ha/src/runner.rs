@@ -3,6 +3,12 @@
 //! pure [`Fsm`] with what the socket, the trackers and the timers report, carrying out its
 //! actions: adverts, virtual addresses (renewed while master), gratuitous ARP bursts with
 //! keepalived's repeat/delay/refresh, and notify commands. IPv4 only for now.
+//!
+//! The thread waits on the VRRP socket and on a wake-up socket together, so
+//! [`RunnerHandle::request_stop`] is acted on at once (the priority-0 advert of a clean
+//! shutdown goes out within a millisecond or so, not at the next tick). [`RunnerStats`] are
+//! shared atomics for the proxy's metrics and status: state, current priority, and the number
+//! of transitions (each one also logged at INFO).
 
 use crate::arp::ArpSender;
 use crate::error::{Error, Result};
@@ -13,7 +19,9 @@ use crate::track::{self, Tracker};
 use crate::vip::{Vip, VipManager};
 use rwsplit_config::VrrpInstanceConfig;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,10 +30,48 @@ use std::time::{Duration, Instant};
 /// How often trackers, interface state and the stop flag are looked at, at most.
 const TICK: Duration = Duration::from_millis(100);
 
+/// What a running instance reports, readable from any thread (metrics, status pages).
+#[derive(Debug, Default)]
+pub struct RunnerStats {
+    state: AtomicU8,
+    priority: AtomicU8,
+    transitions: AtomicU64,
+    masters: AtomicU64,
+}
+
+impl RunnerStats {
+    /// The instance's current state.
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Relaxed) {
+            1 => State::Backup,
+            2 => State::Master,
+            3 => State::Fault,
+            _ => State::Initialize,
+        }
+    }
+
+    /// The priority it advertises now (configured priority moved by the trackers).
+    pub fn priority(&self) -> u8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// State changes since start (INIT→BACKUP counts; so does the final →STOP).
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+
+    /// How many times it became master.
+    pub fn became_master(&self) -> u64 {
+        self.masters.load(Ordering::Relaxed)
+    }
+}
+
 /// A running instance.
 pub struct RunnerHandle {
+    name: String,
     stop: Arc<AtomicBool>,
-    state: Arc<AtomicU8>,
+    wake: UnixDatagram,
+    stats: Arc<RunnerStats>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -41,12 +87,25 @@ fn state_code(s: State) -> u8 {
 impl RunnerHandle {
     /// The instance's current state.
     pub fn state(&self) -> State {
-        match self.state.load(Ordering::Relaxed) {
-            1 => State::Backup,
-            2 => State::Master,
-            3 => State::Fault,
-            _ => State::Initialize,
-        }
+        self.stats.state()
+    }
+
+    /// The instance's name (`[[vrrp]] name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared counters, to keep after the handle is gone (e.g. in a metrics collector).
+    pub fn stats(&self) -> Arc<RunnerStats> {
+        self.stats.clone()
+    }
+
+    /// Asks the thread to shut down (a master sends priority 0 and removes its addresses)
+    /// without waiting; [`stop`](Self::stop) waits. Stopping several instances at once: request
+    /// each, then stop each, so they hand over together.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.send(&[1]);
     }
 
     /// Whether the thread has ended (it only ends by itself on a setup error).
@@ -57,7 +116,7 @@ impl RunnerHandle {
     /// Shuts the instance down (a master sends priority 0 and removes its addresses) and
     /// waits for the thread.
     pub fn stop(mut self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.request_stop();
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(Error::Io { op: "VRRP thread", msg: "panicked".into() }),
@@ -68,7 +127,7 @@ impl RunnerHandle {
 
 impl Drop for RunnerHandle {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.request_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -80,13 +139,16 @@ impl Drop for RunnerHandle {
 /// returned here, before the thread reports any state.
 pub fn spawn(cfg: VrrpInstanceConfig, proxy_healthy: Arc<AtomicBool>) -> Result<RunnerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
-    let state = Arc::new(AtomicU8::new(0));
+    let stats = Arc::new(RunnerStats::default());
+    let (wake, woken) = UnixDatagram::pair().map_err(|e| Error::io("wake-up socket pair", e))?;
+    woken.set_nonblocking(true).map_err(|e| Error::io("wake-up socket", e))?;
     let (ready_tx, ready_rx) = channel();
-    let (s, st) = (stop.clone(), state.clone());
+    let (s, st) = (stop.clone(), stats.clone());
+    let name = cfg.name.clone();
     let thread = std::thread::Builder::new()
         .name(format!("vrrp-{}", cfg.name))
         .spawn(move || {
-            let mut inst = match Instance::setup(cfg, proxy_healthy, s, st) {
+            let mut inst = match Instance::setup(cfg, proxy_healthy, s, st, woken) {
                 Ok(i) => {
                     let _ = ready_tx.send(Ok(()));
                     i
@@ -101,7 +163,7 @@ pub fn spawn(cfg: VrrpInstanceConfig, proxy_healthy: Arc<AtomicBool>) -> Result<
         })
         .map_err(|e| Error::io("spawn VRRP thread", e))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(RunnerHandle { stop, state, thread: Some(thread) }),
+        Ok(Ok(())) => Ok(RunnerHandle { name, stop, wake, stats, thread: Some(thread) }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
@@ -142,7 +204,8 @@ struct Instance {
     netlink: VipManager,
     arp: ArpSender,
     stop: Arc<AtomicBool>,
-    state: Arc<AtomicU8>,
+    woken: UnixDatagram,
+    stats: Arc<RunnerStats>,
     proxy_healthy: Arc<AtomicBool>,
     /// Trackers: scripts first (in config order), then the proxy, then interfaces.
     trackers: Vec<Tracker>,
@@ -161,7 +224,8 @@ impl Instance {
         cfg: VrrpInstanceConfig,
         proxy_healthy: Arc<AtomicBool>,
         stop: Arc<AtomicBool>,
-        state: Arc<AtomicU8>,
+        stats: Arc<RunnerStats>,
+        woken: UnixDatagram,
     ) -> Result<Self> {
         request_sched_fifo();
         let mut vips = Vec::new();
@@ -208,6 +272,7 @@ impl Instance {
             preempt_delay_us: (cfg.preempt_delay * 1e6) as u64,
             local_addr: IpAddr::V4(src),
         });
+        stats.priority.store(priority, Ordering::Relaxed);
         let (tx, script_results) = channel();
         let script_stop = Arc::new(AtomicBool::new(false));
         let mut trackers = Vec::new();
@@ -240,7 +305,8 @@ impl Instance {
             netlink,
             arp,
             stop,
-            state,
+            woken,
+            stats,
             proxy_healthy,
             trackers,
             proxy_tracker,
@@ -270,7 +336,7 @@ impl Instance {
                 .flatten()
                 .min()
                 .map_or(TICK, |d| Duration::from_micros(d.saturating_sub(now)).min(TICK));
-            match self.socket.recv(wake) {
+            match self.socket.recv_or_wake(wake, self.woken.as_fd()) {
                 Ok(Some((info, payload))) => {
                     let expect = Expect {
                         version: self.version,
@@ -303,6 +369,8 @@ impl Instance {
         let now = self.now();
         self.feed(now, Event::Shutdown);
         self.script_stop.store(true, Ordering::Relaxed);
+        let mut drain = [0u8; 16];
+        while self.woken.recv(&mut drain).is_ok() {}
     }
 
     /// Folds script results, proxy health and interface state into the FSM's priority/fault.
@@ -363,6 +431,7 @@ impl Instance {
 
     fn feed(&mut self, now: Micros, ev: Event) {
         let out = self.fsm.handle(now, ev);
+        self.stats.priority.store(self.fsm.priority(), Ordering::Relaxed);
         for a in out.actions {
             self.perform(now, a);
         }
@@ -393,8 +462,20 @@ impl Instance {
                 Ok(())
             }
             Action::Notify(state) => {
-                self.state.store(state_code(state), Ordering::Relaxed);
-                tracing::info!(instance = %name, state = track::state_word(state), priority = self.fsm.priority(), "VRRP state");
+                let from = self.stats.state();
+                self.stats.state.store(state_code(state), Ordering::Relaxed);
+                let n = self.stats.transitions.fetch_add(1, Ordering::Relaxed) + 1;
+                if state == State::Master {
+                    self.stats.masters.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::info!(
+                    instance = %name,
+                    from = if from == State::Initialize { "INIT" } else { track::state_word(from) },
+                    state = track::state_word(state),
+                    priority = self.fsm.priority(),
+                    transitions = n,
+                    "VRRP state"
+                );
                 let specific = match state {
                     State::Master => self.cfg.notify_master.as_deref(),
                     State::Backup => self.cfg.notify_backup.as_deref(),
