@@ -17,5 +17,6 @@ pub mod listener;
 pub mod metrics;
 pub mod admin;
 pub mod runtime;
+pub mod vrrp;
 
 pub use error::ProxyError;

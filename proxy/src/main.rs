@@ -3,14 +3,19 @@
 //! the reason and exit non-zero; SIGHUP reloads the config (a bad one is reported and the
 //! running one kept); SIGTERM stops cleanly. Under systemd it reports READY once the listener
 //! is bound and the first topology is known, and feeds the watchdog from the runtime.
+//! `[[vrrp]]` instances start once the listener is bound and stop first on SIGTERM (priority-0
+//! advert: the backup takes over at once); `import-keepalived FILE` prints a keepalived.conf's
+//! VRRP part as `[[vrrp]]` TOML.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use rwsplit_config::Config;
 use rwsplit_proxy::runtime::Shared;
+use rwsplit_proxy::vrrp::{self, Vrrp};
 use rwsplit_replication::{Monitor, Topology, TopologyHandle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -39,6 +44,12 @@ enum Cmd {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Print the VRRP part of a keepalived.conf as rwsplit `[[vrrp]]` TOML on stdout; what is
+    /// not imported (LVS, SMTP, sync groups…) and warnings go to stderr with their lines.
+    ImportKeepalived {
+        /// The keepalived configuration file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +58,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_target(false)
         .init();
+    if let Some(Cmd::ImportKeepalived { file }) = &cli.command {
+        return import_keepalived(file);
+    }
     let config = match rwsplit_config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -62,6 +76,7 @@ fn main() -> ExitCode {
         }
         Cmd::Status { admin } => status(admin.unwrap_or_else(|| config.admin.listen.clone())),
         Cmd::Run => run(cli.config.clone(), config),
+        Cmd::ImportKeepalived { .. } => unreachable!("handled before the config is loaded"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +124,7 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     }));
 
     let version = announced_version(&config, &first);
+    let vrrp_instances = config.vrrp.clone();
     let listen = config.proxy.listen.clone();
     let admin_listen = config.admin.listen.clone();
     let shared = Shared::new(config, topology, version);
@@ -117,7 +133,9 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let admin = TcpListener::bind(&admin_listen).await.with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     tracing::info!(listen = %listen, admin = %admin_listen, version = %shared.server_version, "rwsplit ready");
 
-    let clients = tokio::spawn(rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone()));
+    let listening = Arc::new(AtomicBool::new(false));
+    let clients = tokio::spawn(vrrp::alive_while(listening.clone(), rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone())));
+    let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(every) = sd_notify::watchdog_enabled() {
@@ -143,6 +161,7 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     }
     tracing::info!("stopping");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop_vrrp(vrrp).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = clients.await;
@@ -151,6 +170,61 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Starts the `[[vrrp]]` instances (none configured: nothing). A setup error (no
+/// CAP_NET_RAW/CAP_NET_ADMIN, unknown interface) fails the start: a node that silently never
+/// takes its VIP is worse than one that does not run.
+fn start_vrrp(
+    instances: &[rwsplit_config::VrrpInstanceConfig],
+    shared: &Arc<Shared>,
+    listening: Arc<AtomicBool>,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Vrrp>> {
+    if instances.is_empty() {
+        return Ok(None);
+    }
+    let v = Vrrp::start(instances, shared.clone(), listening, stop.clone())?;
+    tracing::info!(instances = instances.len(), proxy_healthy = v.healthy(), "VRRP running");
+    Ok(Some(v))
+}
+
+/// Hands the VIPs over (priority 0) before the listener closes.
+async fn stop_vrrp(vrrp: Option<Vrrp>) {
+    if let Some(v) = vrrp {
+        let _ = tokio::task::spawn_blocking(move || v.stop()).await;
+    }
+}
+
+/// `rwsplit import-keepalived FILE`: TOML on stdout; ignored parts and warnings on stderr as
+/// `FILE:LINE: …`; errors (syntax, values rwsplit refuses) as `FILE:LINE: …` and exit 2.
+fn import_keepalived(file: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rwsplit: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match rwsplit_config::import::keepalived::import_keepalived(&text, file) {
+        Ok(out) => {
+            print!("{}", out.toml);
+            for (line, what) in &out.ignored {
+                eprintln!("{}:{line}: ignored: {what}", file.display());
+            }
+            for (line, what) in &out.warnings {
+                eprintln!("{}:{line}: warning: {what}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("rwsplit: {} error(s) in {}", errors.len(), file.display());
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// SIGHUP: a new config is loaded and validated; only a good one replaces the running one.

@@ -1,0 +1,163 @@
+//! The embedded VRRP instances of `rwsplit run` and the proxy health they track.
+//!
+//! One [`rwsplit_ha::runner`] thread per `[[vrrp]]` instance (one per virtual IP, so N nodes
+//! can each be the preferred master of their own VIP and the backup of the others). They start
+//! after the client listener is bound and the first topology is known, and stop first at
+//! shutdown: a master sends its priority-0 advert and drops its addresses before the listener
+//! closes, so the backup takes over at once (Skew_Time) instead of after Master_Down_Interval.
+//!
+//! **Proxy health** — what `track_proxy = { weight = W }` tracks — is one flag shared by every
+//! instance: healthy while
+//! - the client listener is up (its accept task is running), and
+//! - the topology knows a writer (`topology.writer().is_some()`), i.e. writes can be routed.
+//!
+//! A task refreshes it every [`HEALTH_REFRESH`] (200 ms); the VRRP thread reads it at each of
+//! its ticks (at most 100 ms apart), so a lost writer moves the priority by W within about
+//! 300 ms of the monitor publishing it (the monitor's own rise/fall come first). An unhealthy
+//! proxy with W < 0 lowers its priority so that a healthy peer preempts; W = 0 puts the
+//! instance in FAULT.
+//!
+//! **Listening address.** On the backup the VIP is absent, so a listener bound to the VIP
+//! itself would fail to bind (EADDRNOTAVAIL) and the node could never take over. Bind the
+//! wildcard, `[proxy] listen = "0.0.0.0:8066"` (the default in `rwsplit.example.toml`): the
+//! listener is ready before the VIP arrives and accepts on it the moment it is added.
+
+use crate::runtime::Shared;
+use anyhow::{Context, Result};
+use rwsplit_config::VrrpInstanceConfig;
+use rwsplit_ha::runner::{self, RunnerHandle, RunnerStats};
+use rwsplit_replication::Topology;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the proxy health flag is recomputed.
+pub const HEALTH_REFRESH: Duration = Duration::from_millis(200);
+
+/// The proxy's health as VRRP tracks it: listener up and a writer known.
+pub fn proxy_healthy(listener_up: bool, topology: &Topology) -> bool {
+    listener_up && topology.writer().is_some()
+}
+
+/// Runs `fut` with `flag` true while it runs; false once it ends, panics or is dropped.
+/// Wraps the listener's accept loop so "listener up" means that loop is alive.
+pub async fn alive_while<F: Future>(flag: Arc<AtomicBool>, fut: F) -> F::Output {
+    struct Clear(Arc<AtomicBool>);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+    flag.store(true, Ordering::Relaxed);
+    let _clear = Clear(flag);
+    fut.await
+}
+
+/// The running instances and the health task.
+pub struct Vrrp {
+    runners: Vec<RunnerHandle>,
+    healthy: Arc<AtomicBool>,
+}
+
+impl Vrrp {
+    /// Starts one runner per instance. `listening` is the flag [`alive_while`] keeps for the
+    /// listener; the health task stops when `stop` turns true. Fails (stopping what started)
+    /// when an instance cannot start: no CAP_NET_RAW/CAP_NET_ADMIN, no such interface.
+    pub fn start(
+        instances: &[VrrpInstanceConfig],
+        shared: Arc<Shared>,
+        listening: Arc<AtomicBool>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Vrrp> {
+        let healthy = Arc::new(AtomicBool::new(proxy_healthy(listening.load(Ordering::Relaxed), &shared.topology.load())));
+        let (flag, listen) = (healthy.clone(), listening);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEALTH_REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let now = proxy_healthy(listen.load(Ordering::Relaxed), &shared.topology.load());
+                if flag.swap(now, Ordering::Relaxed) != now {
+                    if now {
+                        tracing::info!("proxy healthy again (listener up, writer known): VRRP priority restored");
+                    } else {
+                        tracing::warn!(
+                            listener_up = listen.load(Ordering::Relaxed),
+                            "proxy unhealthy (no writer or listener down): VRRP track_proxy applies"
+                        );
+                    }
+                }
+            }
+        });
+        let mut runners = Vec::with_capacity(instances.len());
+        for inst in instances {
+            let handle = runner::spawn(inst.clone(), healthy.clone())
+                .with_context(|| format!("cannot start VRRP instance {} on {}", inst.name, inst.interface))?;
+            tracing::info!(instance = %inst.name, interface = %inst.interface, vrid = inst.virtual_router_id,
+                priority = inst.priority, version = inst.version, "VRRP instance started");
+            runners.push(handle);
+        }
+        Ok(Vrrp { runners, healthy })
+    }
+
+    /// The health flag the instances track.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// (instance name, shared stats) for each instance: state, priority, transition count.
+    pub fn stats(&self) -> Vec<(String, Arc<RunnerStats>)> {
+        self.runners.iter().map(|r| (r.name().to_string(), r.stats())).collect()
+    }
+
+    /// Stops every instance together (priority-0 adverts, addresses removed) and waits for
+    /// their threads. Blocking, but quick: each thread wakes at once.
+    pub fn stop(self) {
+        for r in &self.runners {
+            r.request_stop();
+        }
+        for r in self.runners {
+            let name = r.name().to_string();
+            let transitions = r.stats().transitions();
+            match r.stop() {
+                Ok(()) => tracing::info!(instance = %name, transitions, "VRRP instance stopped"),
+                Err(e) => tracing::warn!(instance = %name, error = %e, "VRRP instance did not stop cleanly"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_needs_the_listener_and_a_writer() {
+        let mut t = Topology::unknown([("m".to_string(), "127.0.0.1:3306".to_string(), 1)]);
+        assert!(!proxy_healthy(true, &t), "no writer known");
+        t.writer = Some(0);
+        assert!(proxy_healthy(true, &t));
+        assert!(!proxy_healthy(false, &t), "listener down");
+    }
+
+    #[tokio::test]
+    async fn alive_while_clears_the_flag_when_the_future_ends_or_is_dropped() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        alive_while(flag.clone(), async move { assert!(f.load(Ordering::Relaxed)) }).await;
+        assert!(!flag.load(Ordering::Relaxed));
+        let task = tokio::spawn(alive_while(flag.clone(), std::future::pending::<()>()));
+        tokio::task::yield_now().await;
+        while !flag.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        assert!(!flag.load(Ordering::Relaxed), "an aborted listener is not up");
+    }
+}
