@@ -35,7 +35,7 @@ fn decision(stmt: &Statement, sql: Option<&str>, session: &SessionView<'_>) -> D
 }
 
 fn starts_read_write_transaction(stmt: &Statement) -> bool {
-    stmt.effects.iter().any(|e| *e == Effect::Begin { read_only: false })
+    stmt.effects.contains(&Effect::Begin { read_only: false })
 }
 
 fn route(stmt: &Statement, sql: Option<&str>, session: &SessionView<'_>) -> (Route, Reason) {

@@ -173,8 +173,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
     let mut global_scope = false;
     let mut any_global = false;
     let mut keys: Vec<String> = Vec::new();
-    loop {
-        let Some(mut t) = cur.next() else { break };
+    while let Some(mut t) = cur.next() {
         // GLOBAL / SESSION stay in force for the following assignments that name no scope.
         loop {
             if is_global_scope(&t) {
@@ -213,10 +212,8 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
             TokenKind::SystemVar => {
                 let lower = t.text.to_ascii_lowercase();
                 match lower.split_once('.') {
-                    Some((scope, name)) if matches!(scope, "global" | "persist" | "persist_only") => {
-                        (name.to_string(), true)
-                    }
-                    Some((scope, name)) if matches!(scope, "session" | "local") => (name.to_string(), false),
+                    Some(("global" | "persist" | "persist_only", name)) => (name.to_string(), true),
+                    Some(("session" | "local", name)) => (name.to_string(), false),
                     _ => (lower, false),
                 }
             }

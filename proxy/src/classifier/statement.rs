@@ -312,7 +312,7 @@ fn scan_with(sql: &str, mode: LexMode) -> (Statement, LexNotes) {
 fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> StatementKind {
     let mut cursor = Cursor::new(lx.clone());
     let head = head::read(first, &mut cursor, &mut stmt.effects, &mut stmt.flags);
-    let mut body = Body { stmt, prev: None, prev2: None, depth: 0, cte_prologue: None };
+    let mut body = Body { stmt, prev: None, prev2: None, depth: 0, cte_prologue: None, insert_into_pending: false };
     body.token(first, lx);
     while let Some(t) = lx.next_token() {
         if t.is_punct(b';') && !head.swallow_rest {
@@ -333,6 +333,57 @@ pub(crate) fn upper<'b>(word: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
     std::str::from_utf8(dst).ok()
 }
 
+/// The words the walk over a statement reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKeyword {
+    In,
+    For,
+    Into,
+    With,
+    Share,
+    Table,
+    Update,
+    Select,
+    Delete,
+    Insert,
+    Values,
+    Outfile,
+    Nextval,
+    Currval,
+    Replace,
+    SqlCalcFoundRows,
+}
+
+impl BodyKeyword {
+    /// Most words are identifiers or other keywords: the length and first letter rule them out
+    /// before any comparison.
+    fn of(word: &str) -> Option<BodyKeyword> {
+        use BodyKeyword as K;
+        let first = word.as_bytes().first()?.to_ascii_uppercase();
+        let candidates: &[(&str, BodyKeyword)] = match (word.len(), first) {
+            (2, b'I') => &[("IN", K::In)],
+            (3, b'F') => &[("FOR", K::For)],
+            (4, b'I') => &[("INTO", K::Into)],
+            (4, b'W') => &[("WITH", K::With)],
+            (5, b'S') => &[("SHARE", K::Share)],
+            (5, b'T') => &[("TABLE", K::Table)],
+            (6, b'U') => &[("UPDATE", K::Update)],
+            (6, b'S') => &[("SELECT", K::Select)],
+            (6, b'D') => &[("DELETE", K::Delete)],
+            (6, b'I') => &[("INSERT", K::Insert)],
+            (6, b'V') => &[("VALUES", K::Values)],
+            (7, b'O') => &[("OUTFILE", K::Outfile)],
+            (7, b'N') => &[("NEXTVAL", K::Nextval)],
+            (7, b'C') => &[("CURRVAL", K::Currval)],
+            (7, b'R') => &[("REPLACE", K::Replace)],
+            (8, b'D') => &[("DUMPFILE", K::Outfile)],
+            (19, b'S') => &[("SQL_CALC_FOUND_ROWS", K::SqlCalcFoundRows)],
+            _ => return None,
+        };
+        candidates.iter().find(|(name, _)| word.eq_ignore_ascii_case(name)).map(|&(_, k)| k)
+    }
+}
+
 /// The walk over every token of one statement.
 struct Body<'s, 'a> {
     stmt: &'s mut Statement,
@@ -342,6 +393,9 @@ struct Body<'s, 'a> {
     /// Paren depth of a `WITH name [(columns)] AS (…)` list being read: there `name (` is a
     /// column list, not a call.
     cte_prologue: Option<u32>,
+    /// An INSERT or REPLACE statement keyword was read (under EXPLAIN too): its INTO names the
+    /// target table, not a variable.
+    insert_into_pending: bool,
 }
 
 fn is_word(t: Option<Token<'_>>, keyword: &str) -> bool {
@@ -369,15 +423,17 @@ impl<'a> Body<'_, 'a> {
                     self.flag(Flags::FOLLOWS_PREVIOUS);
                 }
             }
-            TokenKind::Assign => {
-                if self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) {
-                    self.flag(Flags::USER_VAR_ASSIGN);
-                }
+            TokenKind::Assign if self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) => {
+                self.flag(Flags::USER_VAR_ASSIGN);
             }
             TokenKind::Punct(b'(') => {
                 if self.cte_prologue == Some(self.depth) && self.prev.is_some_and(|p| p.is_punct(b')')) {
                     // `WITH c AS (…) (SELECT …)`: the main query has started.
                     self.cte_prologue = None;
+                }
+                if is_word(self.prev, "INSERT") || is_word(self.prev, "REPLACE") {
+                    // INSERT( and REPLACE( are string functions.
+                    self.insert_into_pending = false;
                 }
                 self.call(self.prev, self.prev2);
                 self.depth = self.depth.saturating_add(1);
@@ -395,24 +451,28 @@ impl<'a> Body<'_, 'a> {
     }
 
     fn word(&mut self, t: Token<'a>, lx: &Lexer<'a>) {
-        let mut buf = [0u8; 48];
-        let Some(up) = upper(t.text, &mut buf) else { return };
-        match up {
-            "UPDATE" | "SHARE" if is_word(self.prev, "FOR") => self.flag(Flags::LOCKING_READ),
-            "IN" if is_word(self.prev, "LOCK") => self.flag(Flags::LOCKING_READ),
-            "INTO" => self.flag(Flags::INTO_VAR),
-            "OUTFILE" | "DUMPFILE" if is_word(self.prev, "INTO") => self.flag(Flags::INTO_FILE),
-            "FOR" if is_word(self.prev, "VALUE") => {
+        let Some(keyword) = BodyKeyword::of(t.text) else { return };
+        match keyword {
+            BodyKeyword::Update | BodyKeyword::Share if is_word(self.prev, "FOR") => self.flag(Flags::LOCKING_READ),
+            BodyKeyword::In if is_word(self.prev, "LOCK") => self.flag(Flags::LOCKING_READ),
+            BodyKeyword::Insert | BodyKeyword::Replace => {
+                self.insert_into_pending = true;
+                self.main_statement_keyword();
+            }
+            BodyKeyword::Into if self.insert_into_pending => self.insert_into_pending = false,
+            BodyKeyword::Into => self.flag(Flags::INTO_VAR),
+            BodyKeyword::Outfile if is_word(self.prev, "INTO") => self.flag(Flags::INTO_FILE),
+            BodyKeyword::For if is_word(self.prev, "VALUE") => {
                 if is_word(self.prev2, "NEXT") {
                     self.flag(Flags::SEQUENCE_ADVANCE);
                 } else if is_word(self.prev2, "PREVIOUS") {
                     self.flag(Flags::SEQUENCE_STATE);
                 }
             }
-            "NEXTVAL" if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_ADVANCE),
-            "CURRVAL" if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_STATE),
-            "SQL_CALC_FOUND_ROWS" => self.flag(Flags::CALC_FOUND_ROWS),
-            "WITH" => {
+            BodyKeyword::Nextval if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_ADVANCE),
+            BodyKeyword::Currval if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_STATE),
+            BodyKeyword::SqlCalcFoundRows => self.flag(Flags::CALC_FOUND_ROWS),
+            BodyKeyword::With => {
                 // A CTE list follows when the next tokens are RECURSIVE, or a name then AS or
                 // `(`; not for WITH ROLLUP, WITH CONSISTENT SNAPSHOT, WITH READ LOCK, ….
                 let mut ahead = lx.clone();
@@ -424,12 +484,17 @@ impl<'a> Body<'_, 'a> {
                     self.cte_prologue = Some(self.depth);
                 }
             }
-            "SELECT" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "TABLE" | "VALUES" => {
-                if self.cte_prologue == Some(self.depth) {
-                    self.cte_prologue = None;
-                }
+            BodyKeyword::Select | BodyKeyword::Update | BodyKeyword::Delete | BodyKeyword::Table | BodyKeyword::Values => {
+                self.main_statement_keyword()
             }
             _ => {}
+        }
+    }
+
+    /// A statement keyword at the depth of a WITH list ends the list.
+    fn main_statement_keyword(&mut self) {
+        if self.cte_prologue == Some(self.depth) {
+            self.cte_prologue = None;
         }
     }
 
@@ -440,11 +505,7 @@ impl<'a> Body<'_, 'a> {
         let qualified = before.is_some_and(|b| b.is_punct(b'.'));
         let column_list = is_word(before, "AS") || self.cte_prologue == Some(self.depth);
         match name.kind {
-            TokenKind::QuotedIdent => {
-                if !column_list {
-                    self.flag(Flags::USER_FUNCTION);
-                }
-            }
+            TokenKind::QuotedIdent if !column_list => self.flag(Flags::USER_FUNCTION),
             TokenKind::Word => {
                 if name.text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
                     return;
