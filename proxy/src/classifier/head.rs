@@ -109,7 +109,14 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
         }
         "CREATE" => create(cur, effects),
         "DROP" => drop(cur, effects).into(),
-        "ALTER" | "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "IMPORT" => end(effects, K::Ddl),
+        "ALTER" => {
+            effects.push(Effect::EndTransaction);
+            // ALTER [DEFINER = …] EVENT … DO BEGIN …; END has a body, as CREATE EVENT does.
+            let mut ahead = cur.clone();
+            let event = (0..8).map_while(|_| ahead.next()).any(|t| t.is_word("EVENT"));
+            Head { kind: K::Ddl, swallow_rest: event }
+        }
+        "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "IMPORT" => end(effects, K::Ddl),
         "CALL" => K::Call.into(),
         "BEGIN" => {
             if cur.eat("NOT") {

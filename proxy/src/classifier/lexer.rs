@@ -67,11 +67,16 @@ pub(crate) struct LexMode {
     /// Versioned executable comments whose version may be above the server's (and MariaDB's
     /// `/*M!`) are read as SQL; when false they are skipped like ordinary comments.
     pub conditional_comments_as_sql: bool,
+    /// A backslash right after U+FFFD is the second byte of a multi-byte character, not an
+    /// escape. Clients on GBK, SJIS, BIG5 or CP932 connections send characters whose second
+    /// byte is 0x5C; once the text is converted to UTF-8 lossily, their first byte is U+FFFD,
+    /// and the server (which knows the charset) does not read that 0x5C as an escape.
+    pub multibyte_backslash: bool,
 }
 
 impl Default for LexMode {
     fn default() -> Self {
-        LexMode { backslash_escapes: true, conditional_comments_as_sql: true }
+        LexMode { backslash_escapes: true, conditional_comments_as_sql: true, multibyte_backslash: false }
     }
 }
 
@@ -84,6 +89,8 @@ pub(crate) struct LexNotes {
     pub backslash_in_literal: bool,
     /// A versioned executable comment that some supported servers skip.
     pub conditional_comment: bool,
+    /// A backslash in a literal came right after U+FFFD (see [`LexMode::multibyte_backslash`]).
+    pub backslash_after_replacement: bool,
 }
 
 /// Executable comments with a version up to this one run on every server rwsplit supports
@@ -205,7 +212,14 @@ impl<'a> Lexer<'a> {
                 }
                 Some(b'\\') if escapes => {
                     self.notes.backslash_in_literal = true;
-                    p += if self.mode.backslash_escapes { 2 } else { 1 };
+                    let after_replacement = p
+                        .checked_sub(3)
+                        .and_then(|from| self.src.as_bytes().get(from..p))
+                        .is_some_and(|before| before == "\u{fffd}".as_bytes());
+                    self.notes.backslash_after_replacement |= after_replacement;
+                    let escaping =
+                        self.mode.backslash_escapes && !(after_replacement && self.mode.multibyte_backslash);
+                    p += if escaping { 2 } else { 1 };
                 }
                 Some(b) if b == quote => {
                     if self.byte(p + 1) == Some(quote) {

@@ -261,17 +261,16 @@ impl Statement {
 /// a write or a second statement.
 pub fn scan(sql: &str) -> Statement {
     let (mut stmt, notes) = scan_with(sql, LexMode::default());
-    let mut alternatives: [Option<LexMode>; 3] = [None, None, None];
-    if notes.backslash_in_literal {
-        alternatives[0] = Some(LexMode { backslash_escapes: false, ..LexMode::default() });
-    }
-    if notes.conditional_comment {
-        alternatives[1] = Some(LexMode { conditional_comments_as_sql: false, ..LexMode::default() });
-        if notes.backslash_in_literal {
-            alternatives[2] = Some(LexMode { backslash_escapes: false, conditional_comments_as_sql: false });
-        }
-    }
-    for mode in alternatives.into_iter().flatten() {
+    let default = LexMode::default();
+    let no_escapes = LexMode { backslash_escapes: false, ..default };
+    let readings = [
+        notes.backslash_in_literal.then_some(no_escapes),
+        notes.backslash_after_replacement.then_some(LexMode { multibyte_backslash: true, ..default }),
+        notes.conditional_comment.then_some(LexMode { conditional_comments_as_sql: false, ..default }),
+        (notes.conditional_comment && notes.backslash_in_literal)
+            .then_some(LexMode { conditional_comments_as_sql: false, ..no_escapes }),
+    ];
+    for mode in readings.into_iter().flatten() {
         let (other, _) = scan_with(sql, mode);
         stmt.merge_cautious(other);
     }

@@ -304,6 +304,10 @@ const ROUTES: &[(&str, Fx, Route, Reason)] = &[
     ("SELECT 1; /*!50000 DELETE FROM t */", Idle, M, MultiStatement),
     ("SELECT 'a\\'; DELETE FROM t; -- '", Idle, M, MultiStatement),
     ("SELECT 1 FROM t WHERE x = 'a\\\\' OR 1=1; DELETE FROM t", Idle, M, MultiStatement),
+    // A GBK/SJIS character whose second byte is 0x5C, its first byte lost to U+FFFD: the
+    // server does not read that backslash as an escape, so a DELETE follows the string.
+    ("SELECT 'a\\'' , '\u{fffd}\\' ; DELETE FROM t; -- '", Idle, M, MultiStatement),
+    ("ALTER EVENT e DO BEGIN INSERT INTO t VALUES (1); SET autocommit = 0; END", Idle, M, Ddl),
     // What the lexer cannot place.
     ("", Idle, M, Unparsed),
     ("   ", Idle, M, Unparsed),
@@ -656,6 +660,10 @@ mod differential {
         (
             "SELECT 'a\\'; DELETE FROM t; -- '",
             "sqlparser assumes backslash escapes; under NO_BACKSLASH_ESCAPES the server runs a DELETE",
+        ),
+        (
+            "SELECT 'a\\'' , '\u{fffd}\\' ; DELETE FROM t; -- '",
+            "on a GBK/SJIS connection the second backslash is part of a character: the server runs a DELETE",
         ),
     ];
 
