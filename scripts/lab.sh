@@ -128,7 +128,7 @@ lab_pid() {
     [[ -r $pidfile ]] || return 1
     pid=$(tr -dc '0-9' <"$pidfile")
     [[ -n $pid ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
     [[ $cmdline == *"$STATE_DIR/"* ]] || return 1
     echo "$pid"
 }
@@ -599,7 +599,7 @@ cmd_proxy_up() {
     # The inner shell records its own pid, then becomes rwsplit: the pidfile is right whether or
     # not setsid had to fork.
     # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' rwsplit-launch "$pidfile" \
+    NO_COLOR=1 setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' rwsplit-launch "$pidfile" \
         "$bin" --config "$cfg" </dev/null >>"$logf" 2>&1 &
     local deadline=$((SECONDS + 5))
     until pid=$(lab_pid "$pidfile"); do

@@ -470,6 +470,8 @@ impl Proxy {
             if std::env::var_os("RUST_LOG").is_none() {
                 cmd.env("RUST_LOG", "info");
             }
+            // The log is a file, read by people: no ANSI colours.
+            cmd.env("NO_COLOR", "1");
             let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
             let run_dir = cluster.state_dir().join("run");
             fs::create_dir_all(&run_dir)?;
