@@ -408,7 +408,7 @@ fn analyze(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> StatementKind {
     }
 }
 
-/// START TRANSACTION [WITH CONSISTENT SNAPSHOT | READ ONLY | READ WRITE] [, …]
+/// `START TRANSACTION [WITH CONSISTENT SNAPSHOT | READ ONLY | READ WRITE] [, …]`
 fn start_transaction(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) {
     let mut read_only = false;
     while let Some(t) = cur.next() {
@@ -419,7 +419,7 @@ fn start_transaction(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) {
     effects.push(Effect::Begin { read_only });
 }
 
-/// The rest of COMMIT / ROLLBACK: [AND [NO] CHAIN] [[NO] RELEASE]. AND CHAIN starts the next
+/// The rest of COMMIT / ROLLBACK: `[AND [NO] CHAIN] [[NO] RELEASE]`. AND CHAIN starts the next
 /// transaction at once; its access mode is not known here (the server's status flags tell),
 /// so it is taken as read-write, which keeps the session on the master.
 fn end_transaction(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) {

@@ -79,10 +79,27 @@
 //! # Reading the text
 //! The lexer skips `/* */`, `-- ` and `#` comments, `'…'`, `"…"` (backslash and doubled-quote
 //! escapes) and `` `…` `` literals, and reads executable comments (`/*! … */`, `/*M! … */`)
-//! as SQL. Where the server's reading depends on what the proxy cannot see
-//! (`NO_BACKSLASH_ESCAPES`, versioned comments that only some servers run), the text is read
-//! both ways and the more cautious reading is kept. The lexer never panics, whatever the
-//! bytes (a property test checks it).
+//! as SQL. Where the server's reading depends on what the proxy cannot see, the text is read
+//! each possible way and the more cautious reading is kept (a reading that is not a read wins,
+//! and facts found by any reading count): `NO_BACKSLASH_ESCAPES` and ANSI_QUOTES (a backslash
+//! may not escape), multi-byte client charsets (GBK, SJIS, BIG5: after lossy conversion a
+//! backslash right after U+FFFD may be a character's second byte), and versioned comments
+//! (`/*!80013 … */` above 5.7.0, `/*M! … */`) that only some servers run. The lexer never
+//! panics, whatever the bytes (property tests check it).
+//!
+//! # Limits
+//! - A view or trigger that calls a writing function is invisible in the text: a SELECT from
+//!   such a view goes to a replica (use a master hint).
+//! - SET replay evaluates the expressions again on the other connection:
+//!   `SET @x = LAST_INSERT_ID()` or `SET @x = UUID()` gives another value there.
+//!   Variables assigned outside SET (`SELECT @x := …`, `SELECT … INTO @x`) cannot be
+//!   replayed at all; [`Statement::assigns_user_variables`] tells the session to keep the
+//!   connection.
+//! - `SET TRANSACTION …` without SESSION applies to the next transaction only and has no
+//!   effect here: the session should keep its connection until that transaction starts.
+//! - Server status flags are the truth about transactions and autocommit; the effects are what
+//!   the text says and may be corrected by them (e.g. COMMIT AND CHAIN of a read-only
+//!   transaction, `SET autocommit = @saved`).
 
 mod builtin;
 mod head;
@@ -248,7 +265,7 @@ pub struct Decision {
 /// A session-state change, applied by the session after the statement SUCCEEDS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Effect {
-    /// BEGIN, START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT], XA START,
+    /// BEGIN, `START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT]`, XA START,
     /// COMMIT/ROLLBACK AND CHAIN (after its EndTransaction). `read_only` is true only for a
     /// read-only transaction that was routed to a replica.
     Begin { read_only: bool },
@@ -257,23 +274,23 @@ pub enum Effect {
     EndTransaction,
     /// SET autocommit = literal (any spelling: @@autocommit, SESSION autocommit, ON/OFF, …).
     SetAutocommit(bool),
-    /// SET [SESSION] TRANSACTION ISOLATION LEVEL …, SET tx_isolation / transaction_isolation =
-    /// literal. The one-shot `SET TRANSACTION ISOLATION LEVEL …` (no SESSION) applies to the
+    /// `SET [SESSION] TRANSACTION ISOLATION LEVEL …`, `SET tx_isolation / transaction_isolation =
+    /// literal`. The one-shot `SET TRANSACTION ISOLATION LEVEL …` (no SESSION) applies to the
     /// next transaction only and has no effect.
     SetIsolation { serializable: bool },
     /// USE db (backquotes removed, case kept).
     UseSchema(String),
-    /// SET NAMES x [COLLATE y], SET CHARACTER SET x, SET CHARSET x (lower-cased).
+    /// `SET NAMES x [COLLATE y]`, `SET CHARACTER SET x`, `SET CHARSET x` (lower-cased).
     SetNames { charset: String, collation: Option<String> },
     /// Any other SET of session state (session or user variables, sql_mode, time_zone, role):
     /// the session replays the statement text on its other backend connections. `key` is the
     /// sorted, lower-cased, comma-joined list of the variables it assigns (`@x` for user
     /// variables), so that a later SET of the same variables replaces the earlier one.
     SessionVariables { key: String },
-    /// CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] name (lower-cased, as
+    /// `CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] name` (lower-cased, as
     /// written, `db.` prefix included, quotes removed).
     CreateTempTable(String),
-    /// DROP [TEMPORARY] TABLE|SEQUENCE [IF EXISTS] a, b (same form as above).
+    /// `DROP [TEMPORARY] TABLE|SEQUENCE [IF EXISTS] a, b` (same form as above).
     DropTables(Vec<String>),
     /// The statement ties the session to the connection that ran it.
     Pin(PinReason),

@@ -1,5 +1,5 @@
 //! [`scan`]: the facts about a statement that its text alone tells, gathered in one pass of
-//! the lexer. The leading keywords are read by [`head`](super::head) (kind and session-state
+//! the lexer. The leading keywords are read by [`head`] (kind and session-state
 //! effects); the rest of the text is walked here for what may appear anywhere: locking
 //! clauses, `INTO`, function calls, `@var :=`, system variables, `;`, and the identifiers a
 //! temporary table could be named by.
@@ -62,7 +62,7 @@ pub enum StatementKind {
     /// MariaDB compound statements at top level (BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE,
     /// REPEAT, labels), DECLARE.
     Compound,
-    /// GET [CURRENT | STACKED] DIAGNOSTICS.
+    /// `GET [CURRENT | STACKED] DIAGNOSTICS`.
     Diagnostics,
 }
 
@@ -173,7 +173,7 @@ impl Flags {
 
 /// What [`scan`] learned about a statement: no session state in it, so it can be kept with a
 /// prepared statement and decided again at every execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Statement {
     pub(crate) kind: StatementKind,
     pub(crate) flags: Flags,
@@ -253,12 +253,13 @@ impl Statement {
 }
 
 /// Reads a statement's text once and returns what it says. Stateless, never panics, and
-/// allocates nothing for plain SELECT/INSERT/UPDATE/DELETE.
+/// allocates nothing for plain SELECT/INSERT/UPDATE/DELETE. Any text is valid input, which
+/// makes it a direct fuzz target: `scan(&String::from_utf8_lossy(data))`.
 ///
-/// Where the server's reading depends on settings the proxy cannot see — backslashes in
-/// literals (`NO_BACKSLASH_ESCAPES`) and executable comments that only some servers run — the
-/// text is read both ways and the more cautious facts are kept, so that no reading can hide
-/// a write or a second statement.
+/// Where the server's reading depends on what the proxy cannot see — backslashes in literals
+/// (`NO_BACKSLASH_ESCAPES`, multi-byte client charsets) and executable comments that only some
+/// servers run — the text is read each possible way and the more cautious facts are kept, so
+/// that no reading can hide a write or a second statement.
 pub fn scan(sql: &str) -> Statement {
     let (mut stmt, notes) = scan_with(sql, LexMode::default());
     let default = LexMode::default();

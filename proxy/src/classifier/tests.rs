@@ -391,6 +391,13 @@ const ROUTES: &[(&str, Fx, Route, Reason)] = &[
     ("SELECT * FROM db3.t2", Temp, R, Read),
     ("SELECT 'tmp' FROM users", Temp, R, Read),
     ("SELECT a AS tmp FROM users ORDER BY tmp", Temp, R, Read),
+    ("SELECT * FROM a STRAIGHT_JOIN tmp ON a.id = tmp.id", Temp, M, TempTable),
+    // sqlparser does not know MariaDB's FOR SYSTEM_TIME: the lexer reads the FROM list.
+    ("SELECT * FROM tmp FOR SYSTEM_TIME ALL", Temp, M, TempTable),
+    ("SELECT tmp FROM users FOR SYSTEM_TIME ALL", Temp, R, Read),
+    // Placeholders of prepared statements.
+    ("SELECT * FROM t WHERE id = ? AND name = ?", Idle, R, Read),
+    ("INSERT INTO t (a, b) VALUES (?, ?)", Idle, M, Write),
 ];
 
 fn decision(sql: &str, fx: Fx) -> Decision {
