@@ -76,10 +76,6 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
     }
     let mut buf = [0u8; 48];
     let Some(keyword) = upper(first.text, &mut buf) else { return K::Unknown.into() };
-    // `label: BEGIN NOT ATOMIC …`, `label: LOOP …`
-    if cur.peek().is_some_and(|t| t.is_punct(b':')) {
-        return compound();
-    }
     let end = |effects: &mut Vec<Effect>, kind: StatementKind| -> Head {
         effects.push(Effect::EndTransaction);
         kind.into()
@@ -260,6 +256,8 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
         "KILL" | "SHUTDOWN" | "RESTART" | "CHECKSUM" | "PURGE" | "BINLOG" | "CLONE" | "SIGNAL" | "RESIGNAL" => {
             K::Admin.into()
         }
+        // `label: BEGIN NOT ATOMIC …`, `label: LOOP …`
+        _ if cur.peek().is_some_and(|t| t.is_punct(b':')) => compound(),
         _ => K::Unknown.into(),
     }
 }

@@ -79,8 +79,10 @@ fn statement_for<'a>(cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &mu
             TokenKind::Punct(b')') => depth = depth.saturating_sub(1),
             TokenKind::Word if depth == 0 && t.is_word("FOR") => {
                 return match cur.next() {
-                    Some(inner) => head::read(inner, cur, effects, flags),
-                    None => StatementKind::Unknown.into(),
+                    // Another SET (STATEMENT …) inside is not valid, and reading it would
+                    // recurse once per repetition of a crafted text.
+                    Some(inner) if !inner.is_word("SET") => head::read(inner, cur, effects, flags),
+                    _ => StatementKind::Unknown.into(),
                 };
             }
             _ => {}

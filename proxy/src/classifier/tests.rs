@@ -576,6 +576,40 @@ fn effects_table() {
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
+/// Huge, deeply nested and repetitive texts: no stack overflow, no quadratic blow-up (the
+/// test would time out), and a cautious answer.
+#[test]
+fn huge_and_nested_texts() {
+    let cases = [
+        (format!("{}SELECT 1", "(".repeat(200_000)), None),
+        (format!("{}SELECT 1", "SET STATEMENT a = 1 FOR ".repeat(50_000)), Some(Reason::Unparsed)),
+        (format!("SELECT {}1", "(".repeat(100_000)), Some(Reason::Read)),
+        ("/*".repeat(100_000), Some(Reason::Unparsed)),
+        ("/*!".repeat(100_000), Some(Reason::Unparsed)),
+        (format!("SELECT 1{}", ";".repeat(100_000)), Some(Reason::Read)),
+        ("SELECT 1;".repeat(50_000), Some(Reason::MultiStatement)),
+        (format!("SELECT '{}'", "\\'".repeat(100_000)), None),
+        (format!("SELECT {}", "WITH ".repeat(100_000)), None),
+        (format!("WITH {}", "a AS (SELECT 1), ".repeat(20_000)), Some(Reason::Unparsed)),
+        ("SELECT f(".repeat(50_000), Some(Reason::UserFunction)),
+        (format!("DROP TABLE {}", "t, ".repeat(50_000)), Some(Reason::Ddl)),
+        (format!("SET {}", "@a = 1, ".repeat(50_000)), None),
+        // Names a temporary table, so sqlparser runs (and stops at its recursion limit).
+        (format!("SELECT * FROM tmp WHERE {}1{}", "(".repeat(100_000), ")".repeat(100_000)), None),
+    ];
+    for (sql, reason) in &cases {
+        for fx in [Idle, Temp] {
+            let d = decision(sql, fx);
+            if let Some(reason) = reason {
+                assert_eq!(d.reason, *reason, "{}…", sql.get(..40).unwrap_or(sql));
+            }
+            if fx == Temp && sql.contains("FROM tmp") {
+                assert_eq!(d.reason, Reason::TempTable);
+            }
+        }
+    }
+}
+
 #[test]
 fn statement_accessors() {
     let st = scan("SELECT SQL_CALC_FOUND_ROWS * FROM t /* rwsplit:replica */");
