@@ -73,7 +73,12 @@ impl VrrpSocket {
         let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(IPPROTO_VRRP))))
             .map_err(io("raw socket"))?;
         socket.bind_device(Some(ifname.as_bytes())).map_err(io("SO_BINDTODEVICE"))?;
-        socket.bind(&SockAddr::from(SocketAddrV4::new(src, 0))).map_err(io("bind source address"))?;
+        // A raw socket bound to an address only receives datagrams sent *to* that address: bound
+        // to `src`, adverts to 224.0.0.18 never arrive. So bind only for unicast (adverts come to
+        // our own address); for multicast the source comes from IP_MULTICAST_IF below.
+        if !peers.is_empty() {
+            socket.bind(&SockAddr::from(SocketAddrV4::new(src, 0))).map_err(io("bind source address"))?;
+        }
         socket.set_ttl_v4(u32::from(TTL)).map_err(io("IP_TTL"))?;
         socket.set_multicast_ttl_v4(u32::from(TTL)).map_err(io("IP_MULTICAST_TTL"))?;
         socket.set_tos_v4(u32::from(TOS)).map_err(io("IP_TOS"))?;
