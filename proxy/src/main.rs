@@ -133,7 +133,7 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let admin = TcpListener::bind(&admin_listen).await.with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     tracing::info!(listen = %listen, admin = %admin_listen, version = %shared.server_version, "rwsplit ready");
 
-    let listening = Arc::new(AtomicBool::new(false));
+    let listening = Arc::new(AtomicBool::new(true)); // bound above; cleared if its task ends
     let clients = tokio::spawn(vrrp::alive_while(listening.clone(), rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone())));
     let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));

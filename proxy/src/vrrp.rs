@@ -122,10 +122,9 @@ impl Vrrp {
             r.request_stop();
         }
         for r in self.runners {
-            let name = r.name().to_string();
-            let transitions = r.stats().transitions();
+            let (name, stats) = (r.name().to_string(), r.stats());
             match r.stop() {
-                Ok(()) => tracing::info!(instance = %name, transitions, "VRRP instance stopped"),
+                Ok(()) => tracing::info!(instance = %name, transitions = stats.transitions(), "VRRP instance stopped"),
                 Err(e) => tracing::warn!(instance = %name, error = %e, "VRRP instance did not stop cleanly"),
             }
         }
