@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod classifier;
+pub mod consistency;
 pub mod error;
 pub mod protocol;
 pub mod router;

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub read_retries: Counter,
     pub no_server_errors: Counter,
     pub pool_resets: Counter,
+    /// Reads sent to the writer because no replica reached the session's GTID in time.
+    pub causal_fallbacks: Counter,
+    /// Writes refused because semi-sync was off and routing.require_semisync is set.
+    pub semisync_refusals: Counter,
     /// Time from receiving a command to relaying the end of its response.
     pub latency: [Histogram; 3],
     pub config_reloads: Family<Labels, Counter>,
@@ -118,6 +122,10 @@ impl Metrics {
         registry.register("no_server_errors", "Statements refused because no server could take them", no_server_errors.clone());
         let pool_resets = Counter::default();
         registry.register("pool_state_resets", "Pooled connections reset and brought to another session's state", pool_resets.clone());
+        let causal_fallbacks = Counter::default();
+        registry.register("causal_read_fallbacks", "Reads sent to the writer because no replica reached the session's GTID in time", causal_fallbacks.clone());
+        let semisync_refusals = Counter::default();
+        registry.register("semisync_write_refusals", "Writes refused while semi-sync was off (routing.require_semisync)", semisync_refusals.clone());
         let latency_family = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 20)));
         registry.register("statement_duration_seconds", "Time from a command's arrival to the end of its relayed response", latency_family.clone());
         let latency = TARGETS.map(|t| latency_family.get_or_create_owned(&vec![("target".to_string(), t.to_string())]));
@@ -137,6 +145,8 @@ impl Metrics {
             read_retries,
             no_server_errors,
             pool_resets,
+            causal_fallbacks,
+            semisync_refusals,
             latency,
             config_reloads,
             topology_generation,

@@ -48,6 +48,8 @@ pub enum NoTarget {
 pub struct Policy {
     pub fallback_to_master: bool,
     pub master_accepts_reads: bool,
+    /// While semi-sync is on, read only from the replicas acknowledging it when any is readable.
+    pub prefer_semisync: bool,
 }
 
 /// Chooses the server for `route` (`Route::Previous` must be resolved by the caller).
@@ -57,7 +59,10 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> R
     match route {
         Route::Master | Route::Previous => writer.map(Target::Writer).ok_or(NoTarget::NoWriter),
         Route::Replica => {
-            if let Some(i) = pick_weighted(topology, writer.filter(|_| policy.master_accepts_reads), tick) {
+            let semisync_only = policy.prefer_semisync
+                && topology.semisync.as_ref().is_some_and(|s| s.active)
+                && topology.readable_replicas().any(|(_, s)| s.semisync_acking == Some(true));
+            if let Some(i) = pick_weighted(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, tick) {
                 return Ok(if Some(i) == writer { Target::Writer(i) } else { Target::Replica(i) });
             }
             match writer {
@@ -68,12 +73,14 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> R
     }
 }
 
-/// Weighted round-robin over the readable replicas (plus the writer when it takes reads).
-/// Servers with weight 0 are used only when no weighted server is readable.
-fn pick_weighted(topology: &Topology, reading_writer: Option<usize>, tick: u64) -> Option<usize> {
+/// Weighted round-robin over the readable replicas (only those acknowledging semi-sync when
+/// `semisync_only`), plus the writer when it takes reads. Servers with weight 0 are used only
+/// when no weighted server is readable.
+fn pick_weighted(topology: &Topology, reading_writer: Option<usize>, semisync_only: bool, tick: u64) -> Option<usize> {
     let candidates = || {
         topology
             .readable_replicas()
+            .filter(move |(_, s)| !semisync_only || s.semisync_acking == Some(true))
             .map(|(i, s)| (i, s.weight))
             .chain(reading_writer.and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
     };
@@ -115,8 +122,8 @@ mod tests {
         t
     }
 
-    const ON: Policy = Policy { fallback_to_master: true, master_accepts_reads: false };
-    const OFF: Policy = Policy { fallback_to_master: false, master_accepts_reads: false };
+    const ON: Policy = Policy { fallback_to_master: true, master_accepts_reads: false, prefer_semisync: false };
+    const OFF: Policy = Policy { fallback_to_master: false, master_accepts_reads: false, prefer_semisync: false };
 
     fn lab() -> Topology {
         topo(&[(Role::Writer, Health::Up, false, 1), (Role::Replica, Health::Up, true, 1), (Role::Replica, Health::Up, true, 1)])
@@ -171,10 +178,35 @@ mod tests {
     #[test]
     fn writer_takes_reads_when_asked() {
         let t = lab();
-        let p = Policy { fallback_to_master: true, master_accepts_reads: true };
+        let p = Policy { fallback_to_master: true, master_accepts_reads: true, prefer_semisync: false };
         let picks: Vec<usize> = (0..3).map(|k| choose(Route::Replica, &t, p, k).unwrap().server()).collect();
         assert_eq!(picks, vec![1, 2, 0]);
         assert_eq!(choose(Route::Replica, &t, p, 2), Ok(Target::Writer(0)));
+    }
+
+    fn semisync(t: &mut Topology, active: bool, acking: [Option<bool>; 2]) {
+        t.semisync = Some(rwsplit_replication::SemiSyncMaster { enabled: true, active, ..Default::default() });
+        t.servers[1].semisync_acking = acking[0];
+        t.servers[2].semisync_acking = acking[1];
+    }
+
+    #[test]
+    fn semisync_replicas_preferred_while_semisync_is_on() {
+        let prefer = Policy { prefer_semisync: true, ..ON };
+        let mut t = lab();
+        semisync(&mut t, true, [Some(false), Some(true)]);
+        assert!((0..6).all(|k| choose(Route::Replica, &t, prefer, k) == Ok(Target::Replica(2))));
+        // Without the option both replicas read.
+        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, ON, k).unwrap().server()).collect();
+        assert_eq!(picks, vec![1, 2]);
+        // Semi-sync off (async fallback): the pool is whole again.
+        semisync(&mut t, false, [Some(false), Some(true)]);
+        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, prefer, k).unwrap().server()).collect();
+        assert_eq!(picks, vec![1, 2]);
+        // The acknowledging replica unreadable: the other one rather than the writer.
+        semisync(&mut t, true, [Some(false), Some(true)]);
+        t.servers[2].readable = false;
+        assert_eq!(choose(Route::Replica, &t, prefer, 0), Ok(Target::Replica(1)));
     }
 
     #[test]

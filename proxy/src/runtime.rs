@@ -25,6 +25,8 @@ pub struct Shared {
     pub server_version: String,
     next_session: AtomicU32,
     read_tick: AtomicU64,
+    /// Newest GTID written through this process (`causal_global`).
+    pub latest_gtid: crate::consistency::LatestGtid,
 }
 
 /// Users and their credentials from the config.
@@ -56,6 +58,7 @@ impl Shared {
             server_version,
             next_session: AtomicU32::new(1),
             read_tick: AtomicU64::new(0),
+            latest_gtid: Default::default(),
         })
     }
 
@@ -68,6 +71,12 @@ impl Shared {
     pub fn reload(&self, config: Config) {
         self.users.store(Arc::new(credentials(&config)));
         self.config.store(Arc::new(config));
+    }
+
+    /// The read-your-writes policy for `user`'s sessions.
+    pub fn consistency(&self, user: &str) -> rwsplit_config::Consistency {
+        let c = self.config.load();
+        c.users.iter().find(|u| u.name == user).and_then(|u| u.consistency).unwrap_or(c.routing.consistency)
     }
 
     pub fn credential(&self, user: &str) -> Option<Credential> {
@@ -84,7 +93,11 @@ impl Shared {
 
     pub fn policy(&self) -> Policy {
         let c = self.config.load();
-        Policy { fallback_to_master: c.routing.fallback_to_master, master_accepts_reads: c.routing.master_accepts_reads }
+        Policy {
+            fallback_to_master: c.routing.fallback_to_master,
+            master_accepts_reads: c.routing.master_accepts_reads,
+            prefer_semisync: c.routing.prefer_semisync_replicas,
+        }
     }
 }
 

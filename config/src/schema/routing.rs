@@ -31,6 +31,13 @@ pub struct RoutingConfig {
     /// Longest wait for a replica to catch up to a GTID in causal modes before the read goes
     /// to the writer instead.
     pub causal_timeout_ms: u64,
+    /// While the writer reports semi-sync replication off (it fell back to async after its
+    /// timeout), statements that change data fail at once with an error instead of committing
+    /// without any replica's acknowledgement: consistency over availability.
+    pub require_semisync: bool,
+    /// While semi-sync is on, reads go only to the replicas acknowledging it (they have received
+    /// every committed transaction); the others take reads only when none of those is usable.
+    pub prefer_semisync_replicas: bool,
 }
 
 impl Default for RoutingConfig {
@@ -40,6 +47,8 @@ impl Default for RoutingConfig {
             master_accepts_reads: false,
             consistency: Consistency::None,
             causal_timeout_ms: 100,
+            require_semisync: false,
+            prefer_semisync_replicas: false,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct UserConfig {
     /// The `mysql_native_password` hash as `SELECT PASSWORD('…')` prints it (`*` and 40 hex
     /// digits), so the clear password need not be stored in the file.
     pub password_hash: Option<Secret>,
+    /// Read-your-writes policy for this user's sessions, overriding `routing.consistency`.
+    pub consistency: Option<super::Consistency>,
 }
 
 impl UserConfig {

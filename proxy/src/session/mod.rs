@@ -11,7 +11,9 @@ pub mod relay;
 pub mod state;
 
 use crate::backend::BackendConn;
-use crate::classifier::{self, Effect, Reason, Route, Statement};
+use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
+use crate::consistency::Flavor;
+use rwsplit_config::Consistency;
 use crate::error::ProxyError;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
@@ -22,7 +24,7 @@ use crate::router::{self, NoTarget, Target};
 use crate::runtime::{Shared, Timeouts};
 use bytes::Bytes;
 use prepared::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ClientStmt};
-use relay::{internal, relay, RelayError};
+use relay::{internal, internal_value, relay, RelayError};
 use state::{SessionState, Tie};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +64,15 @@ pub struct Session {
     /// The statement whose cursor is open on the pinned connection.
     cursor: Option<u32>,
     last_target: Option<Target>,
+    /// Read-your-writes policy of this session's user.
+    consistency: Consistency,
+    /// GTID of this session's last write (`causal`).
+    causal_gtid: Option<String>,
+    /// Servers (bit per index) known to have applied `caught_up_gtid`.
+    caught_up: u64,
+    caught_up_gtid: String,
+    /// A transaction in progress has written: its GTID is learned at COMMIT.
+    txn_wrote: bool,
     timeouts: Timeouts,
     max_packet: usize,
 }
@@ -140,6 +151,11 @@ impl Session {
             next_stmt: 1,
             cursor: None,
             last_target: None,
+            consistency: shared.consistency(&login.user),
+            causal_gtid: None,
+            caught_up: 0,
+            caught_up_gtid: String::new(),
+            txn_wrote: false,
             timeouts,
             max_packet: config.proxy.max_packet_bytes as usize,
         };
@@ -174,7 +190,8 @@ impl Session {
     /// checking a schema needs no writer). On success the session and that connection are in
     /// `db`; otherwise the server's ERR payload is returned.
     async fn use_schema(&mut self, db: String) -> Result<Option<Vec<u8>>, ProxyError> {
-        let target = self.target(Route::Replica)?;
+        // Any server will do; without a usable replica, the writer (whatever the read policy).
+        let target = self.target(Route::Replica).or_else(|_| self.target(Route::Master))?;
         let mut conn = self.acquire(target).await?;
         let mut payload = vec![Command::COM_INIT_DB as u8];
         payload.extend_from_slice(db.as_bytes());
@@ -248,13 +265,13 @@ impl Session {
             c if c == Command::COM_INIT_DB as u8 => {
                 let db = String::from_utf8_lossy(&payload[1..]).into_owned();
                 let effects = [Effect::UseSchema(db.clone())];
-                self.statement(Route::Master, Reason::SessionCommand, Job::Forward { payload: &payload, expect: Expect::Single }, &effects, &db).await?
+                self.statement(Route::Master, Reason::SessionCommand, false, Job::Forward { payload: &payload, expect: Expect::Single }, &effects, &db).await?
             }
             c if c == Command::COM_FIELD_LIST as u8 => {
-                self.statement(Route::Replica, Reason::Read, Job::Forward { payload: &payload, expect: Expect::FieldList }, &[], "").await?
+                self.statement(Route::Replica, Reason::Read, false, Job::Forward { payload: &payload, expect: Expect::FieldList }, &[], "").await?
             }
             c if c == Command::COM_STATISTICS as u8 => {
-                self.statement(Route::Master, Reason::SessionCommand, Job::Forward { payload: &payload, expect: Expect::Single }, &[], "").await?
+                self.statement(Route::Master, Reason::SessionCommand, false, Job::Forward { payload: &payload, expect: Expect::Single }, &[], "").await?
             }
             c if c == Command::COM_RESET_CONNECTION as u8 => {
                 self.reset(self.state.schema.clone(), self.login_collation);
@@ -318,22 +335,27 @@ impl Session {
                 "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself".into(),
             ));
         }
-        let mut decision = classifier::classify(&sql, &self.state.view());
+        let statement = classifier::scan(&sql);
+        let mut decision = classifier::decide(&statement, &self.state.view());
         // A transaction must not leave the connection holding the session's temporary tables.
         if self.state.holds_temp_tables() && decision.effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
             decision.route = Route::Master;
         }
-        if decision.reason == Reason::UserVariableAssign {
+        if statement.assigns_user_variables() {
             // The variables' values will live on that connection only.
             self.state.tie(Tie::UserVariables);
         }
         let effects = std::mem::take(&mut decision.effects);
-        self.statement(decision.route, decision.reason, Job::Forward { payload, expect: Expect::Query }, &effects, &sql).await
+        let writes = changes_data(&statement, decision.reason);
+        self.statement(decision.route, decision.reason, writes, Job::Forward { payload, expect: Expect::Query }, &effects, &sql).await
     }
 
     /// Routes, runs and relays one statement, with one transparent retry for reads that fail
     /// before any byte reached the client.
-    async fn statement(&mut self, route: Route, reason: Reason, job: Job<'_>, effects: &[Effect], sql: &str) -> Result<Target, ProxyError> {
+    async fn statement(&mut self, route: Route, reason: Reason, writes: bool, job: Job<'_>, effects: &[Effect], sql: &str) -> Result<Target, ProxyError> {
+        if writes {
+            self.check_semisync()?;
+        }
         let needs_previous = route == Route::Previous || reason == Reason::LastInsertId;
         if !needs_previous {
             if let Some(h) = self.held.take() {
@@ -367,10 +389,26 @@ impl Session {
                     return Err(e);
                 }
             };
+            if let Target::Replica(i) = target {
+                if !self.causally_ready(&mut conn, i).await {
+                    // The replica has not applied what this session must see: the writer has.
+                    self.shared.metrics.causal_fallbacks.inc();
+                    self.keep_or_release(conn);
+                    route = Route::Master;
+                    continue;
+                }
+            }
             match self.run_job(&mut conn, &job).await {
                 Ok(outcome) => {
                     self.shared.metrics.routed(&target, reason);
+                    if !matches!(target, Target::Replica(_)) && outcome.error.is_none() {
+                        // Before the client sees the end of the response: a read it sends
+                        // next, on any connection, must already find the new GTID.
+                        self.learn_gtid(&mut conn, writes, effects, &outcome).await;
+                    }
+                    let flushed = self.client.flush(self.timeouts.client_write).await;
                     self.finish(conn, target, &outcome, effects, sql);
+                    flushed.map_err(client_gone)?;
                     return Ok(target);
                 }
                 Err(RelayError::Client(e)) => return Err(client_gone(e)),
@@ -397,6 +435,85 @@ impl Session {
                     return Err(self.backend_error(&conn, why, false));
                 }
             }
+        }
+    }
+
+    /// `routing.require_semisync`: refuse a write while the writer runs without semi-sync.
+    fn check_semisync(&self) -> Result<(), ProxyError> {
+        if !self.shared.config().routing.require_semisync {
+            return Ok(());
+        }
+        let topology = self.shared.topology.load();
+        if topology.semisync.as_ref().is_some_and(|s| s.active) {
+            return Ok(());
+        }
+        self.shared.metrics.semisync_refusals.inc();
+        Err(ProxyError::Refused(
+            "semi-sync replication is off on the writer and routing.require_semisync is set: writes are refused until a replica acknowledges again".into(),
+        ))
+    }
+
+    /// The GTID a read must see under the session's consistency policy.
+    fn required_gtid(&self) -> Option<String> {
+        match self.consistency {
+            Consistency::None => None,
+            Consistency::Causal => self.causal_gtid.clone(),
+            Consistency::CausalGlobal => Some(self.shared.latest_gtid.get()).filter(|g| !g.is_empty()),
+        }
+    }
+
+    /// Whether replica `server` (on `conn`) has applied what the session must see, waiting
+    /// up to `routing.causal_timeout_ms` for it.
+    async fn causally_ready(&mut self, conn: &mut BackendConn, server: usize) -> bool {
+        let Some(gtid) = self.required_gtid() else { return true };
+        if gtid != self.caught_up_gtid {
+            self.caught_up_gtid = gtid.clone();
+            self.caught_up = 0;
+        }
+        let bit = 1u64.checked_shl(server as u32).unwrap_or(0);
+        if self.caught_up & bit != 0 {
+            return true;
+        }
+        let timeout = std::time::Duration::from_millis(self.shared.config().routing.causal_timeout_ms);
+        let Some(query) = Flavor::of(&conn.hello.version).wait_query(&gtid, timeout) else { return false };
+        match internal_value(conn, &query, self.timeouts.backend_response.max(timeout * 2)).await {
+            Ok(Some(v)) if v.trim() == "0" => {
+                self.caught_up |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// After a statement on the writer: when it committed a write (autocommit, COMMIT of a
+    /// transaction that wrote, or DDL), learn the GTID position that covers it.
+    async fn learn_gtid(&mut self, conn: &mut BackendConn, writes: bool, effects: &[Effect], outcome: &Outcome) {
+        if self.consistency == Consistency::None {
+            return;
+        }
+        let in_trans = outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_IN_TRANS));
+        let ends = effects.iter().any(|e| matches!(e, Effect::EndTransaction));
+        let committed = if in_trans {
+            self.txn_wrote |= writes;
+            false
+        } else {
+            let c = writes || (ends && self.txn_wrote);
+            self.txn_wrote = false;
+            c
+        };
+        if !committed {
+            return;
+        }
+        let flavor = Flavor::of(&conn.hello.version);
+        match internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response).await {
+            Ok(Some(gtid)) if !gtid.is_empty() => {
+                if self.consistency == Consistency::CausalGlobal {
+                    self.shared.latest_gtid.observe(flavor, &gtid);
+                }
+                self.causal_gtid = Some(gtid);
+            }
+            // Without a position the session's next reads go to the writer, which has it.
+            _ => self.causal_gtid = Some("unknown".into()),
         }
     }
 
@@ -519,11 +636,11 @@ impl Session {
         match job {
             Job::Forward { payload, expect } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                relay(&mut self.client, conn, *expect, bt, ct, None).await
+                relay(&mut self.client, conn, *expect, bt, ct, None, false).await
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let outcome = relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id)).await?;
+                let outcome = relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
                         close_backend_stmt(conn, old);
@@ -578,7 +695,7 @@ impl Session {
                     s.long_data.clear();
                     s.long_data_bytes = 0;
                 }
-                let outcome = relay(&mut self.client, conn, Expect::Query, bt, ct, None).await?;
+                let outcome = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
                 if head.flags & 0x07 != 0 && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
                     self.cursor = Some(*client_id);
                     self.state.tie(Tie::Cursor);
@@ -687,6 +804,8 @@ impl Session {
             let _ = self.client.send(seq, &e.err_packet(), self.timeouts.client_write).await;
             return Err(ProxyError::ClientGone(ConnError::Closed));
         }
+        self.consistency = self.shared.consistency(&user);
+        self.causal_gtid = None;
         self.user = user;
         self.login_collation = collation;
         self.reset(None, collation);
@@ -701,7 +820,7 @@ impl Session {
         let decision = classifier::classify(&sql, &self.state.view());
         let client_id = self.next_stmt;
         self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
-        self.statement(decision.route, decision.reason, Job::Prepare { payload, sql: sql.clone(), client_id }, &[], &sql).await
+        self.statement(decision.route, decision.reason, false, Job::Prepare { payload, sql: sql.clone(), client_id }, &[], &sql).await
     }
 
     async fn execute(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
@@ -714,10 +833,11 @@ impl Session {
         let statement: Statement = stmt.statement.clone();
         let sql = stmt.sql.clone();
         let decision = classifier::decide(&statement, &self.state.view());
-        if decision.reason == Reason::UserVariableAssign {
+        if statement.assigns_user_variables() {
             self.state.tie(Tie::UserVariables);
         }
-        self.statement(decision.route, decision.reason, Job::Execute { payload, client_id: id }, &decision.effects, &sql).await
+        let writes = changes_data(&statement, decision.reason);
+        self.statement(decision.route, decision.reason, writes, Job::Execute { payload, client_id: id }, &decision.effects, &sql).await
     }
 
     fn send_long_data(&mut self, payload: Bytes) -> Result<(), ProxyError> {
@@ -782,7 +902,7 @@ impl Session {
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None).await,
+            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true).await,
             Err(e) => Err(RelayError::Backend { reason: e.to_string(), before_client: true }),
         };
         match result {
@@ -804,6 +924,26 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// Whether a statement changes data (what `require_semisync` refuses and what read-your-writes
+/// must wait for): writes, DDL, procedure calls, and reads with side effects.
+fn changes_data(stmt: &Statement, reason: Reason) -> bool {
+    match stmt.kind() {
+        StatementKind::Insert
+        | StatementKind::Update
+        | StatementKind::Delete
+        | StatementKind::Replace
+        | StatementKind::Load
+        | StatementKind::Ddl
+        | StatementKind::Call
+        | StatementKind::Compound
+        | StatementKind::Execute
+        | StatementKind::Unknown => true,
+        // A read kind writes only through a sequence, a file or a user function; a locking read
+        // or a user variable changes no data.
+        _ => matches!(reason, Reason::Sequence | Reason::SelectInto | Reason::UserFunction) && !stmt.assigns_user_variables(),
     }
 }
 

@@ -25,6 +25,9 @@ pub enum RelayError {
 
 /// Sends nothing; relays the backend's response to the command already sent on `conn`.
 /// `patch_stmt_id`: for COM_STMT_PREPARE, the client-facing id written over the backend's.
+/// `flush_end`: false leaves the response's last bytes queued on `client`, so the caller can
+/// finish work that must precede the client seeing the end (learning a write's GTID) and
+/// flush then.
 pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
@@ -32,6 +35,7 @@ pub async fn relay(
     backend_timeout: Duration,
     client_timeout: Duration,
     patch_stmt_id: Option<u32>,
+    flush_end: bool,
 ) -> Result<Outcome, RelayError> {
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     let mut sent_any = false;
@@ -80,7 +84,9 @@ pub async fn relay(
             if !conn.stream.buffered().is_empty() {
                 return Err(RelayError::Backend { reason: "server sent data after the end of a response".into(), before_client: false });
             }
-            client.flush(client_timeout).await.map_err(RelayError::Client)?;
+            if flush_end {
+                client.flush(client_timeout).await.map_err(RelayError::Client)?;
+            }
             return Ok(outcome);
         }
         if infile {
@@ -139,6 +145,48 @@ pub async fn internal(conn: &mut BackendConn, payload: &[u8], expect: Expect, ti
             Ok(Step::LocalInfile) | Err(_) => {
                 return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected packet in internal response")));
             }
+        }
+    }
+}
+
+/// Runs an internal query and returns the first column of its first row as text (`None` for
+/// NULL or no row). For the one-value queries of read-your-writes.
+pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration) -> Result<Option<String>, ConnError> {
+    let mut payload = Vec::with_capacity(sql.len() + 1);
+    payload.push(mysql_common::constants::Command::COM_QUERY as u8);
+    payload.extend_from_slice(sql.as_bytes());
+    conn.stream.send(0, &payload, timeout).await?;
+    let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
+    // Packets of the first result: column count, definitions, [EOF], first row.
+    let mut columns: Option<u64> = None;
+    let mut seen = 0u64;
+    let mut value = None;
+    loop {
+        let c = conn.stream.next_chunk(timeout).await?;
+        let raw = conn.stream.take_raw(c.total());
+        let body = &raw[HEADER..];
+        let step = tracker.feed(c, &body[..body.len().min(64)]);
+        if value.is_none() {
+            match columns {
+                None => columns = crate::protocol::packets::read_lenenc(body).map(|(n, _)| n),
+                Some(n) => {
+                    seen += 1;
+                    let first_row = n + if conn.deprecate_eof() { 1 } else { 2 };
+                    if seen == first_row {
+                        value = Some(match body.first() {
+                            Some(0xFB) => None,
+                            _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
+                                body.get(at..at + usize::try_from(len).ok()?).map(|v| String::from_utf8_lossy(v).into_owned())
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        match step {
+            Ok(Step::More) => {}
+            Ok(Step::Done(o)) if o.error.is_none() => return Ok(value.flatten()),
+            _ => return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "internal query failed"))),
         }
     }
 }
