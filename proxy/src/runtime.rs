@@ -27,6 +27,8 @@ pub struct Shared {
     read_tick: AtomicU64,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
+    /// Reads are currently falling back to the writer (for logging the change once).
+    reads_on_writer: std::sync::atomic::AtomicBool,
 }
 
 /// Users and their credentials from the config.
@@ -59,6 +61,7 @@ impl Shared {
             next_session: AtomicU32::new(1),
             read_tick: AtomicU64::new(0),
             latest_gtid: Default::default(),
+            reads_on_writer: Default::default(),
         })
     }
 
@@ -89,6 +92,23 @@ impl Shared {
 
     pub fn next_read_tick(&self) -> u64 {
         self.read_tick.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Logs, once per change, when reads start or stop falling back to the writer.
+    pub fn note_read_target(&self, target: &crate::router::Target) {
+        use crate::router::Target;
+        let fallback = match target {
+            Target::FallbackWriter(_) => true,
+            Target::Replica(_) => false,
+            Target::Writer(_) => return,
+        };
+        if self.reads_on_writer.load(Ordering::Relaxed) != fallback && self.reads_on_writer.swap(fallback, Ordering::Relaxed) != fallback {
+            if fallback {
+                tracing::warn!("no replica is usable: reads go to the writer (routing.fallback_to_master)");
+            } else {
+                tracing::info!("replicas usable again: reads go back to them");
+            }
+        }
     }
 
     pub fn policy(&self) -> Policy {

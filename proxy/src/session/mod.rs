@@ -367,6 +367,9 @@ impl Session {
         let mut retried = false;
         loop {
             let target = self.target(route)?;
+            if route == Route::Replica {
+                self.shared.note_read_target(&target);
+            }
             let attempt = async {
                 let conn = self.acquire(target).await?;
                 Ok::<_, ProxyError>(conn)
