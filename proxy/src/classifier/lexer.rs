@@ -36,15 +36,11 @@ pub(crate) enum TokenKind {
     Assign,
 }
 
-/// One token and where it is in the text.
+/// One token: small, as the scanner copies it around for look-behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Token<'a> {
     pub kind: TokenKind,
     pub text: &'a str,
-    /// Byte offset of the token's first byte (the quote or `@` included).
-    pub start: usize,
-    /// Byte offset just past the token.
-    pub end: usize,
 }
 
 impl Token<'_> {
@@ -126,8 +122,8 @@ impl<'a> Lexer<'a> {
         self.src.get(from..to).unwrap_or("")
     }
 
-    fn token(&self, kind: TokenKind, text: &'a str, start: usize) -> Token<'a> {
-        Token { kind, text, start, end: self.pos }
+    fn token(&self, kind: TokenKind, text: &'a str) -> Token<'a> {
+        Token { kind, text }
     }
 
     fn note_hint(&mut self, found: Option<Route>) {
@@ -251,21 +247,21 @@ impl<'a> Lexer<'a> {
         if self.byte(start + 1) == Some(b'@') {
             let end = self.word_end(start + 2, true);
             self.pos = end;
-            return self.token(TokenKind::SystemVar, self.slice(start + 2, end), start);
+            return self.token(TokenKind::SystemVar, self.slice(start + 2, end));
         }
         match self.byte(start + 1) {
             Some(q @ (b'\'' | b'"' | b'`')) => {
                 self.pos = start + 1;
                 let name = self.quoted(q);
-                self.token(TokenKind::UserVar, name, start)
+                self.token(TokenKind::UserVar, name)
             }
             _ => {
                 let end = self.word_end(start + 1, true);
                 self.pos = end;
                 if end == start + 1 {
-                    self.token(TokenKind::Punct(b'@'), "@", start)
+                    self.token(TokenKind::Punct(b'@'), "@")
                 } else {
-                    self.token(TokenKind::UserVar, self.slice(start + 1, end), start)
+                    self.token(TokenKind::UserVar, self.slice(start + 1, end))
                 }
             }
         }
@@ -291,29 +287,29 @@ impl<'a> Lexer<'a> {
                 }
                 b'\'' => {
                     let body = self.quoted(b'\'');
-                    return Some(self.token(TokenKind::SingleQuoted, body, start));
+                    return Some(self.token(TokenKind::SingleQuoted, body));
                 }
                 b'"' => {
                     let body = self.quoted(b'"');
-                    return Some(self.token(TokenKind::DoubleQuoted, body, start));
+                    return Some(self.token(TokenKind::DoubleQuoted, body));
                 }
                 b'`' => {
                     let body = self.quoted(b'`');
-                    return Some(self.token(TokenKind::QuotedIdent, body, start));
+                    return Some(self.token(TokenKind::QuotedIdent, body));
                 }
                 b'@' => return Some(self.variable()),
                 b':' if self.byte(start + 1) == Some(b'=') => {
                     self.pos += 2;
-                    return Some(self.token(TokenKind::Assign, ":=", start));
+                    return Some(self.token(TokenKind::Assign, ":="));
                 }
                 _ if is_word_byte(b) => {
                     let end = self.word_end(start, false);
                     self.pos = end;
-                    return Some(self.token(TokenKind::Word, self.slice(start, end), start));
+                    return Some(self.token(TokenKind::Word, self.slice(start, end)));
                 }
                 _ => {
                     self.pos += 1;
-                    return Some(self.token(TokenKind::Punct(b), self.slice(start, start + 1), start));
+                    return Some(self.token(TokenKind::Punct(b), self.slice(start, start + 1)));
                 }
             }
         }

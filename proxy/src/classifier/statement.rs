@@ -312,7 +312,16 @@ fn scan_with(sql: &str, mode: LexMode) -> (Statement, LexNotes) {
 fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> StatementKind {
     let mut cursor = Cursor::new(lx.clone());
     let head = head::read(first, &mut cursor, &mut stmt.effects, &mut stmt.flags);
-    let mut body = Body { stmt, prev: None, prev2: None, depth: 0, cte_prologue: None, insert_into_pending: false };
+    let mut body = Body {
+        stmt,
+        read_kind: head.kind.is_read(),
+        prev: None,
+        prev2: None,
+        depth: 0,
+        cte_prologue: None,
+        insert_into_pending: false,
+        insert_columns_pending: false,
+    };
     body.token(first, lx);
     while let Some(t) = lx.next_token() {
         if t.is_punct(b';') && !head.swallow_rest {
@@ -394,8 +403,12 @@ struct Body<'s, 'a> {
     /// column list, not a call.
     cte_prologue: Option<u32>,
     /// An INSERT or REPLACE statement keyword was read (under EXPLAIN too): its INTO names the
-    /// target table, not a variable.
+    /// target table, not a variable,
     insert_into_pending: bool,
+    /// … and its first `(` opens the column list (or the rows), not a call.
+    insert_columns_pending: bool,
+    /// The statement is a read kind: only then are user-defined functions looked for.
+    read_kind: bool,
 }
 
 fn is_word(t: Option<Token<'_>>, keyword: &str) -> bool {
@@ -434,6 +447,16 @@ impl<'a> Body<'_, 'a> {
                 if is_word(self.prev, "INSERT") || is_word(self.prev, "REPLACE") {
                     // INSERT( and REPLACE( are string functions.
                     self.insert_into_pending = false;
+                    self.insert_columns_pending = false;
+                } else if self.insert_columns_pending {
+                    self.insert_columns_pending = false;
+                    let special = self.prev.is_some_and(|p| p.kind == TokenKind::Word && SpecialFunction::of(p.text).is_some());
+                    if !special {
+                        self.depth = self.depth.saturating_add(1);
+                        self.prev2 = self.prev;
+                        self.prev = Some(t);
+                        return;
+                    }
                 }
                 self.call(self.prev, self.prev2);
                 self.depth = self.depth.saturating_add(1);
@@ -457,6 +480,7 @@ impl<'a> Body<'_, 'a> {
             BodyKeyword::In if is_word(self.prev, "LOCK") => self.flag(Flags::LOCKING_READ),
             BodyKeyword::Insert | BodyKeyword::Replace => {
                 self.insert_into_pending = true;
+                self.insert_columns_pending = true;
                 self.main_statement_keyword();
             }
             BodyKeyword::Into if self.insert_into_pending => self.insert_into_pending = false,
@@ -502,46 +526,96 @@ impl<'a> Body<'_, 'a> {
     /// it is a column list (`AS alias (a, b)`, `WITH cte (a, b) AS`).
     fn call(&mut self, name: Option<Token<'a>>, before: Option<Token<'a>>) {
         let Some(name) = name else { return };
-        let qualified = before.is_some_and(|b| b.is_punct(b'.'));
         let column_list = is_word(before, "AS") || self.cte_prologue == Some(self.depth);
         match name.kind {
-            TokenKind::QuotedIdent if !column_list => self.flag(Flags::USER_FUNCTION),
+            TokenKind::QuotedIdent if self.read_kind && !column_list => self.flag(Flags::USER_FUNCTION),
             TokenKind::Word => {
                 if name.text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
                     return;
                 }
-                if qualified {
+                if before.is_some_and(|b| b.is_punct(b'.')) {
                     // `db.func(`: a stored function, even when named like a built-in.
-                    self.flag(Flags::USER_FUNCTION);
-                    return;
-                }
-                let mut buf = [0u8; 48];
-                let Some(up) = upper(name.text, &mut buf) else {
-                    if !column_list {
+                    if self.read_kind {
                         self.flag(Flags::USER_FUNCTION);
                     }
                     return;
-                };
-                match up {
-                    "GET_LOCK" => {
-                        self.flag(Flags::LOCK_FUNCTION);
-                        self.stmt.effects.push(Effect::Pin(PinReason::NamedLock));
-                    }
-                    "RELEASE_LOCK" | "RELEASE_ALL_LOCKS" => {
-                        self.flag(Flags::LOCK_FUNCTION);
-                        self.stmt.effects.push(Effect::Unpin(PinReason::NamedLock));
-                    }
-                    "IS_USED_LOCK" | "IS_FREE_LOCK" => self.flag(Flags::LOCK_FUNCTION),
-                    "LAST_INSERT_ID" => self.flag(Flags::LAST_INSERT_ID),
-                    "FOUND_ROWS" | "ROW_COUNT" => self.flag(Flags::FOLLOWS_PREVIOUS),
-                    "NEXTVAL" | "SETVAL" => self.flag(Flags::SEQUENCE_ADVANCE),
-                    "LASTVAL" => self.flag(Flags::SEQUENCE_STATE),
-                    _ if builtin::is_builtin_or_keyword(up) || column_list => {}
-                    _ => self.flag(Flags::USER_FUNCTION),
+                }
+                if let Some(special) = SpecialFunction::of(name.text) {
+                    self.special(special);
+                    return;
+                }
+                // Whether a call is user-defined only matters for reads; writes go to the
+                // master anyway.
+                if !self.read_kind || column_list {
+                    return;
+                }
+                let mut buf = [0u8; 48];
+                let builtin = upper(name.text, &mut buf).is_some_and(builtin::is_builtin_or_keyword);
+                if !builtin {
+                    self.flag(Flags::USER_FUNCTION);
                 }
             }
             _ => {}
         }
+    }
+
+    fn special(&mut self, function: SpecialFunction) {
+        use SpecialFunction as F;
+        match function {
+            F::GetLock => {
+                self.flag(Flags::LOCK_FUNCTION);
+                self.stmt.effects.push(Effect::Pin(PinReason::NamedLock));
+            }
+            F::ReleaseLock => {
+                self.flag(Flags::LOCK_FUNCTION);
+                self.stmt.effects.push(Effect::Unpin(PinReason::NamedLock));
+            }
+            F::LockState => self.flag(Flags::LOCK_FUNCTION),
+            F::LastInsertId => self.flag(Flags::LAST_INSERT_ID),
+            F::FollowsPrevious => self.flag(Flags::FOLLOWS_PREVIOUS),
+            F::SequenceAdvance => self.flag(Flags::SEQUENCE_ADVANCE),
+            F::SequenceState => self.flag(Flags::SEQUENCE_STATE),
+        }
+    }
+}
+
+/// Built-in functions with their own rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpecialFunction {
+    /// GET_LOCK
+    GetLock,
+    /// RELEASE_LOCK, RELEASE_ALL_LOCKS
+    ReleaseLock,
+    /// IS_USED_LOCK, IS_FREE_LOCK
+    LockState,
+    /// LAST_INSERT_ID
+    LastInsertId,
+    /// FOUND_ROWS, ROW_COUNT
+    FollowsPrevious,
+    /// NEXTVAL, SETVAL
+    SequenceAdvance,
+    /// LASTVAL
+    SequenceState,
+}
+
+impl SpecialFunction {
+    fn of(name: &str) -> Option<SpecialFunction> {
+        use SpecialFunction as F;
+        let first = name.as_bytes().first()?.to_ascii_uppercase();
+        let candidates: &[(&str, SpecialFunction)] = match (name.len(), first) {
+            (6, b'S') => &[("SETVAL", F::SequenceAdvance)],
+            (7, b'N') => &[("NEXTVAL", F::SequenceAdvance)],
+            (7, b'L') => &[("LASTVAL", F::SequenceState)],
+            (8, b'G') => &[("GET_LOCK", F::GetLock)],
+            (9, b'R') => &[("ROW_COUNT", F::FollowsPrevious)],
+            (10, b'F') => &[("FOUND_ROWS", F::FollowsPrevious)],
+            (12, b'R') => &[("RELEASE_LOCK", F::ReleaseLock)],
+            (12, b'I') => &[("IS_USED_LOCK", F::LockState), ("IS_FREE_LOCK", F::LockState)],
+            (14, b'L') => &[("LAST_INSERT_ID", F::LastInsertId)],
+            (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseLock)],
+            _ => return None,
+        };
+        candidates.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map(|&(_, f)| f)
     }
 }
 
