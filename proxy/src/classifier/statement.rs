@@ -315,6 +315,7 @@ fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> S
     let mut body = Body {
         stmt,
         read_kind: head.kind.is_read(),
+        in_set: head.kind == StatementKind::Set,
         prev: None,
         prev2: None,
         depth: 0,
@@ -409,6 +410,8 @@ struct Body<'s, 'a> {
     insert_columns_pending: bool,
     /// The statement is a read kind: only then are user-defined functions looked for.
     read_kind: bool,
+    /// The statement is a SET.
+    in_set: bool,
 }
 
 fn is_word(t: Option<Token<'_>>, keyword: &str) -> bool {
@@ -421,6 +424,14 @@ impl<'a> Body<'_, 'a> {
     }
 
     fn token(&mut self, t: Token<'a>, lx: &Lexer<'a>) {
+        if !self.read_kind && matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted) {
+            // Statements that are not reads go to the master whatever their clauses say and
+            // the temporary-table rule is for reads: only calls (lock functions have effects)
+            // and `@x :=` matter in them.
+            self.prev2 = self.prev;
+            self.prev = Some(t);
+            return;
+        }
         match t.kind {
             TokenKind::Word => {
                 self.stmt.idents.insert(t.text, None);
@@ -436,7 +447,8 @@ impl<'a> Body<'_, 'a> {
                     self.flag(Flags::FOLLOWS_PREVIOUS);
                 }
             }
-            TokenKind::Assign if self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) => {
+            // In SET, `@x := v` is the SET's own assignment, replayable like `@x = v`.
+            TokenKind::Assign if !self.in_set && self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) => {
                 self.flag(Flags::USER_VAR_ASSIGN);
             }
             TokenKind::Punct(b'(') => {

@@ -624,6 +624,8 @@ fn statement_accessors() {
     assert!(scan("SELECT @a := 1").assigns_user_variables());
     assert!(scan("SELECT 1 INTO @a").assigns_user_variables());
     assert!(!scan("SELECT @a").assigns_user_variables());
+    assert!(!scan("SET @a := 1").assigns_user_variables());
+    assert!(scan("INSERT INTO t SELECT @a := 1").assigns_user_variables());
     assert!(!scan("SELECT myfunc()").is_read());
     assert!(scan("SELECT LAST_INSERT_ID()").is_read());
     assert!(!scan("SELECT 1; SELECT 2").is_read());
