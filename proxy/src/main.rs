@@ -129,6 +129,9 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let admin_listen = config.admin.listen.clone();
     let shared = Shared::new(config, topology, version);
 
+    if let Some(hint) = vrrp::listen_on_vip(&listen, &vrrp_instances) {
+        tracing::warn!("{hint}");
+    }
     let listener = TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen} (proxy.listen)"))?;
     let admin = TcpListener::bind(&admin_listen).await.with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     tracing::info!(listen = %listen, admin = %admin_listen, version = %shared.server_version, "rwsplit ready");

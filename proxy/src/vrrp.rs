@@ -55,6 +55,20 @@ pub async fn alive_while<F: Future>(flag: Arc<AtomicBool>, fut: F) -> F::Output 
     fut.await
 }
 
+/// When `listen` (`proxy.listen`) is one of the instances' virtual addresses, the reason that is
+/// a mistake: wherever the VIP is absent (every backup) the bind fails and rwsplit does not
+/// start, so the node could never take the VIP over.
+pub fn listen_on_vip(listen: &str, instances: &[VrrpInstanceConfig]) -> Option<String> {
+    let addr: std::net::SocketAddr = listen.parse().ok()?;
+    let inst = instances.iter().find(|i| i.virtual_addresses().iter().any(|v| v.addr == addr.ip()))?;
+    Some(format!(
+        "proxy.listen {listen} is a virtual address of [[vrrp]] {}: where the VIP is absent (the backup) the bind fails; \
+         listen on 0.0.0.0:{} instead (the listener then accepts on the VIP as soon as it arrives)",
+        inst.name,
+        addr.port()
+    ))
+}
+
 /// The running instances and the health task.
 pub struct Vrrp {
     runners: Vec<RunnerHandle>,
@@ -142,6 +156,19 @@ mod tests {
         t.writer = Some(0);
         assert!(proxy_healthy(true, &t));
         assert!(!proxy_healthy(false, &t), "listener down");
+    }
+
+    #[test]
+    fn listening_on_a_vip_is_flagged() {
+        let inst = VrrpInstanceConfig {
+            name: "VI_1".into(),
+            virtual_ipaddress: vec![rwsplit_config::VirtualIpEntry::Text("10.0.0.100/24 dev eth0".into())],
+            ..VrrpInstanceConfig::default()
+        };
+        let hint = listen_on_vip("10.0.0.100:8066", std::slice::from_ref(&inst)).unwrap();
+        assert!(hint.contains("VI_1") && hint.contains("0.0.0.0:8066"), "{hint}");
+        assert!(listen_on_vip("0.0.0.0:8066", std::slice::from_ref(&inst)).is_none());
+        assert!(listen_on_vip("10.0.0.5:8066", std::slice::from_ref(&inst)).is_none());
     }
 
     #[tokio::test]
