@@ -36,10 +36,11 @@ deps:
 build:
 	$(CARGO) build --bin rwsplit
 
-# Plain cargo test (cargo-nextest may be missing in CI). Test binaries run one after another;
+# Plain cargo test (cargo-nextest may be missing in CI); --no-fail-fast so one failing test
+# binary does not hide the results of the others. Test binaries run one after another;
 # each starts one cluster of its own.
 test: deps build
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 lint:
 	shellcheck scripts/*.sh .ci/run
