@@ -117,13 +117,21 @@ impl Pool {
     fn take_idle(&self, sp: &ServerPool, key: CapabilityFlags, state: u64) -> Option<BackendConn> {
         let now = Instant::now();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Drop the stale ones first: expired, or closed by the server (wait_timeout, restart).
-        idle.retain_mut(|c| now.duration_since(c.last_used) < self.settings.idle_timeout && c.stream.is_idle_and_open());
-        let pos = idle
-            .iter()
-            .rposition(|c| c.key == key && c.state == Some(state))
-            .or_else(|| idle.iter().rposition(|c| c.key == key))?;
-        Some(idle.swap_remove(pos))
+        idle.retain(|c| now.duration_since(c.last_used) < self.settings.idle_timeout);
+        // Bounded by the idle list's length: each round removes one connection.
+        while !idle.is_empty() {
+            let pos = idle
+                .iter()
+                .rposition(|c| c.key == key && c.state == Some(state))
+                .or_else(|| idle.iter().rposition(|c| c.key == key))?;
+            let mut conn = idle.swap_remove(pos);
+            // Only the connection about to be used is probed (one non-blocking read): one the
+            // server closed (wait_timeout, restart) is dropped and the next one tried.
+            if conn.stream.is_idle_and_open() {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     /// Returns a connection. Only call this when it is in a known, clean state (no open

@@ -336,7 +336,7 @@ impl Session {
             ));
         }
         let statement = classifier::scan(&sql);
-        let mut decision = classifier::decide(&statement, &self.state.view());
+        let mut decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
         // A transaction must not leave the connection holding the session's temporary tables.
         if self.state.holds_temp_tables() && decision.effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
             decision.route = Route::Master;
@@ -835,7 +835,8 @@ impl Session {
         }
         let statement: Statement = stmt.statement.clone();
         let sql = stmt.sql.clone();
-        let decision = classifier::decide(&statement, &self.state.view());
+        // With the text, temporary-table reads are told apart from other reads.
+        let decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
         if statement.assigns_user_variables() {
             self.state.tie(Tie::UserVariables);
         }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# rwsplit throughput benchmark: the same sysbench workloads against the master directly (the
+# baseline) and through rwsplit (release build), in one run on one machine, printing figures
+# and the ratio. It starts its own lab on spare ports (scripts/lab.sh) and stops it after.
+#
+#   scripts/bench.sh            (BENCH_SECONDS=20 BENCH_THREADS=8 by default)
+#
+# Read-only runs also show what read/write splitting buys: rwsplit spreads the reads over both
+# replicas while the baseline sends everything to the master.
+set -euo pipefail
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECONDS_PER_RUN=${BENCH_SECONDS:-20}
+THREADS=${BENCH_THREADS:-8}
+STATE_DIR=$(mktemp -d /tmp/rwsplit-bench-XXXXXX)
+PORTS=(5307 5308 5309 5066 5067)
+export STATE_DIR MASTER_PORT=${PORTS[0]} REPLICA1_PORT=${PORTS[1]} REPLICA2_PORT=${PORTS[2]} PROXY_PORT=${PORTS[3]} ADMIN_PORT=${PORTS[4]}
+cleanup() { "$REPO_DIR/scripts/lab.sh" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+"$REPO_DIR/scripts/lab.sh" install up proxy-up >/dev/null
+mariadb -h127.0.0.1 -P"$MASTER_PORT" -uroot -e "CREATE DATABASE IF NOT EXISTS sbtest; GRANT ALL ON sbtest.* TO 'app'@'127.0.0.1'"
+
+sb() { # port workload extra...
+    local port=$1 workload=$2
+    shift 2
+    sysbench "$workload" --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port" \
+        --mysql-user=app --mysql-password=app --mysql-db=sbtest --tables=4 --table-size=10000 "$@"
+}
+sb "$MASTER_PORT" oltp_read_write prepare >/dev/null
+"$REPO_DIR/scripts/lab.sh" status >/dev/null
+
+run() { # label port workload
+    local out tps qps lat
+    out=$(sb "$2" "$3" --threads="$THREADS" --time="$SECONDS_PER_RUN" --report-interval=0 run)
+    tps=$(awk '/transactions:/ {gsub(/[()]/,"",$3); print $3}' <<<"$out")
+    qps=$(awk '/queries:/ && !/performed/ {gsub(/[()]/,"",$3); print $3}' <<<"$out")
+    lat=$(awk '/95th percentile:/ {print $3}' <<<"$out")
+    printf '%-28s %-16s tps %10s  qps %10s  p95 %8s ms\n' "$1" "$3" "$tps" "$qps" "$lat" >&2
+    echo "$qps"
+}
+
+echo "sysbench, $THREADS threads, ${SECONDS_PER_RUN}s per run, 4 tables x 10000 rows ($(nproc) cores)" >&2
+for workload in oltp_point_select oltp_read_only oltp_read_write; do
+    direct=$(run "direct to master (baseline)" "$MASTER_PORT" "$workload")
+    proxied=$(run "through rwsplit" "$PROXY_PORT" "$workload")
+    awk -v d="$direct" -v p="$proxied" -v w="$workload" 'BEGIN { printf "%-28s %-16s ratio rwsplit/direct qps: %.2f\n\n", "", w, p / d }' >&2
+done
