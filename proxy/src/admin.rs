@@ -46,7 +46,8 @@ async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let head = String::from_utf8_lossy(&buf);
-    let (status, content_type, body) = respond(head.lines().next().unwrap_or(""), shared);
+    let openmetrics = head.lines().any(|l| l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text"));
+    let (status, content_type, body) = respond(head.lines().next().unwrap_or(""), openmetrics, shared);
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -55,8 +56,29 @@ async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
     tcp.shutdown().await
 }
 
-/// The response for a request line: (status, content type, body).
-pub fn respond(request_line: &str, shared: &Shared) -> (&'static str, &'static str, String) {
+/// The topology snapshot, plus the VRRP instances' state when any run.
+fn status_json(topology: &rwsplit_replication::Topology, shared: &Shared) -> serde_json::Result<String> {
+    let mut value = serde_json::to_value(topology)?;
+    if let (Some(instances), Some(obj)) = (shared.vrrp.get(), value.as_object_mut()) {
+        let vrrp: Vec<serde_json::Value> = instances
+            .iter()
+            .map(|(name, s)| {
+                serde_json::json!({
+                    "instance": name,
+                    "state": format!("{:?}", s.state()).to_lowercase(),
+                    "priority": s.priority(),
+                    "transitions": s.transitions(),
+                })
+            })
+            .collect();
+        obj.insert("vrrp".into(), serde_json::Value::Array(vrrp));
+    }
+    serde_json::to_string_pretty(&value)
+}
+
+/// The response for a request line: (status, content type, body). `/metrics` is OpenMetrics
+/// when the client accepts it (Prometheus does), else Prometheus text 0.0.4.
+pub fn respond(request_line: &str, openmetrics: bool, shared: &Shared) -> (&'static str, &'static str, String) {
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" {
@@ -67,9 +89,16 @@ pub fn respond(request_line: &str, shared: &Shared) -> (&'static str, &'static s
     match path {
         "/metrics" => {
             shared.metrics.refresh(&topology, |i| shared.pool.open_count(i));
-            ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode())
+            if let Some(v) = shared.vrrp.get() {
+                shared.metrics.refresh_vrrp(v);
+            }
+            if openmetrics {
+                ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode())
+            } else {
+                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", shared.metrics.encode_prometheus_text())
+            }
         }
-        "/status" => match serde_json::to_string_pretty(&*topology) {
+        "/status" => match status_json(&topology, shared) {
             Ok(json) => ("200 OK", "application/json", json + "\n"),
             Err(e) => ("500 Internal Server Error", "text/plain", format!("{e}\n")),
         },

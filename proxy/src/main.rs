@@ -188,6 +188,7 @@ fn start_vrrp(
         return Ok(None);
     }
     let v = Vrrp::start(instances, shared.clone(), listening, stop.clone())?;
+    let _ = shared.vrrp.set(v.stats());
     tracing::info!(instances = instances.len(), proxy_healthy = v.healthy(), "VRRP running");
     Ok(Some(v))
 }
@@ -239,8 +240,10 @@ fn reload(path: &Path, shared: &Arc<Shared>) {
             if new.servers.iter().map(|s| (&s.name, &s.address)).ne(old.servers.iter().map(|s| (&s.name, &s.address)))
                 || new.proxy.listen != old.proxy.listen
                 || new.admin.listen != old.admin.listen
+                || format!("{:?}", new.vrrp) != format!("{:?}", old.vrrp)
+                || format!("{:?}", new.monitor) != format!("{:?}", old.monitor)
             {
-                tracing::warn!("servers, proxy.listen and admin.listen changes take effect at the next restart");
+                tracing::warn!("changes to servers, proxy.listen, admin.listen, [monitor] and [[vrrp]] take effect at the next restart");
             }
             shared.reload(new);
             shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "ok".into())]).inc();

@@ -52,6 +52,9 @@ pub struct Metrics {
     pub latency: [Histogram; 3],
     pub config_reloads: Family<Labels, Counter>,
     pub topology_generation: Gauge,
+    vrrp_state: Family<Labels, Gauge>,
+    vrrp_priority: Family<Labels, Gauge>,
+    vrrp_transitions: Family<Labels, Counter>,
 }
 
 fn target_index(t: &Target) -> usize {
@@ -76,7 +79,7 @@ impl Metrics {
         let up = Family::<Labels, Gauge>::default();
         registry.register("server_up", "1 when the monitor sees the server healthy", up.clone());
         let readable = Family::<Labels, Gauge>::default();
-        registry.register("server_readable", "1 when the server takes reads", readable.clone());
+        registry.register("server_readable", "1 when the server is a replica in the read pool", readable.clone());
         let writer = Family::<Labels, Gauge>::default();
         registry.register("server_writer", "1 for the server taking writes", writer.clone());
         let lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
@@ -109,7 +112,7 @@ impl Metrics {
         let client_connections = Gauge::default();
         registry.register("client_connections", "Client sessions open now", client_connections.clone());
         let client_connections_total = Counter::default();
-        registry.register("client_connections", "Client sessions accepted", client_connections_total.clone());
+        registry.register("client_connections_accepted", "Client connections accepted", client_connections_total.clone());
         let client_errors = Counter::default();
         registry.register("client_protocol_errors", "Clients closed for malformed packets or timeouts", client_errors.clone());
         let auth_failures = Counter::default();
@@ -133,6 +136,12 @@ impl Metrics {
         registry.register("config_reloads", "Config reloads by outcome", config_reloads.clone());
         let topology_generation = Gauge::default();
         registry.register("topology_generation", "Generation of the topology snapshot in use", topology_generation.clone());
+        let vrrp_state = Family::<Labels, Gauge>::default();
+        registry.register("vrrp_state", "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault", vrrp_state.clone());
+        let vrrp_priority = Family::<Labels, Gauge>::default();
+        registry.register("vrrp_priority", "Priority the VRRP instance advertises now (after tracking)", vrrp_priority.clone());
+        let vrrp_transitions = Family::<Labels, Counter>::default();
+        registry.register("vrrp_transitions", "VRRP state changes", vrrp_transitions.clone());
         Metrics {
             registry,
             servers,
@@ -150,6 +159,9 @@ impl Metrics {
             latency,
             config_reloads,
             topology_generation,
+            vrrp_state,
+            vrrp_priority,
+            vrrp_transitions,
         }
     }
 
@@ -181,18 +193,102 @@ impl Metrics {
         self.topology_generation.set(topology.generation as i64);
         for (i, (m, s)) in self.servers.iter().zip(&topology.servers).enumerate() {
             m.up.set(i64::from(s.health == Health::Up));
-            m.readable.set(i64::from(s.readable));
+            m.readable.set(i64::from(s.readable && topology.writer != Some(i)));
             m.writer.set(i64::from(s.role == Role::Writer && topology.writer == Some(i)));
             m.lag_seconds.set(s.lag_ms.map_or(-1.0, |ms| ms as f64 / 1000.0));
             m.open_connections.set(i64::from(open(i)));
         }
     }
 
-    /// The text exposition format.
+    /// Copies the VRRP instances' state into their metrics (called before each scrape; the
+    /// label lookups happen here, never on the query path).
+    pub fn refresh_vrrp(&self, instances: &[(String, std::sync::Arc<rwsplit_ha::runner::RunnerStats>)]) {
+        use rwsplit_ha::fsm::State;
+        for (name, stats) in instances {
+            let l = vec![("instance".to_string(), name.clone())];
+            let state = match stats.state() {
+                State::Initialize => 0,
+                State::Backup => 1,
+                State::Master => 2,
+                State::Fault => 3,
+            };
+            self.vrrp_state.get_or_create(&l).set(state);
+            self.vrrp_priority.get_or_create(&l).set(i64::from(stats.priority()));
+            let c = self.vrrp_transitions.get_or_create(&l);
+            c.inc_by(stats.transitions().saturating_sub(c.get()));
+        }
+    }
+
+    /// The OpenMetrics text format (what Prometheus asks for).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// The classic Prometheus text format 0.0.4, for clients that do not ask for OpenMetrics
+    /// (curl, promtool, older scrapers).
+    pub fn encode_prometheus_text(&self) -> String {
+        openmetrics_to_prometheus_text(&self.encode())
+    }
+}
+
+/// Converts OpenMetrics text to Prometheus text 0.0.4: counter families are named after their
+/// `_total` samples in HELP/TYPE, and the `# EOF` / `# UNIT` lines go.
+pub fn openmetrics_to_prometheus_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].iter().find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples() {
+        let om = "# HELP x_statements Statements.\n# TYPE x_statements counter\nx_statements_total{a=\"b\"} 1\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(om),
+            "# HELP x_statements_total Statements.\n# TYPE x_statements_total counter\nx_statements_total{a=\"b\"} 1\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
+        );
+    }
+
+    #[test]
+    fn every_metric_family_is_registered_once() {
+        let m = Metrics::new(&["master".to_string(), "replica1".to_string()]);
+        let text = m.encode();
+        let mut seen = std::collections::HashSet::new();
+        for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap_or("")) {
+            assert!(seen.insert(name.to_string()), "{name} registered twice");
+        }
+        assert!(text.contains("rwsplit_statements_total{server=\"replica1\",target=\"replica\"} 0"));
+        assert!(text.contains("rwsplit_classified_total{reason=\"unparsed\"} 0"));
     }
 }

@@ -29,6 +29,8 @@ pub struct Shared {
     pub latest_gtid: crate::consistency::LatestGtid,
     /// Reads are currently falling back to the writer (for logging the change once).
     reads_on_writer: std::sync::atomic::AtomicBool,
+    /// The running VRRP instances' stats (name, stats), set once they start.
+    pub vrrp: std::sync::OnceLock<Vec<(String, Arc<rwsplit_ha::runner::RunnerStats>)>>,
 }
 
 /// Users and their credentials from the config.
@@ -62,6 +64,7 @@ impl Shared {
             read_tick: AtomicU64::new(0),
             latest_gtid: Default::default(),
             reads_on_writer: Default::default(),
+            vrrp: std::sync::OnceLock::new(),
         })
     }
 
