@@ -1,0 +1,154 @@
+//! Operating rwsplit: the admin endpoint (`/metrics` checked by Prometheus' own `promtool`,
+//! `/status`, `/health`), `rwsplit status`, config errors that name file and line, and SIGHUP
+//! reloads (a good config takes effect, a bad one is refused and the running one kept).
+
+use rwsplit_tests::*;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn http_get(port: u16, path: &str, accept: &str) -> (String, String) {
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(tcp, "GET {path} HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_string(), body.to_string())
+}
+
+fn proxy() -> Proxy {
+    let c = tokio::task::block_in_place(Cluster::shared);
+    Proxy::start(c, "").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_count_routed_statements() {
+    let p = proxy();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+    let mut conn = p.conn().await.unwrap();
+    for _ in 0..4 {
+        server_id_of(&mut conn).await.unwrap();
+    }
+    let (head, body) = http_get(p.admin_port(), "/metrics", "*/*");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed: make deps");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replica_reads: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("rwsplit_statements_total{") && l.contains("target=\"replica\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(replica_reads >= 4.0, "routed reads are counted:\n{body}");
+    assert!(body.contains("rwsplit_server_up{server=\"master\"} 1"), "{body}");
+    // Prometheus itself asks for OpenMetrics.
+    let (head, body) = http_get(p.admin_port(), "/metrics", "application/openmetrics-text;version=1.0.0");
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(body.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_health_and_the_status_command() {
+    let p = proxy();
+    let _log = p.log_on_panic();
+    let (_, body) = http_get(p.admin_port(), "/status", "*/*");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(status["writer"], 0, "{status:#}");
+    assert_eq!(status["servers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(status["servers"][1]["role"], "replica");
+    let (head, _) = http_get(p.admin_port(), "/health", "*/*");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, _) = http_get(p.admin_port(), "/nope", "*/*");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    let out = Command::new(rwsplit_bin().unwrap())
+        .args(["--config", &p.dir().join("rwsplit.toml").display().to_string(), "status"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    let master = table.lines().find(|l| l.starts_with("master")).unwrap_or_else(|| panic!("{table}"));
+    assert!(master.contains("writer") && master.contains(" up "), "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains("replica ") && l.contains("true")).count(), 2, "{table}");
+}
+
+#[test]
+fn bad_config_fails_at_start_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let good = base_config([3307, 3308, 3309], 18066, 19066);
+    let bad = good.replace("interval_ms = 250", "interval_ms = 250\nfall = 0\nwhatever = 1");
+    std::fs::write(&path, &bad).unwrap();
+    let out = Command::new(rwsplit_bin().unwrap()).args(["--config", &path.display().to_string()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = bad.lines().position(|l| l == "whatever = 1").unwrap() + 1;
+    assert!(err.contains(&format!("{}:{line}:", path.display())), "names file and line {line}: {err}");
+    assert!(err.contains("whatever"), "{err}");
+    // A semantic error: line of the key and the reason.
+    let bad = good.replace("interval_ms = 250", "interval_ms = 250\nfall = 0");
+    std::fs::write(&path, &bad).unwrap();
+    let out = Command::new(rwsplit_bin().unwrap()).args(["--config", &path.display().to_string(), "check"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = bad.lines().position(|l| l == "fall = 0").unwrap() + 1;
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:{line}: monitor.fall: 0 is out of range", path.display())), "{err}");
+    assert!(!err.contains("password = "), "no secrets in errors: {err}");
+}
+
+fn pid_of(p: &Proxy) -> String {
+    let out = Command::new("pgrep").args(["-f", &p.dir().join("rwsplit.toml").display().to_string()]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().next().expect("proxy pid").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
+    let p = proxy();
+    let _log = p.log_on_panic();
+    let path = p.dir().join("rwsplit.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let pid = pid_of(&p);
+    assert!(p.conn_as("ops", "ops-pw", None).await.is_err(), "no such user yet");
+
+    // Bad: a syntax error. The running config stays, clients keep working.
+    std::fs::write(&path, format!("{original}\n[routing\n")).unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.log_tail(50).contains("reload rejected") {
+        assert!(Instant::now() < deadline, "the bad reload must be logged:\n{}", p.log_tail(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = p.conn().await.unwrap();
+    server_id_of(&mut conn).await.unwrap();
+
+    // Good: a new user can log in after the reload.
+    std::fs::write(&path, format!("{original}\n[[users]]\nname = \"ops\"\npassword = \"ops-pw\"\n")).unwrap();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match p.conn_as("ops", "ops-pw", None).await {
+            Ok(mut c) => {
+                server_id_of(&mut c).await.unwrap();
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "new user after reload: {e}\n{}", p.log_tail(30)),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old user is still there too.
+    p.conn().await.unwrap();
+}
