@@ -45,8 +45,12 @@ test: deps build
 lint:
 	shellcheck scripts/*.sh .ci/run
 
+# The classifier against sqlparser, then sysbench directly against the master (baseline) and
+# through rwsplit, in the same run (scripts/bench.sh starts its own lab on spare ports).
 bench:
-	$(CARGO) bench -p rwsplit-proxy
+	$(CARGO) bench -p rwsplit-proxy --bench classifier
+	$(CARGO) build --release --bin rwsplit
+	RWSPLIT_BIN=$(CURDIR)/target/release/rwsplit scripts/bench.sh
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain (rustup toolchain install nightly)"; exit 1; }
