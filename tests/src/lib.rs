@@ -91,6 +91,19 @@ fn check_mariadb_installed() -> Result<()> {
     Ok(())
 }
 
+/// mysql_async options for `user` on 127.0.0.1:`port` over TCP. `prefer_socket(false)`
+/// matters: mysql_async would otherwise ask for `@@socket` and switch to that unix socket —
+/// through a proxy, the *server's* socket, bypassing the proxy.
+pub fn loopback_opts(port: u16, user: &str, password: &str, db: Option<&str>) -> OptsBuilder {
+    OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .db_name(db)
+        .prefer_socket(false)
+}
+
 // ------------------------------------------------------------------------------------------
 // Cluster
 
@@ -209,13 +222,7 @@ impl Cluster {
 
     /// Connection options for server `i` as `user`.
     pub fn opts(&self, i: usize, user: &str, password: &str, db: Option<&str>) -> OptsBuilder {
-        OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.ports[i])
-            .user(Some(user))
-            .pass(Some(password))
-            .db_name(db)
-            .prefer_socket(false)
+        loopback_opts(self.ports[i], user, password, db)
     }
 
     /// A root connection to server `i`, straight to the server (not through any proxy).
@@ -569,17 +576,9 @@ impl Proxy {
         format!("mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{}/{APP_DB}?prefer_socket=false", self.port)
     }
 
-    /// Options for a connection through the proxy. `prefer_socket(false)` matters: mysql_async
-    /// would otherwise ask for `@@socket` and switch to the *server's* unix socket, bypassing
-    /// the proxy.
+    /// Options for a connection through the proxy (see [`loopback_opts`]).
     pub fn opts_as(&self, user: &str, password: &str, db: Option<&str>) -> OptsBuilder {
-        OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.port)
-            .user(Some(user))
-            .pass(Some(password))
-            .db_name(db)
-            .prefer_socket(false)
+        loopback_opts(self.port, user, password, db)
     }
 
     /// Options for app/app on db_test.
@@ -600,6 +599,10 @@ impl Proxy {
     /// The end of the proxy's log.
     pub fn log_tail(&self, lines: usize) -> String {
         tail_file(&self.log, lines)
+    }
+
+    fn print_log_tail(&self) {
+        eprintln!("[harness] rwsplit log ({}), last lines:\n{}", self.log.display(), self.log_tail(60));
     }
 
     /// A guard that prints the end of the proxy's log if the test panics while it is alive:
@@ -663,7 +666,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("[harness] rwsplit log ({}), last lines:\n{}", self.log.display(), self.log_tail(60));
+            self.print_log_tail();
         }
         self.stop();
     }
@@ -677,11 +680,7 @@ pub struct LogOnPanic<'a> {
 impl Drop for LogOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "[harness] rwsplit log ({}), last lines:\n{}",
-                self.proxy.log.display(),
-                self.proxy.log_tail(60)
-            );
+            self.proxy.print_log_tail();
         }
     }
 }
