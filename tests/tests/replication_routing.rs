@@ -276,3 +276,26 @@ async fn reads_prefer_replicas_acknowledging_semisync() {
     // Without the option both replicas still read.
     plain.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_sql_thread_stops_takes_no_reads_until_it_runs_again() {
+    let _serial = SERIAL.lock().await;
+    let c = cluster();
+    let p = Proxy::start(c, "").unwrap();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+    let _restore = Restore(vec![(2, "START SLAVE SQL_THREAD")]);
+    c.replica_sql_thread(2, false).await.unwrap();
+    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS sqlstop; CREATE TABLE IF NOT EXISTS sqlstop.t (id INT); INSERT INTO sqlstop.t VALUES (1)").await.unwrap();
+    let stopped = Instant::now();
+    // Two monitor intervals (250 ms each in the harness config), plus a check's duration.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut conn = p.conn().await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(server_id_of(&mut conn).await.unwrap());
+    }
+    assert!(ids.iter().all(|&id| id == 2), "{:?} after the SQL thread of server 3 stopped: {ids:?}", stopped.elapsed());
+    c.replica_sql_thread(2, true).await.unwrap();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+}
