@@ -57,6 +57,8 @@ pub struct BackendConn {
     /// command to leave a schema, so a session without one needs a connection that never had
     /// one.
     pub schema: Option<String>,
+    /// GTID session tracking is switched on (read-your-writes learns GTIDs from OK packets).
+    pub gtid_tracking: bool,
     /// Prepared statements by SQL text.
     pub stmts: HashMap<Arc<str>, BackendStmt>,
     stmt_clock: u64,
@@ -88,6 +90,7 @@ impl BackendConn {
             key,
             state: None,
             schema: None,
+            gtid_tracking: false,
             stmts: HashMap::new(),
             stmt_clock: 0,
             last_used: Instant::now(),
@@ -127,5 +130,6 @@ impl BackendConn {
     pub fn forget_session(&mut self) {
         self.stmts.clear();
         self.state = None;
+        self.gtid_tracking = false;
     }
 }

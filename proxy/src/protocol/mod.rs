@@ -7,6 +7,7 @@
 //!   result sets are relayed as they arrive without decoding rows.
 //! - [`handshake`]: the server side of the handshake (greeting, authentication of clients).
 //! - [`packets`]: the few packets rwsplit writes itself (OK, EOF) and reads (status flags).
+//! - [`session_track`]: what an OK packet's session-state information says changed.
 //!
 //! Structures with a stable layout (handshake, handshake response, OK/ERR, statement OK) come
 //! from `mysql_common`; framing is our own because a relay must pass a 16 MiB packet's chunks
@@ -17,6 +18,7 @@ pub mod frame;
 pub mod handshake;
 pub mod packets;
 pub mod response;
+pub mod session_track;
 
 pub use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 

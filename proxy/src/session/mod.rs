@@ -24,6 +24,7 @@ use crate::router::{self, NoTarget, Target};
 use crate::runtime::{Shared, Timeouts};
 use bytes::Bytes;
 use prepared::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ClientStmt};
+use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use relay::{internal, internal_value, relay, RelayError};
 use state::{SessionState, Tie};
 use std::collections::HashMap;
@@ -401,16 +402,20 @@ impl Session {
                     continue;
                 }
             }
+            if self.consistency != Consistency::None && !matches!(target, Target::Replica(_)) {
+                self.track_gtids(&mut conn).await;
+            }
             match self.run_job(&mut conn, &job).await {
-                Ok(outcome) => {
+                Ok((outcome, last_ok)) => {
                     self.shared.metrics.routed(&target, reason);
+                    let changes = last_ok.and_then(|ok| ok_state_changes(&ok, conn.hello.capabilities));
                     if !matches!(target, Target::Replica(_)) && outcome.error.is_none() {
                         // Before the client sees the end of the response: a read it sends
                         // next, on any connection, must already find the new GTID.
-                        self.learn_gtid(&mut conn, writes, effects, &outcome).await;
+                        self.learn_gtid(&mut conn, writes, effects, &outcome, changes.as_ref()).await;
                     }
                     let flushed = self.client.flush(self.timeouts.client_write).await;
-                    self.finish(conn, target, &outcome, effects, sql);
+                    self.finish(conn, target, &outcome, effects, sql, changes.as_ref());
                     flushed.map_err(client_gone)?;
                     return Ok(target);
                 }
@@ -490,7 +495,7 @@ impl Session {
 
     /// After a statement on the writer: when it committed a write (autocommit, COMMIT of a
     /// transaction that wrote, or DDL), learn the GTID position that covers it.
-    async fn learn_gtid(&mut self, conn: &mut BackendConn, writes: bool, effects: &[Effect], outcome: &Outcome) {
+    async fn learn_gtid(&mut self, conn: &mut BackendConn, writes: bool, effects: &[Effect], outcome: &Outcome, changes: Option<&StateChanges>) {
         if self.consistency == Consistency::None {
             return;
         }
@@ -508,8 +513,18 @@ impl Session {
             return;
         }
         let flavor = Flavor::of(&conn.hello.version);
+        // Session tracking put the GTID in the OK packet: no round trip needed.
+        if let Some(gtid) = changes.and_then(|c| c.gtid.clone()) {
+            tracing::trace!(session = self.id, gtid = %gtid, "GTID from session tracking");
+            if self.consistency == Consistency::CausalGlobal {
+                self.shared.latest_gtid.observe(flavor, &gtid);
+            }
+            self.causal_gtid = Some(gtid);
+            return;
+        }
         match internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response).await {
             Ok(Some(gtid)) if !gtid.is_empty() => {
+                tracing::trace!(session = self.id, gtid = %gtid, "GTID asked for");
                 if self.consistency == Consistency::CausalGlobal {
                     self.shared.latest_gtid.observe(flavor, &gtid);
                 }
@@ -517,6 +532,27 @@ impl Session {
             }
             // Without a position the session's next reads go to the writer, which has it.
             _ => self.causal_gtid = Some("unknown".into()),
+        }
+    }
+
+    /// Switches on GTID session tracking on a writer connection (once per connection, again
+    /// after a reset), so that commits report their GTID in the OK packet. Needs
+    /// CLIENT_SESSION_TRACK on the connection; without it `learn_gtid` asks with a query.
+    async fn track_gtids(&mut self, conn: &mut BackendConn) {
+        if conn.gtid_tracking || !conn.hello.capabilities.contains(CapabilityFlags::CLIENT_SESSION_TRACK) {
+            return;
+        }
+        let sql = match Flavor::of(&conn.hello.version) {
+            // Adds last_gtid to whatever the server already tracks.
+            Flavor::MariaDb => {
+                "SET SESSION session_track_system_variables = IF(FIND_IN_SET('last_gtid', @@session_track_system_variables), @@session_track_system_variables, CONCAT_WS(',', NULLIF(@@session_track_system_variables, ''), 'last_gtid'))"
+            }
+            Flavor::MySql => "SET SESSION session_track_gtids = OWN_GTID",
+        };
+        let mut p = vec![Command::COM_QUERY as u8];
+        p.extend_from_slice(sql.as_bytes());
+        if let Ok((o, _)) = internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+            conn.gtid_tracking = o.error.is_none();
         }
     }
 
@@ -632,7 +668,9 @@ impl Session {
         Ok(())
     }
 
-    async fn run_job(&mut self, conn: &mut BackendConn, job: &Job<'_>) -> Result<Outcome, RelayError> {
+    /// Sends the job's command(s) and relays the response; returns the outcome and the final
+    /// OK's payload when it reports session state changes.
+    async fn run_job(&mut self, conn: &mut BackendConn, job: &Job<'_>) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
         let bt = self.timeouts.backend_response;
         let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::Backend { reason: e.to_string(), before_client: true };
@@ -643,7 +681,7 @@ impl Session {
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let outcome = relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
+                let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
                         close_backend_stmt(conn, old);
@@ -657,7 +695,7 @@ impl Session {
                         ClientStmt { sql: sql.clone(), statement, params, columns, types: None, long_data: Vec::new(), long_data_bytes: 0 },
                     );
                 }
-                Ok(outcome)
+                Ok((outcome, last_ok))
             }
             Job::Execute { payload, client_id } => {
                 let Some(stmt) = self.stmts.get(client_id).cloned() else {
@@ -672,7 +710,7 @@ impl Session {
                             // replica, say): its error is the answer to EXECUTE.
                             self.client.send(1, &err, ct).await.map_err(RelayError::Client)?;
                             let code = crate::protocol::packets::err_code(&err);
-                            return Ok(Outcome { status: None, error: code.or(Some(0)), prepared: None, warnings: 0, last_insert_id: 0 });
+                            return Ok((Outcome { status: None, error: code.or(Some(0)), prepared: None, warnings: 0, last_insert_id: 0 }, None));
                         }
                     },
                 };
@@ -698,12 +736,12 @@ impl Session {
                     s.long_data.clear();
                     s.long_data_bytes = 0;
                 }
-                let outcome = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
+                let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
                 if head.flags & 0x07 != 0 && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
                     self.cursor = Some(*client_id);
                     self.state.tie(Tie::Cursor);
                 }
-                Ok(outcome)
+                Ok((outcome, last_ok))
             }
         }
     }
@@ -729,13 +767,17 @@ impl Session {
     }
 
     /// After a statement: learn the state, then keep the connection tied or give it back.
-    fn finish(&mut self, mut conn: BackendConn, target: Target, outcome: &Outcome, effects: &[Effect], sql: &str) {
+    fn finish(&mut self, mut conn: BackendConn, target: Target, outcome: &Outcome, effects: &[Effect], sql: &str, changes: Option<&StateChanges>) {
         if let Some(status) = outcome.status {
             self.state.observe_status(status);
         }
         if outcome.error.is_none() {
             self.state.apply(effects, sql);
-            if effects.is_empty() && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED)) {
+            let untracked = effects.is_empty()
+                && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
+                // A change that is only the commit's GTID is not session state.
+                && changes.is_none_or(|c| c.other);
+            if untracked {
                 // The server says session state changed in a way the classifier did not see
                 // (a stored procedure, say): only that connection has it now.
                 tracing::debug!(session = self.id, "untracked session state change; staying on this connection");
@@ -906,7 +948,7 @@ impl Session {
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true).await,
+            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true).await.map(|(o, _)| o),
             Err(e) => Err(RelayError::Backend { reason: e.to_string(), before_client: true }),
         };
         match result {
@@ -915,7 +957,7 @@ impl Session {
                     self.cursor = None;
                     self.state.untie(Tie::Cursor);
                 }
-                self.finish(conn, target, &outcome, &[], "");
+                self.finish(conn, target, &outcome, &[], "", None);
                 Ok(target)
             }
             Err(RelayError::Client(e)) => Err(client_gone(e)),

@@ -6,6 +6,7 @@ use crate::backend::BackendConn;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::frame::{check_chunk, HEADER};
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use crate::protocol::StatusFlags;
 use std::time::Duration;
 
 /// Flush to the client once this much is queued, even if more is buffered.
@@ -27,7 +28,8 @@ pub enum RelayError {
 /// `patch_stmt_id`: for COM_STMT_PREPARE, the client-facing id written over the backend's.
 /// `flush_end`: false leaves the response's last bytes queued on `client`, so the caller can
 /// finish work that must precede the client seeing the end (learning a write's GTID) and
-/// flush then.
+/// flush then. Returns the outcome and, when the final OK reports session state changes, that
+/// OK's payload (see `protocol::session_track`).
 pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
@@ -36,10 +38,11 @@ pub async fn relay(
     client_timeout: Duration,
     patch_stmt_id: Option<u32>,
     flush_end: bool,
-) -> Result<Outcome, RelayError> {
+) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     let mut sent_any = false;
     let mut first = true;
+    let mut last_ok = None;
     loop {
         // Walk the complete chunks already buffered.
         let mut n = 0;
@@ -49,6 +52,11 @@ pub async fn relay(
             let buf = conn.stream.buffered();
             let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
             let step = tracker.feed(c, head).map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
+            if let Step::Done(o) = step {
+                if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED)) && head.first() == Some(&0x00) {
+                    last_ok = Some(buf[n + HEADER..n + c.total()].to_vec());
+                }
+            }
             if first {
                 first = false;
                 // The tracker has read the backend's statement id; the client gets its own.
@@ -87,7 +95,7 @@ pub async fn relay(
             if flush_end {
                 client.flush(client_timeout).await.map_err(RelayError::Client)?;
             }
-            return Ok(outcome);
+            return Ok((outcome, last_ok));
         }
         if infile {
             client.flush(client_timeout).await.map_err(RelayError::Client)?;
