@@ -1,9 +1,12 @@
-//! A server's response, split into chunks as the relay sees it, fed to the response tracker
-//! for every command shape. It may reject, never panic.
+//! Everything a server sends that rwsplit reads: its greeting, a response split into chunks as
+//! the relay sees it (fed to the response tracker for every command shape), and the session
+//! state information of an OK packet. Any of them may be rejected; none may panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rwsplit_proxy::protocol::frame::{check_chunk, HEADER};
 use rwsplit_proxy::protocol::response::{Expect, ResponseTracker};
+use rwsplit_proxy::protocol::session_track::ok_state_changes;
+use rwsplit_proxy::protocol::{offered_capabilities, CapabilityFlags};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, stream)) = data.split_first() else { return };
@@ -18,4 +21,6 @@ fuzz_target!(|data: &[u8]| {
             rest = &rest[c.total()..];
         }
     }
+    let _ = ok_state_changes(stream, offered_capabilities() | CapabilityFlags::CLIENT_SESSION_TRACK);
+    let _ = mysql_common::io::ParseBuf(stream).parse::<mysql_common::packets::HandshakePacket<'_>>(());
 });
