@@ -7,7 +7,7 @@
 #                   (the integration tests start their own servers on free ports, beside `make lab`)
 #   make lint       shellcheck the scripts
 #   make bench      the proxy's benchmarks
-#   make fuzz       each fuzz target for FUZZ_SECONDS (needs cargo-fuzz and a nightly toolchain)
+#   make fuzz       each fuzz target for FUZZ_SECONDS with libFuzzer (stable toolchain)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -53,8 +53,4 @@ bench:
 	RWSPLIT_BIN=$(CURDIR)/target/release/rwsplit scripts/bench.sh
 
 fuzz:
-	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz (cargo install cargo-fuzz) and a nightly toolchain (rustup toolchain install nightly)"; exit 1; }
-	cd fuzz && for t in $$($(CARGO) +nightly fuzz list); do \
-		echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
-		$(CARGO) +nightly fuzz run "$$t" -- -max_total_time=$(FUZZ_SECONDS); \
-	done
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

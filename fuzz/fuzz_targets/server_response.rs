@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = ok_state_changes(stream, offered_capabilities() | CapabilityFlags::CLIENT_SESSION_TRACK);
-    let _ = mysql_common::io::ParseBuf(stream).parse::<mysql_common::packets::HandshakePacket<'_>>(());
+    let _ = rwsplit_proxy::protocol::handshake::parse_greeting(stream);
 });

@@ -7,7 +7,7 @@ use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::packets::{err_message, ERR, OK};
 use crate::protocol::CapabilityFlags;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 use mysql_common::scramble::{scramble_native, scramble_sha256};
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub async fn login(
     if greeting.first() == Some(&ERR) {
         return Err(AuthError::Refused(err_message(&greeting)));
     }
-    let hello = ParseBuf(&greeting).parse::<HandshakePacket<'_>>(()).map_err(|_| AuthError::Protocol("greeting"))?;
+    let hello = crate::protocol::handshake::parse_greeting(&greeting).ok_or(AuthError::Protocol("greeting"))?;
     let server_caps = hello.capabilities();
     if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
         return Err(AuthError::Protocol("server does not speak protocol 4.1"));

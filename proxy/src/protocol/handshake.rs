@@ -51,6 +51,20 @@ pub fn greeting_payload(server_version: &str, connection_id: u32, nonce: &[u8; 2
     out
 }
 
+/// Parses a server's greeting (protocol 10). mysql_common reads the auth-data length byte as
+/// a signed number and subtracts from it, which overflows for lengths of 0x80 and more: such a
+/// greeting is refused here before it gets there.
+pub fn parse_greeting(payload: &[u8]) -> Option<HandshakePacket<'_>> {
+    let version_end = payload.get(1..)?.iter().position(|&b| b == 0)? + 1;
+    // protocol, version NUL, connection id 4, scramble 8, filler 1, caps 2, collation 1,
+    // status 2, caps 2, then the auth-data length.
+    let len_at = version_end + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2;
+    if *payload.get(len_at)? >= 0x80 {
+        return None;
+    }
+    ParseBuf(payload).parse::<HandshakePacket<'_>>(()).ok()
+}
+
 /// What a client asked for in its handshake response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientLogin {
@@ -278,6 +292,26 @@ mod tests {
         let minimal = [0x11, b'u', 0, 0, 0];
         let c = parse_change_user(&minimal).unwrap();
         assert_eq!((c.user.as_str(), c.schema, c.collation), ("u", None, None));
+    }
+
+    #[test]
+    fn hostile_greetings_are_refused_not_panics() {
+        let nonce = new_nonce();
+        let good = greeting_payload("10.11.6-MariaDB", 1, &nonce, crate::protocol::offered_capabilities());
+        assert!(parse_greeting(&good).is_some());
+        // The auth-data length byte set to 0xC2 (found by fuzzing: overflow in mysql_common).
+        let len_at = good.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2;
+        let mut bad = good.clone();
+        bad[len_at] = 0xC2;
+        assert!(parse_greeting(&bad).is_none());
+        for n in 0..good.len() {
+            let _ = parse_greeting(&good[..n]);
+        }
+        let fuzzed = [0xff, 0x04, 0x0a, 0x00, 0xc2, 0x00, 0x28, 0xff, 0x04, 0x0a, 0xfd];
+        let mut f = fuzzed.to_vec();
+        f.extend_from_slice(&[0x81; 26]);
+        f.extend_from_slice(&[0x24, 0x42, 0x2b]);
+        let _ = parse_greeting(&f);
     }
 
     #[test]
