@@ -80,6 +80,8 @@ pub struct Policy {
     /// Re-entry threshold in percent of `max_lag_ms` (100 = no hysteresis).
     pub hysteresis_percent: u32,
     pub errant_check: bool,
+    /// Replicas cut off only because the writer is unreachable keep serving reads.
+    pub serve_stale_reads: bool,
 }
 
 impl Policy {
@@ -90,6 +92,7 @@ impl Policy {
             max_lag_ms: c.max_replication_lag_ms,
             hysteresis_percent: c.lag_hysteresis_percent.clamp(1, 100),
             errant_check: c.errant_check,
+            serve_stale_reads: c.serve_stale_reads,
         }
     }
 
@@ -366,7 +369,13 @@ impl Tracker {
                         }
                     }
                     let writer_sid = writer_obs.as_ref().and_then(|(_, w)| w.server_id);
-                    replica_readability(&self.policy, o, lag, s.errant.as_deref(), writer_sid, prev_s.readable)
+                    // The writer did not answer this round (or none is known): a replica whose
+                    // IO thread is only failing to reach it may serve stale reads.
+                    let writer_unreachable = match next.writer {
+                        Some(w) => self.servers.get(w).is_none_or(|t| t.fail_streak > 0),
+                        None => true,
+                    };
+                    replica_readability(&self.policy, o, lag, s.errant.as_deref(), writer_sid, prev_s.readable, writer_unreachable)
                 }
             };
             s.readable = readable;
@@ -490,6 +499,7 @@ fn replica_readability(
     errant: Option<&str>,
     writer_server_id: Option<u32>,
     was_readable: bool,
+    writer_unreachable: bool,
 ) -> (bool, String) {
     let Some(r) = &o.replica else {
         return (false, "not replicating (read_only=ON, no replica status)".into());
@@ -503,6 +513,12 @@ fn replica_readability(
     };
     if !r.io_running {
         let state = r.io_state.as_deref().unwrap_or("No");
+        // Still trying to reach a writer that does not answer us either: the replica has all
+        // it could get, and is the best copy left for reads.
+        let reconnecting = state.eq_ignore_ascii_case("Connecting") || state.eq_ignore_ascii_case("Preparing");
+        if p.serve_stale_reads && writer_unreachable && reconnecting && r.sql_running && errant.is_none() {
+            return (true, "writer unreachable: serving reads that may be stale".into());
+        }
         return (false, with_errno(format!("IO thread not running ({state})"), r.last_io_errno));
     }
     if !r.sql_running {
@@ -543,7 +559,7 @@ mod tests {
     use std::time::Duration;
 
     fn policy() -> Policy {
-        Policy { rise: 2, fall: 3, max_lag_ms: 10_000, hysteresis_percent: 80, errant_check: true }
+        Policy { rise: 2, fall: 3, max_lag_ms: 10_000, hysteresis_percent: 80, errant_check: true, serve_stale_reads: true }
     }
 
     fn tracker(n: usize) -> Tracker {
@@ -957,6 +973,39 @@ mod tests {
         }
         assert_eq!(n, 1);
         assert!(t.current().servers[1].readable, "a heartbeat problem falls back to Seconds_Behind_Master");
+    }
+
+    /// The master dies: replicas keep their data and their SQL thread, their IO thread
+    /// reconnects. They serve (possibly stale) reads while the writer does not answer, and only
+    /// then; with `serve_stale_reads` off they take none.
+    #[test]
+    fn replicas_serve_stale_reads_while_the_writer_is_unreachable() {
+        let cut_off = || {
+            let mut r = replica(2, None);
+            let st = r.replica.as_mut().expect("status");
+            st.io_running = false;
+            st.io_state = Some("Connecting".into());
+            st.last_io_errno = Some(2003);
+            r
+        };
+        let mut t = tracker(2);
+        t.apply(vec![Ok(writer(1)), Ok(replica(2, Some(0)))], 0);
+        let topo = t.apply(vec![fail(), Ok(cut_off())], 1_000).topology;
+        assert!(topo.servers[1].readable, "{:?}", topo.servers[1]);
+        assert_eq!(topo.servers[1].reason, "writer unreachable: serving reads that may be stale");
+        // The writer answers again but the replica is still cut off: that is a broken replica.
+        let topo = t.apply(vec![Ok(writer(1)), Ok(cut_off())], 2_000).topology;
+        assert!(!topo.servers[1].readable);
+        assert!(topo.servers[1].reason.starts_with("IO thread not running (Connecting)"));
+        // A stopped SQL thread is never served, writer or not.
+        let mut sql_stopped = cut_off();
+        sql_stopped.replica.as_mut().expect("status").sql_running = false;
+        assert!(!t.apply(vec![fail(), Ok(sql_stopped)], 3_000).topology.servers[1].readable);
+        // Off: no stale reads.
+        let mut t = tracker(2);
+        t.set_policy(Policy { serve_stale_reads: false, ..policy() });
+        t.apply(vec![Ok(writer(1)), Ok(replica(2, Some(0)))], 0);
+        assert!(!t.apply(vec![fail(), Ok(cut_off())], 1_000).topology.servers[1].readable);
     }
 
     #[test]

@@ -70,7 +70,7 @@ proptest! {
     #[test]
     fn tracker_invariants(rounds in prop::collection::vec(prop::collection::vec(0u8..8, 3), 1..40)) {
         let mut t = Tracker::new(
-            Policy { rise: 2, fall: 2, max_lag_ms: 5_000, hysteresis_percent: 80, errant_check: true },
+            Policy { rise: 2, fall: 2, max_lag_ms: 5_000, hysteresis_percent: 80, errant_check: true, serve_stale_reads: true },
             Topology::unknown((0..3).map(|i| (format!("s{i}"), format!("h:{i}"), 1))),
         );
         let mut last_generation = 0;

@@ -47,6 +47,10 @@ pub struct MonitorConfig {
     /// Detect errant transactions: a replica holding GTIDs the writer does not have (written
     /// on the replica directly) is taken out of the read pool and raises an alert.
     pub errant_check: bool,
+    /// While the writer does not answer, replicas whose IO thread lost it (and only for that
+    /// reason) keep serving reads, which may be stale, instead of leaving the whole read pool
+    /// empty (MaxScale's `detect_stale_slave`). Off: such replicas take no reads.
+    pub serve_stale_reads: bool,
     /// Shell command (`/bin/sh -c`) run when the writer's semi-sync replication falls back to
     /// asynchronous, and again when it is back. It gets `RWSPLIT_SEMISYNC=off|on` and
     /// `RWSPLIT_SERVER=<name>` in its environment. Empty = none.
@@ -70,6 +74,7 @@ impl Default for MonitorConfig {
             heartbeat: false,
             heartbeat_id: 1,
             errant_check: true,
+            serve_stale_reads: true,
             semisync_notify: String::new(),
             notify_timeout_ms: 5_000,
         }
