@@ -5,19 +5,29 @@
 #
 #   scripts/bench.sh            (BENCH_SECONDS=20 BENCH_THREADS=8 by default)
 #
-# Read-only runs also show what read/write splitting buys: rwsplit spreads the reads over both
-# replicas while the baseline sends everything to the master.
+# A second baseline is a plain TCP relay (socat) in front of the master: the cost of any proxy
+# hop on this machine, against which rwsplit's own work shows. Read-only runs also show what
+# read/write splitting buys: rwsplit spreads the reads over both replicas while the baselines
+# send everything to the master.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_RUN=${BENCH_SECONDS:-20}
 THREADS=${BENCH_THREADS:-8}
 STATE_DIR=$(mktemp -d /tmp/rwsplit-bench-XXXXXX)
-PORTS=(5307 5308 5309 5066 5067)
+PORTS=(5307 5308 5309 5066 5067 5068)
+RELAY_PORT=${PORTS[5]}
 export STATE_DIR MASTER_PORT=${PORTS[0]} REPLICA1_PORT=${PORTS[1]} REPLICA2_PORT=${PORTS[2]} PROXY_PORT=${PORTS[3]} ADMIN_PORT=${PORTS[4]}
-cleanup() { "$REPO_DIR/scripts/lab.sh" down >/dev/null 2>&1 || true; }
+RELAY_PID=
+cleanup() {
+    [ -n "$RELAY_PID" ] && kill "$RELAY_PID" 2>/dev/null
+    "$REPO_DIR/scripts/lab.sh" down >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 "$REPO_DIR/scripts/lab.sh" install up proxy-up >/dev/null
+command -v socat >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q socat >/dev/null
+socat TCP-LISTEN:"$RELAY_PORT",bind=127.0.0.1,reuseaddr,fork,nodelay TCP:127.0.0.1:"$MASTER_PORT",nodelay &
+RELAY_PID=$!
 mariadb -h127.0.0.1 -P"$MASTER_PORT" -uroot -e "CREATE DATABASE IF NOT EXISTS sbtest; GRANT ALL ON sbtest.* TO 'app'@'127.0.0.1'"
 
 sb() { # port workload extra...
@@ -42,6 +52,8 @@ run() { # label port workload
 echo "sysbench, $THREADS threads, ${SECONDS_PER_RUN}s per run, 4 tables x 10000 rows ($(nproc) cores)" >&2
 for workload in oltp_point_select oltp_read_only oltp_read_write; do
     direct=$(run "direct to master (baseline)" "$MASTER_PORT" "$workload")
+    relayed=$(run "socat relay to master" "$RELAY_PORT" "$workload")
     proxied=$(run "through rwsplit" "$PROXY_PORT" "$workload")
-    awk -v d="$direct" -v p="$proxied" -v w="$workload" 'BEGIN { printf "%-28s %-16s ratio rwsplit/direct qps: %.2f\n\n", "", w, p / d }' >&2
+    awk -v d="$direct" -v r="$relayed" -v p="$proxied" -v w="$workload" \
+        'BEGIN { printf "%-28s %-16s qps ratio rwsplit/direct %.2f, rwsplit/socat %.2f\n\n", "", w, p / d, p / r }' >&2
 done
