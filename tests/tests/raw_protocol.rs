@@ -134,8 +134,7 @@ fn err_code(p: &[u8]) -> Option<u16> {
 }
 
 fn proxy() -> &'static Proxy {
-    let p = tokio::task::block_in_place(Proxy::shared);
-    p
+    tokio::task::block_in_place(Proxy::shared)
 }
 
 #[test]

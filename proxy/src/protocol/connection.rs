@@ -148,10 +148,7 @@ impl PacketStream {
             return false;
         }
         let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-            _ => false,
-        }
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Sends COM_QUIT without waiting, so the server closes the session cleanly instead of
