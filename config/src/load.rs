@@ -37,7 +37,12 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors(
         problems
             .into_iter()
-            .map(|p| ConfigError { file: file.to_path_buf(), line: line_of(text, &p.path), path: p.path, reason: p.reason })
+            .map(|p| ConfigError {
+                file: file.to_path_buf(),
+                line: line_of(text, &p.path),
+                path: p.path,
+                reason: p.reason,
+            })
             .collect(),
     ))
 }
@@ -110,7 +115,10 @@ password = "monitor"
 
     #[test]
     fn passwords_never_show_in_errors_or_debug() {
-        let text = GOOD.replace("password = \"app\"\n\n[backend]", "password = \"s3cret-pw\"\npassword_hash = \"*00\"\n\n[backend]");
+        let text = GOOD.replace(
+            "password = \"app\"\n\n[backend]",
+            "password = \"s3cret-pw\"\npassword_hash = \"*00\"\n\n[backend]",
+        );
         let err = parse(Path::new("c.toml"), &text).unwrap_err();
         assert!(!err.to_string().contains("s3cret-pw"));
         let c = parse(Path::new("c.toml"), GOOD).unwrap();

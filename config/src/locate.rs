@@ -72,7 +72,8 @@ pub(crate) fn line_of(src: &str, path: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const SRC: &str = "[proxy]\nlisten = \"x\"\n\n[[servers]]\nname = \"a\"\n\n[[servers]]\nname = \"b\"\naddress = \"bad\"\n";
+    const SRC: &str =
+        "[proxy]\nlisten = \"x\"\n\n[[servers]]\nname = \"a\"\n\n[[servers]]\nname = \"b\"\naddress = \"bad\"\n";
 
     #[test]
     fn finds_nested_keys_and_array_items() {

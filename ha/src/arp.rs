@@ -21,17 +21,8 @@ const BROADCAST: [u8; 6] = [0xff; 6];
 pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
     let mut f = [0u8; 42];
     let ip = ip.octets();
-    let parts: [&[u8]; 9] = [
-        &BROADCAST,
-        &mac,
-        &ETH_P_ARP.to_be_bytes(),
-        &[0, 1, 0x08, 0x00, 6, 4],
-        &[0, 1],
-        &mac,
-        &ip,
-        &BROADCAST,
-        &ip,
-    ];
+    let parts: [&[u8]; 9] =
+        [&BROADCAST, &mac, &ETH_P_ARP.to_be_bytes(), &[0, 1, 0x08, 0x00, 6, 4], &[0, 1], &mac, &ip, &BROADCAST, &ip];
     let mut at = 0;
     for p in parts {
         f[at..at + p.len()].copy_from_slice(p);

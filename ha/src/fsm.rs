@@ -124,7 +124,15 @@ impl Fsm {
     pub fn new(cfg: FsmConfig) -> Self {
         let priority = cfg.priority.max(1);
         let master_adver_int_cs = u32::from(cfg.advert_interval_cs.max(1));
-        Fsm { cfg, state: State::Initialize, priority, master_adver_int_cs, deadline: None, preempt_at: None, fault: false }
+        Fsm {
+            cfg,
+            state: State::Initialize,
+            priority,
+            master_adver_int_cs,
+            deadline: None,
+            preempt_at: None,
+            fault: false,
+        }
     }
 
     pub fn state(&self) -> State {

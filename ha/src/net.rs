@@ -34,7 +34,8 @@ pub fn parse_ipv4_header(buf: &[u8]) -> Option<Ipv4Header> {
         let b: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
         Some(Ipv4Addr::from(b))
     };
-    let info = IpInfo { src: IpAddr::V4(addr(12)?), dst: IpAddr::V4(addr(16)?), ttl: *buf.get(8)?, protocol: *buf.get(9)? };
+    let info =
+        IpInfo { src: IpAddr::V4(addr(12)?), dst: IpAddr::V4(addr(16)?), ttl: *buf.get(8)?, protocol: *buf.get(9)? };
     Some(Ipv4Header { info, payload: (ihl, total) })
 }
 
@@ -122,7 +123,8 @@ impl VrrpSocket {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::io("ppoll", e.into())),
         }
-        let readable = |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR));
+        let readable =
+            |f: &PollFd<'_>| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLERR));
         if !readable(&fds[0]) {
             return Ok(None);
         }
@@ -135,7 +137,12 @@ impl VrrpSocket {
         self.socket.set_read_timeout(Some(timeout)).map_err(|e| Error::io("SO_RCVTIMEO", e))?;
         let n = match (&self.socket).read(&mut self.buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(Error::io("receive advert", e)),

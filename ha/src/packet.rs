@@ -428,7 +428,14 @@ mod tests {
     }
 
     fn v3_lab() -> VrrpPacket {
-        VrrpPacket { version: Version::V3, vrid: 51, priority: 150, adver_int: 10, auth: Auth::None, addresses: vec![VIP] }
+        VrrpPacket {
+            version: Version::V3,
+            vrid: 51,
+            priority: 150,
+            adver_int: 10,
+            auth: Auth::None,
+            addresses: vec![VIP],
+        }
     }
 
     #[test]
@@ -436,7 +443,10 @@ mod tests {
         let bytes = v2_lab().encode(SRC, DST).unwrap();
         assert_eq!(
             bytes,
-            [0x21, 0x33, 0x96, 0x01, 0x01, 0x01, 0xc5, 0xfb, 10, 99, 0, 100, b'l', b'a', b'b', b'5', b'1', b'p', b'w', 0]
+            [
+                0x21, 0x33, 0x96, 0x01, 0x01, 0x01, 0xc5, 0xfb, 10, 99, 0, 100, b'l', b'a', b'b', b'5', b'1', b'p',
+                b'w', 0
+            ]
         );
         assert_eq!(parse(&ip(SRC, DST), &bytes).unwrap(), v2_lab());
     }
@@ -493,7 +503,10 @@ mod tests {
         let mut bad = b.clone();
         bad[12] ^= 1;
         assert!(matches!(parse(&ip(SRC, DST), &bad), Err(Error::BadChecksum { got: 0xc5fb, .. })));
-        assert!(matches!(parse(&ip(SRC, DST), &b[..19]), Err(Error::LengthMismatch { count: 1, len: 19, expected: 20 })));
+        assert!(matches!(
+            parse(&ip(SRC, DST), &b[..19]),
+            Err(Error::LengthMismatch { count: 1, len: 19, expected: 20 })
+        ));
         assert_eq!(parse(&ip(SRC, DST), &b[..5]), Err(Error::Truncated(5)));
         // v2 over IPv6 is not a thing.
         let v6: IpAddr = "fe80::1".parse().unwrap();
@@ -578,12 +591,13 @@ mod tests {
                 let p = VrrpPacket { version, vrid, priority, adver_int, auth, addresses };
                 (p, IpAddr::V4(Ipv4Addr::from(src)), DST)
             });
-        let v6 = (any::<u8>(), any::<u8>(), 0u16..0x1000, proptest::collection::vec(any::<u128>(), 0..8), any::<u128>())
-            .prop_map(|(vrid, priority, adver_int, addrs, src)| {
-                let addresses = addrs.into_iter().map(|a| IpAddr::V6(Ipv6Addr::from(a))).collect();
-                let p = VrrpPacket { version: Version::V3, vrid, priority, adver_int, auth: Auth::None, addresses };
-                (p, IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(MCAST_V6))
-            });
+        let v6 =
+            (any::<u8>(), any::<u8>(), 0u16..0x1000, proptest::collection::vec(any::<u128>(), 0..8), any::<u128>())
+                .prop_map(|(vrid, priority, adver_int, addrs, src)| {
+                    let addresses = addrs.into_iter().map(|a| IpAddr::V6(Ipv6Addr::from(a))).collect();
+                    let p = VrrpPacket { version: Version::V3, vrid, priority, adver_int, auth: Auth::None, addresses };
+                    (p, IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(MCAST_V6))
+                });
         prop_oneof![3 => v4, 1 => v6]
     }
 

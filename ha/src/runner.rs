@@ -187,7 +187,9 @@ fn request_sched_fifo() {
 fn interface_up(ifname: &str) -> bool {
     use nix::net::if_::InterfaceFlags;
     nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
-        addrs.any(|a| a.interface_name == ifname && a.flags.contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING))
+        addrs.any(|a| {
+            a.interface_name == ifname && a.flags.contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING)
+        })
     })
 }
 
@@ -231,7 +233,10 @@ impl Instance {
         let mut vips = Vec::new();
         for v in cfg.virtual_addresses() {
             if v.addr.is_ipv6() {
-                return Err(Error::Io { op: "setup", msg: "IPv6 virtual addresses are not supported by the socket yet".into() });
+                return Err(Error::Io {
+                    op: "setup",
+                    msg: "IPv6 virtual addresses are not supported by the socket yet".into(),
+                });
             }
             let dev = v.dev.as_deref().unwrap_or(&cfg.interface);
             let ifindex = nix::net::if_::if_nametoindex(dev).map_err(|e| Error::io("if_nametoindex", e.into()))?;
@@ -240,7 +245,9 @@ impl Instance {
         let vip_addrs: Vec<IpAddr> = vips.iter().map(|v| v.addr).collect();
         let src = match cfg.unicast_src_ip {
             Some(IpAddr::V4(a)) => a,
-            Some(IpAddr::V6(_)) => return Err(Error::Io { op: "setup", msg: "IPv6 unicast_src_ip is not supported yet".into() }),
+            Some(IpAddr::V6(_)) => {
+                return Err(Error::Io { op: "setup", msg: "IPv6 unicast_src_ip is not supported yet".into() })
+            }
             None => primary_ipv4(&cfg.interface, &vip_addrs)?,
         };
         let peers: Vec<Ipv4Addr> = cfg
@@ -347,11 +354,17 @@ impl Instance {
                     };
                     match packet::decode(&info, payload, &expect) {
                         Ok(p) => {
-                            let ev = Event::AdvertReceived { src: info.src, priority: p.priority, interval_cs: p.interval_cs() };
+                            let ev = Event::AdvertReceived {
+                                src: info.src,
+                                priority: p.priority,
+                                interval_cs: p.interval_cs(),
+                            };
                             let now = self.now();
                             self.feed(now, ev);
                         }
-                        Err(e) => tracing::debug!(instance = %self.cfg.name, from = %info.src, reason = %e, "advert dropped"),
+                        Err(e) => {
+                            tracing::debug!(instance = %self.cfg.name, from = %info.src, reason = %e, "advert dropped")
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -482,7 +495,9 @@ impl Instance {
                     State::Fault => self.cfg.notify_fault.as_deref(),
                     State::Initialize => self.cfg.notify_stop.as_deref(),
                 };
-                for cmd in track::notify_commands(specific, self.cfg.notify.as_deref(), &name, state, self.fsm.priority()) {
+                for cmd in
+                    track::notify_commands(specific, self.cfg.notify.as_deref(), &name, state, self.fsm.priority())
+                {
                     track::spawn_detached(cmd);
                 }
                 Ok(())

@@ -249,7 +249,8 @@ mod tests {
     fn script_thread_reports_and_stops() {
         let (tx, rx) = std::sync::mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let h = spawn_script(3, "true".into(), Duration::from_millis(20), Duration::from_secs(1), tx, stop.clone()).unwrap();
+        let h = spawn_script(3, "true".into(), Duration::from_millis(20), Duration::from_secs(1), tx, stop.clone())
+            .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), (3, true));
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), (3, true));
         stop.store(true, Ordering::Relaxed);

@@ -71,7 +71,11 @@ fn node_ip(role: &str) -> &'static str {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The rwsplit binary: `RWSPLIT_BIN`, else `target/debug/rwsplit` (honouring CARGO_TARGET_DIR).
@@ -88,7 +92,10 @@ fn rwsplit_bin() -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!("no rwsplit binary at {}: run `cargo build --bin rwsplit` first (make test does) or set RWSPLIT_BIN", path.display()))
+        Err(format!(
+            "no rwsplit binary at {}: run `cargo build --bin rwsplit` first (make test does) or set RWSPLIT_BIN",
+            path.display()
+        ))
     }
 }
 
@@ -116,7 +123,12 @@ macro_rules! skip_unless_ready {
 
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
-    assert!(out.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -158,8 +170,9 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
 fn has_addr(ns: &str, ip: &str) -> bool {
     let ip: Ipv4Addr = ip.parse().unwrap();
     in_ns(ns, move || {
-        nix::ifaddrs::getifaddrs()
-            .is_ok_and(|mut a| a.any(|a| a.address.as_ref().and_then(|s| s.as_sockaddr_in()).is_some_and(|s| s.ip() == ip)))
+        nix::ifaddrs::getifaddrs().is_ok_and(|mut a| {
+            a.any(|a| a.address.as_ref().and_then(|s| s.as_sockaddr_in()).is_some_and(|s| s.ip() == ip))
+        })
     })
 }
 
@@ -186,7 +199,8 @@ fn sweep_stale() {
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(rest) = name.strip_prefix("rwfo-") else { continue };
-        let pid: String = rest.split('-').next().unwrap_or("").chars().skip_while(|c| c.is_ascii_alphabetic()).collect();
+        let pid: String =
+            rest.split('-').next().unwrap_or("").chars().skip_while(|c| c.is_ascii_alphabetic()).collect();
         if pid.is_empty() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
@@ -234,7 +248,15 @@ impl Lab {
 
     /// Starts `program args` in `role`'s namespace, output to `log` (appended). The child gets
     /// SIGKILL from the kernel if this thread dies first.
-    fn spawn(&mut self, role: &str, name: &str, program: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> u32 {
+    fn spawn(
+        &mut self,
+        role: &str,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> u32 {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(role)])
@@ -268,7 +290,8 @@ impl Lab {
     /// `kill -9`, then reap.
     fn kill9(&mut self, name: &str) {
         let p = self.proc_mut(name);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         let _ = p.child.wait();
         let i = self.procs.iter().rposition(|p| p.name == name).unwrap();
         self.procs.remove(i);
@@ -305,8 +328,9 @@ impl Lab {
 
     /// Waits until `vip` is on `role` and on none of the other `roles`.
     fn wait_vip_on(&self, vip: &str, role: &str, roles: &[&str], limit: Duration) -> Duration {
-        wait_until(limit, || self.holders(vip, roles) == [role.to_string()])
-            .unwrap_or_else(|| panic!("{vip} is on {:?}, not only on {role}, after {limit:?}\n{}", self.holders(vip, roles), self.logs()))
+        wait_until(limit, || self.holders(vip, roles) == [role.to_string()]).unwrap_or_else(|| {
+            panic!("{vip} is on {:?}, not only on {role}, after {limit:?}\n{}", self.holders(vip, roles), self.logs())
+        })
     }
 
     /// MariaDB in `db`: a fresh datadir, bound to the bridge address, with `app` and `monitor`
@@ -333,7 +357,14 @@ impl Lab {
             cnf.display()
         ));
         let log = dir.join("mariadbd.out");
-        self.spawn("db", "mariadbd", Path::new("/usr/sbin/mariadbd"), &[&format!("--defaults-file={}", cnf.display())], &log, &[]);
+        self.spawn(
+            "db",
+            "mariadbd",
+            Path::new("/usr/sbin/mariadbd"),
+            &[&format!("--defaults-file={}", cnf.display())],
+            &log,
+            &[],
+        );
         let sock = dir.join("sock");
         let ping = || {
             Command::new("mariadb-admin")
@@ -436,7 +467,10 @@ impl Drop for Lab {
         }
         // Politely first (so a rwsplit master releases its VIP), then by force; all by pid.
         for p in &self.procs {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let t = Instant::now();
         for p in &mut self.procs {
@@ -517,7 +551,12 @@ impl Client {
     /// Starts trying `SELECT USER()` through `vip`:8066 until one succeeds (served by the node
     /// at `served_by`, if given) or `limit` passes; the answer comes on the receiver: when it
     /// succeeded and the node address that served it.
-    fn start(&self, vip: &str, served_by: Option<&str>, limit: Duration) -> mpsc::Receiver<Result<(Instant, String), String>> {
+    fn start(
+        &self,
+        vip: &str,
+        served_by: Option<&str>,
+        limit: Duration,
+    ) -> mpsc::Receiver<Result<(Instant, String), String>> {
         let (reply, rx) = mpsc::channel();
         let p = Probe { vip: vip.into(), served_by: served_by.map(String::from), limit, reply };
         self.tx.as_ref().unwrap().send(p).unwrap();
@@ -623,7 +662,8 @@ fn take_down(lab: &mut Lab, client: &Client, vip: &str, from: &str, to: &str, ki
         std::thread::sleep(Duration::from_millis(2));
     }
     let vip_moved = vip_moved.unwrap_or_else(|| panic!("{vip} never reached {to}\n{}", lab.logs()));
-    let old_gone = old_gone.unwrap_or_else(|| panic!("{vip} stayed on {from} for {watch:?} after it was stopped\n{}", lab.logs()));
+    let old_gone =
+        old_gone.unwrap_or_else(|| panic!("{vip} stayed on {from} for {watch:?} after it was stopped\n{}", lab.logs()));
     let (at, _) = query.recv().unwrap().unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
     if !kill {
         let status = lab.reap(&name, Duration::from_secs(10));
@@ -636,14 +676,19 @@ fn take_down(lab: &mut Lab, client: &Client, vip: &str, from: &str, to: &str, ki
 /// priority node; `kills` × (kill -9 the master, measure, expiry of its VIP, restart it and
 /// let it preempt back), then `stops` × (SIGTERM the master, measure, restart).
 fn failover_series(tag: &str, version: u32, advert_int: f64, kills: usize, stops: usize, load: bool) {
-    let label = if version == 2 { format!("v2/{advert_int} s") } else { format!("v3/{} ms", (advert_int * 1000.0).round()) };
+    let label =
+        if version == 2 { format!("v2/{advert_int} s") } else { format!("v3/{} ms", (advert_int * 1000.0).round()) };
     let label = if load { format!("{label} under CPU load") } else { label };
     let roles = ["n1", "n2"];
     let mut lab = Lab::new(tag, &["db", "n1", "n2", "cl"]);
     lab.start_db();
     let vip = VIPS[0];
     let notify = lab.dir.join("notify.sh");
-    std::fs::write(&notify, format!("#!/bin/sh\necho \"$(cat /proc/sys/kernel/hostname) $*\" >> {}/notify.log\n", lab.dir.display())).unwrap();
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$(cat /proc/sys/kernel/hostname) $*\" >> {}/notify.log\n", lab.dir.display()),
+    )
+    .unwrap();
     sh(&format!("chmod +x {}", notify.display()));
     let extra = format!("notify = \"{}\"\ngarp_master_delay = 0\n", notify.display());
     lab.start_node("n1", &vrrp_toml("VI_1", 51, vip, 150, version, advert_int, &extra));
@@ -667,7 +712,11 @@ fn failover_series(tag: &str, version: u32, advert_int: f64, kills: usize, stops
         })
         .collect();
     if load {
-        report!("{label}: {} busy threads started on {} cores", burners.len(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+        report!(
+            "{label}: {} busy threads started on {} cores",
+            burners.len(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
     }
 
     let limit = Duration::from_secs_f64(advert_int * 3.0 + 10.0);
@@ -703,7 +752,10 @@ fn failover_series(tag: &str, version: u32, advert_int: f64, kills: usize, stops
     if kills > 0 {
         report!("{label}: kill -9 of the master: VIP moved in {}", range(&moved));
         report!("{label}: kill -9 of the master: client's first query through the VIP in {}", range(&queried));
-        report!("{label}: VIP left on the killed node (valid_lft 3 s) expired by itself {} after the kill", range(&expired));
+        report!(
+            "{label}: VIP left on the killed node (valid_lft 3 s) expired by itself {} after the kill",
+            range(&expired)
+        );
         report!("{label}: so the stale copy answered beside the new master's for {}", range(&overlap));
     }
     if stops > 0 {
@@ -712,7 +764,10 @@ fn failover_series(tag: &str, version: u32, advert_int: f64, kills: usize, stops
         // A clean stop sends priority 0: the backup waits Skew_Time, never Master_Down_Interval.
         let master_down = Duration::from_secs_f64(3.0 * advert_int + advert_int * 156.0 / 256.0);
         for d in &s_moved {
-            assert!(*d < master_down.max(Duration::from_millis(500)) + Duration::from_millis(500), "clean stop took {d:?}: priority 0 not honoured");
+            assert!(
+                *d < master_down.max(Duration::from_millis(500)) + Duration::from_millis(500),
+                "clean stop took {d:?}: priority 0 not honoured"
+            );
         }
     }
     for d in &expired {
@@ -802,19 +857,31 @@ fn nopreempt_keeps_the_vip_when_the_old_master_returns() {
     client.expect(vip, "n1", Duration::from_secs(10));
 
     let t = take_down(&mut lab, &client, vip, "n1", "n2", true, Duration::from_secs(10));
-    report!("nopreempt v3/100 ms: kill -9: VIP moved in {} ms, first query in {} ms", t.vip_moved.as_millis(), t.first_query.as_millis());
+    report!(
+        "nopreempt v3/100 ms: kill -9: VIP moved in {} ms, first query in {} ms",
+        t.vip_moved.as_millis(),
+        t.first_query.as_millis()
+    );
     let masters = log_lines(&lab, "n1", &["VRRP state", "state=\"MASTER\""]);
     lab.restart_node("n1");
     // Many Master_Down_Intervals (0.341 s for n1): n1 stays backup, the VIP stays on n2.
     assert_stays(&lab, &[(vip, "n2")], &roles, Duration::from_secs(3));
     client.expect(vip, "n2", Duration::from_secs(5));
-    assert_eq!(log_lines(&lab, "n1", &["VRRP state", "state=\"MASTER\""]), masters, "n1 took the master role back despite nopreempt");
+    assert_eq!(
+        log_lines(&lab, "n1", &["VRRP state", "state=\"MASTER\""]),
+        masters,
+        "n1 took the master role back despite nopreempt"
+    );
     assert!(log_lines(&lab, "n1", &["VRRP state", "state=\"BACKUP\""]) >= 2);
     report!("nopreempt: the returning higher-priority node stayed BACKUP for 3 s; the VIP stayed on n2");
 
     // n1 is a live backup: a clean stop of n2 hands the VIP to it.
     let t = take_down(&mut lab, &client, vip, "n2", "n1", false, Duration::from_secs(10));
-    report!("nopreempt: clean stop of n2: VIP back on n1 in {} ms, first query in {} ms", t.vip_moved.as_millis(), t.first_query.as_millis());
+    report!(
+        "nopreempt: clean stop of n2: VIP back on n1 in {} ms, first query in {} ms",
+        t.vip_moved.as_millis(),
+        t.first_query.as_millis()
+    );
 }
 
 #[test]
@@ -841,7 +908,10 @@ fn failing_track_script_and_proxy_health_move_the_vip() {
     std::fs::write(&flag, "").unwrap();
     let moved = lab.wait_vip_on(vip, "n2", &roles, Duration::from_secs(5));
     client.expect(vip, "n2", Duration::from_secs(5));
-    report!("track_script (weight -60, interval 0.2 s) failing on the master: VIP moved to the backup in {} ms", moved.as_millis());
+    report!(
+        "track_script (weight -60, interval 0.2 s) failing on the master: VIP moved to the backup in {} ms",
+        moved.as_millis()
+    );
     assert!(log_lines(&lab, "n1", &["VRRP state", "state=\"BACKUP\"", "priority=90"]) >= 1, "{}", lab.logs());
     std::fs::remove_file(&flag).unwrap();
     let back = lab.wait_vip_on(vip, "n1", &roles, Duration::from_secs(5));
@@ -853,7 +923,10 @@ fn failing_track_script_and_proxy_health_move_the_vip() {
     sh(&format!("ip -n {n1ns} route add prohibit {DB_IP}/32"));
     let moved = lab.wait_vip_on(vip, "n2", &roles, Duration::from_secs(10));
     client.expect(vip, "n2", Duration::from_secs(5));
-    report!("proxy health (no writer: monitor fall 2 x 200 ms, health refresh 200 ms): VIP moved to n2 in {} ms", moved.as_millis());
+    report!(
+        "proxy health (no writer: monitor fall 2 x 200 ms, health refresh 200 ms): VIP moved to n2 in {} ms",
+        moved.as_millis()
+    );
     assert!(log_lines(&lab, "n1", &["proxy unhealthy"]) >= 1, "{}", lab.logs());
     sh(&format!("ip -n {n1ns} route del prohibit {DB_IP}/32"));
     let back = lab.wait_vip_on(vip, "n1", &roles, Duration::from_secs(10));
@@ -887,7 +960,11 @@ fn three_nodes_three_vips_only_the_dead_nodes_vip_moves() {
     report!("3 nodes, 3 VIPs: each node is master of its own VIP and backup of the two others (all three serve)");
 
     let t = take_down(&mut lab, &client, VIPS[0], "n1", "n2", true, Duration::from_secs(10));
-    report!("3 nodes: kill -9 of n1: its VIP moved to n2 in {} ms, first query in {} ms", t.vip_moved.as_millis(), t.first_query.as_millis());
+    report!(
+        "3 nodes: kill -9 of n1: its VIP moved to n2 in {} ms, first query in {} ms",
+        t.vip_moved.as_millis(),
+        t.first_query.as_millis()
+    );
     let survivors = ["n2", "n3"];
     assert_stays(&lab, &[(VIPS[0], "n2"), (VIPS[1], "n2"), (VIPS[2], "n3")], &survivors, Duration::from_secs(2));
     client.expect(VIPS[1], "n2", Duration::from_secs(5));
@@ -899,7 +976,8 @@ fn three_nodes_three_vips_only_the_dead_nodes_vip_moves() {
 }
 
 fn keepalived_conf(role: &str, priority: u32, version: u32, advert_int: &str, auth: bool) -> String {
-    let auth = if auth { "    authentication {\n        auth_type PASS\n        auth_pass lab51pw\n    }\n" } else { "" };
+    let auth =
+        if auth { "    authentication {\n        auth_type PASS\n        auth_pass lab51pw\n    }\n" } else { "" };
     format!(
         "global_defs {{\n    router_id {role}\n}}\nvrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    \
          virtual_router_id 51\n    version {version}\n    priority {priority}\n    advert_int {advert_int}\n{auth}    \
@@ -918,16 +996,35 @@ fn keepalived_interop_both_ways_and_tshark_decodes_our_adverts() {
     let vip = VIPS[0];
     let pcap = lab.dir.join("n1.pcapng");
     let cap_log = lab.dir.join("dumpcap.log");
-    lab.spawn("n1", "dumpcap", Path::new("dumpcap"), &["-q", "-i", "eth0", "-f", "ip proto 112", "-w", pcap.to_str().unwrap()], &cap_log, &[]);
-    assert!(wait_until(Duration::from_secs(10), || pcap.exists()).is_some(), "dumpcap did not start: {}", tail(&cap_log, 10));
+    lab.spawn(
+        "n1",
+        "dumpcap",
+        Path::new("dumpcap"),
+        &["-q", "-i", "eth0", "-f", "ip proto 112", "-w", pcap.to_str().unwrap()],
+        &cap_log,
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || pcap.exists()).is_some(),
+        "dumpcap did not start: {}",
+        tail(&cap_log, 10)
+    );
     std::thread::sleep(Duration::from_millis(300));
     let keepalived = |lab: &mut Lab, phase: &str, conf: String| {
         let path = lab.dir.join(format!("keepalived-{phase}.conf"));
         std::fs::write(&path, conf).unwrap();
         let d = lab.dir.clone();
         let args = [
-            "--dont-fork", "--log-console", "--log-detail", "--vrrp", "-f", path.to_str().unwrap(),
-            "-p", &format!("{}/k-{phase}.pid", d.display()), "-r", &format!("{}/v-{phase}.pid", d.display()),
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--vrrp",
+            "-f",
+            path.to_str().unwrap(),
+            "-p",
+            &format!("{}/k-{phase}.pid", d.display()),
+            "-r",
+            &format!("{}/v-{phase}.pid", d.display()),
         ];
         let log = d.join("ka.log");
         lab.spawn("ka", "keepalived", Path::new("/usr/sbin/keepalived"), &args, &log, &[]);
@@ -940,7 +1037,10 @@ fn keepalived_interop_both_ways_and_tshark_decodes_our_adverts() {
     let t0 = Instant::now();
     lab.start_node("n1", &vrrp_toml("VI_1", 51, vip, 150, 2, 1.0, auth));
     lab.wait_vip_on(vip, "n1", &roles, Duration::from_secs(8));
-    report!("interop v2/1 s PASS: rwsplit (150) took the master role from keepalived (100) in {} ms", t0.elapsed().as_millis());
+    report!(
+        "interop v2/1 s PASS: rwsplit (150) took the master role from keepalived (100) in {} ms",
+        t0.elapsed().as_millis()
+    );
     let client = Client::new(&lab);
     client.expect(vip, "n1", Duration::from_secs(10));
     // keepalived accepts our adverts: it stays backup for several of them.
@@ -949,8 +1049,14 @@ fn keepalived_interop_both_ways_and_tshark_decodes_our_adverts() {
     lab.term("rwsplit-n1");
     let moved = lab.wait_vip_on(vip, "ka", &roles, Duration::from_secs(5));
     assert!(lab.reap("rwsplit-n1", Duration::from_secs(10)).success());
-    report!("interop v2/1 s: rwsplit stopped cleanly, keepalived took over in {} ms (Skew_Time 0.609 s)", moved.as_millis());
-    assert!(t0.elapsed() < Duration::from_secs(3), "keepalived waited for Master_Down_Interval: priority 0 not honoured");
+    report!(
+        "interop v2/1 s: rwsplit stopped cleanly, keepalived took over in {} ms (Skew_Time 0.609 s)",
+        moved.as_millis()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "keepalived waited for Master_Down_Interval: priority 0 not honoured"
+    );
     lab.term("keepalived");
     lab.reap("keepalived", Duration::from_secs(10));
 
@@ -961,13 +1067,19 @@ fn keepalived_interop_both_ways_and_tshark_decodes_our_adverts() {
     let t0 = Instant::now();
     keepalived(&mut lab, "v3", keepalived_conf("ka", 200, 3, "0.1", false));
     lab.wait_vip_on(vip, "ka", &roles, Duration::from_secs(8));
-    report!("interop v3/100 ms: keepalived (200) took the master role from rwsplit (100) in {} ms", t0.elapsed().as_millis());
+    report!(
+        "interop v3/100 ms: keepalived (200) took the master role from rwsplit (100) in {} ms",
+        t0.elapsed().as_millis()
+    );
     assert_stays(&lab, &[(vip, "ka")], &roles, Duration::from_secs(1));
     assert!(log_lines(&lab, "n1", &["VRRP state", "from=\"MASTER\"", "state=\"BACKUP\""]) >= 1, "{}", lab.logs());
     lab.term("keepalived");
     let moved = lab.wait_vip_on(vip, "n1", &roles, Duration::from_secs(5));
     client.expect(vip, "n1", Duration::from_secs(10));
-    report!("interop v3/100 ms: keepalived stopped cleanly, rwsplit took over in {} ms (Skew_Time 61 ms)", moved.as_millis());
+    report!(
+        "interop v3/100 ms: keepalived stopped cleanly, rwsplit took over in {} ms (Skew_Time 61 ms)",
+        moved.as_millis()
+    );
     lab.reap("keepalived", Duration::from_secs(10));
     lab.term("rwsplit-n1");
     assert!(lab.reap("rwsplit-n1", Duration::from_secs(10)).success());
@@ -990,6 +1102,9 @@ fn keepalived_interop_both_ways_and_tshark_decodes_our_adverts() {
         count("3", "100"),
         count("3", "0")
     );
-    assert!(count("2", "150") >= 3 && count("2", "0") >= 1 && count("3", "100") >= 3 && count("3", "0") >= 1, "{fields}");
+    assert!(
+        count("2", "150") >= 3 && count("2", "0") >= 1 && count("3", "100") >= 3 && count("3", "0") >= 1,
+        "{fields}"
+    );
     assert!(rows.iter().all(|r| r.get(2) == Some(&"1")), "tshark found a bad checksum (status != 1 = good):\n{fields}");
 }

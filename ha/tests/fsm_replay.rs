@@ -50,7 +50,10 @@ fn replay(file: &str, version: Version, auth: Auth, interval_cs: u16) -> (u64, u
             continue;
         }
         if ours.is_none() {
-            fsm.handle(f.t_us, Event::AdvertReceived { src: ip.info.src, priority: p.priority, interval_cs: p.interval_cs() });
+            fsm.handle(
+                f.t_us,
+                Event::AdvertReceived { src: ip.info.src, priority: p.priority, interval_cs: p.interval_cs() },
+            );
         }
     }
     (ours.expect("our backup never took over"), theirs.expect("keepalived's backup never advertised"))

@@ -40,7 +40,14 @@ const PROXY: &str = "[proxy]\nlisten = \"0.0.0.0:8066\"\n[[users]]\nname = \"app
 fn imported_instances_pass_rwsplit_check() {
     let dir = std::env::temp_dir().join(format!("rwsplit-import-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["pair-master.conf", "pair-backup.conf", "v3-fast.conf", "nopreempt-backup.conf", "track-script-notify.conf", "full-sample.conf"] {
+    for name in [
+        "pair-master.conf",
+        "pair-backup.conf",
+        "v3-fast.conf",
+        "nopreempt-backup.conf",
+        "track-script-notify.conf",
+        "full-sample.conf",
+    ] {
         let out = import(&fixture(name));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
@@ -67,7 +74,10 @@ fn what_is_not_vrrp_is_reported_with_its_line() {
     let prefix = format!("{}:", file.display());
     assert!(stderr.lines().any(|l| l.starts_with(&prefix) && l.contains("ignored: virtual_server")), "{stderr}");
     assert!(stderr.lines().any(|l| l.contains("ignored: global_defs smtp_server")), "{stderr}");
-    assert!(!stdout.contains("virtual_server") && !stdout.contains("smtp"), "ignored parts must not reach the TOML: {stdout}");
+    assert!(
+        !stdout.contains("virtual_server") && !stdout.contains("smtp"),
+        "ignored parts must not reach the TOML: {stdout}"
+    );
 }
 
 #[test]

@@ -26,7 +26,8 @@ fn adverts(file: &str, version: Version, auth: &Auth) -> Vec<(u8, u8, u16)> {
         assert_eq!(ip.info.ttl, TTL);
         assert_eq!(ip.tos, TOS, "keepalived sends with TOS 0xc0");
         assert_eq!(ip.info.dst, IpAddr::V4(MCAST_V4));
-        let p = packet::decode(&ip.info, ip.payload, &expect).unwrap_or_else(|e| panic!("{file} at {} us: {e}", f.t_us));
+        let p =
+            packet::decode(&ip.info, ip.payload, &expect).unwrap_or_else(|e| panic!("{file} at {} us: {e}", f.t_us));
         assert_eq!(p.version, version);
         assert_eq!(p.addresses, vec![VIP]);
         let again = p.encode(ip.info.src, ip.info.dst).unwrap();

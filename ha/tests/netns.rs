@@ -20,7 +20,11 @@ use std::time::{Duration, Instant};
 const VIP: &str = "10.99.0.100";
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Why these tests cannot run here, if they cannot.
@@ -203,8 +207,10 @@ fn pair_with_keepalived_v2_pass() {
     cfg.authentication = Some(AuthConfig { auth_type: "PASS".into(), auth_pass: Secret::new("lab51pw") });
     let ours = lab.runner(&a, cfg);
     assert_eq!(ours.state(), State::Backup);
-    let up = wait_until(Duration::from_secs(6), || ours.state() == State::Master).expect("we never preempted keepalived");
-    let moved = wait_until(Duration::from_secs(3), || lab.has_vip(&a) && !lab.has_vip(&b)).expect("VIP did not move to us");
+    let up =
+        wait_until(Duration::from_secs(6), || ours.state() == State::Master).expect("we never preempted keepalived");
+    let moved =
+        wait_until(Duration::from_secs(3), || lab.has_vip(&a) && !lab.has_vip(&b)).expect("VIP did not move to us");
     eprintln!("we preempted after {up:?} (Master_Down_Interval 3.414 s); VIP moved {moved:?} later");
     assert!(up >= Duration::from_secs(3) && up < Duration::from_millis(4_500), "{up:?}");
     // Stay master for a few adverts: keepalived accepts them (it stays backup).
@@ -255,7 +261,10 @@ fn two_runners_v3_unicast_100ms() {
     let stopped = Instant::now();
     ra.stop().unwrap();
     let back = wait_until(Duration::from_secs(1), || rb.state() == State::Master).expect("b did not take over");
-    eprintln!("b took over {back:?} after a's priority-0 advert (Skew_Time 61 ms), {:?} after stop began", stopped.elapsed());
+    eprintln!(
+        "b took over {back:?} after a's priority-0 advert (Skew_Time 61 ms), {:?} after stop began",
+        stopped.elapsed()
+    );
     assert!(back < Duration::from_millis(300), "{back:?}");
     rb.stop().unwrap();
     assert!(!lab.has_vip(&b));
@@ -269,7 +278,8 @@ fn vip_lifetime_expires_by_itself() {
     }
     let lab = Lab::new("l");
     let a = lab.a.clone();
-    let ifindex = sh(&format!("cat /sys/class/net/lo/ifindex 2>/dev/null; ip netns exec {a} cat /sys/class/net/a0/ifindex"));
+    let ifindex =
+        sh(&format!("cat /sys/class/net/lo/ifindex 2>/dev/null; ip netns exec {a} cat /sys/class/net/a0/ifindex"));
     let ifindex: u32 = ifindex.lines().last().unwrap().trim().parse().unwrap();
     let vip = Vip { addr: VIP.parse().unwrap(), prefix: 24, ifindex, label: Some("a0:vip".into()) };
     let v = vip.clone();
@@ -280,7 +290,10 @@ fn vip_lifetime_expires_by_itself() {
         m.add_or_renew(&v, 2).unwrap();
     });
     let shown = sh(&format!("ip -n {a} -4 addr show dev a0"));
-    assert!(shown.contains(&format!("{VIP}/24")) && shown.contains("a0:vip") && shown.contains("valid_lft 2sec"), "{shown}");
+    assert!(
+        shown.contains(&format!("{VIP}/24")) && shown.contains("a0:vip") && shown.contains("valid_lft 2sec"),
+        "{shown}"
+    );
     // Like a node killed with -9: nobody renews it, and the kernel drops it.
     let gone = wait_until(Duration::from_secs(5), || !lab.has_vip(&a)).expect("the VIP outlived its valid lifetime");
     eprintln!("an unrenewed VIP with a 2 s lifetime disappeared after {gone:?}");

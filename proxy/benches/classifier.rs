@@ -15,19 +15,9 @@ use std::time::{Duration, Instant};
 fn statements() -> Vec<(&'static str, String)> {
     let columns: Vec<String> = (1..=20).map(|i| format!("c{i}")).collect();
     let values: Vec<String> = (1..=20)
-        .map(|i| {
-            if i % 3 == 0 {
-                format!("'value {i} with some text'")
-            } else {
-                (i * 7919).to_string()
-            }
-        })
+        .map(|i| if i % 3 == 0 { format!("'value {i} with some text'") } else { (i * 7919).to_string() })
         .collect();
-    let insert = format!(
-        "INSERT INTO orders ({}) VALUES ({})",
-        columns.join(", "),
-        values.join(", ")
-    );
+    let insert = format!("INSERT INTO orders ({}) VALUES ({})", columns.join(", "), values.join(", "));
     let join = "SELECT o.id, c.name, SUM(l.qty * l.price) AS total \
                 FROM orders o JOIN customers c ON c.id = o.customer_id \
                 LEFT JOIN order_lines l ON l.order_id = o.id \
@@ -41,10 +31,7 @@ fn statements() -> Vec<(&'static str, String)> {
         ids.join(", ")
     );
     vec![
-        (
-            "point select",
-            "SELECT id, name, email FROM users WHERE id = 42".to_string(),
-        ),
+        ("point select", "SELECT id, name, email FROM users WHERE id = 42".to_string()),
         ("20-column insert", insert),
         ("join", join),
         ("long select", long),
@@ -74,11 +61,7 @@ fn ns_per_call(budget: Duration, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
-    let budget = if measuring {
-        Duration::from_millis(1000)
-    } else {
-        Duration::from_millis(5)
-    };
+    let budget = if measuring { Duration::from_millis(1000) } else { Duration::from_millis(5) };
     let no_temp = HashSet::new();
     let session = SessionView {
         in_transaction: false,
@@ -93,10 +76,7 @@ fn main() {
     );
     for (name, sql) in statements() {
         // Both sides must accept the statement, or the comparison means nothing.
-        assert!(
-            Parser::parse_sql(&MySqlDialect {}, &sql).is_ok(),
-            "sqlparser rejects {name}"
-        );
+        assert!(Parser::parse_sql(&MySqlDialect {}, &sql).is_ok(), "sqlparser rejects {name}");
         let scan_ns = ns_per_call(budget, || {
             black_box(scan(black_box(&sql)));
         });

@@ -46,7 +46,9 @@ async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
     }
     let head = String::from_utf8_lossy(&buf);
-    let openmetrics = head.lines().any(|l| l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text"));
+    let openmetrics = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text"));
     let (status, content_type, body) = respond(head.lines().next().unwrap_or(""), openmetrics, shared);
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

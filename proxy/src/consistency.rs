@@ -46,7 +46,9 @@ impl Flavor {
     /// The query that waits up to `timeout` for `gtid` on a replica; it returns 0 when the
     /// replica has it (MariaDB: 0 / -1; MySQL: 0 / 1). `None` if `gtid` is not GTID text.
     pub fn wait_query(self, gtid: &str, timeout: Duration) -> Option<String> {
-        if gtid.is_empty() || !gtid.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'-' | b',' | b':' | b' ' | b'\n')) {
+        if gtid.is_empty()
+            || !gtid.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'-' | b',' | b':' | b' ' | b'\n'))
+        {
             return None;
         }
         let secs = timeout.as_secs_f64();

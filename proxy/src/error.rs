@@ -70,7 +70,13 @@ impl ProxyError {
     /// Whether the client connection must be closed after the ERR (its stream is no longer
     /// in a known state).
     pub fn closes_client(&self) -> bool {
-        matches!(self, ProxyError::ClientGone(_) | ProxyError::ClientProtocol(_) | ProxyError::AccessDenied { .. } | ProxyError::TooManyConnections)
+        matches!(
+            self,
+            ProxyError::ClientGone(_)
+                | ProxyError::ClientProtocol(_)
+                | ProxyError::AccessDenied { .. }
+                | ProxyError::TooManyConnections
+        )
     }
 
     /// The ERR packet payload the client gets for this error.

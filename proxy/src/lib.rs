@@ -7,17 +7,17 @@
 //! brought to the session's state, and its response is relayed packet by packet
 //! ([`protocol::response`] follows it without decoding rows).
 
+pub mod admin;
 pub mod backend;
 pub mod classifier;
 pub mod consistency;
 pub mod error;
-pub mod protocol;
-pub mod router;
-pub mod session;
 pub mod listener;
 pub mod metrics;
-pub mod admin;
+pub mod protocol;
+pub mod router;
 pub mod runtime;
+pub mod session;
 pub mod vrrp;
 
 pub use error::ProxyError;

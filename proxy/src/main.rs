@@ -23,7 +23,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(name = "rwsplit", version, about = "MySQL/MariaDB read/write splitting proxy with replication awareness and embedded VRRP")]
+#[command(
+    name = "rwsplit",
+    version,
+    about = "MySQL/MariaDB read/write splitting proxy with replication awareness and embedded VRRP"
+)]
 struct Cli {
     /// Config file (TOML).
     #[arg(short, long, global = true, default_value = "/etc/rwsplit/rwsplit.toml")]
@@ -107,7 +111,9 @@ fn announced_version(config: &Config, topology: &Topology) -> String {
 }
 
 async fn serve(path: PathBuf, config: Config) -> Result<()> {
-    let topology = TopologyHandle::new(Topology::unknown(config.servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
+    let topology = TopologyHandle::new(Topology::unknown(
+        config.servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight)),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Know the cluster before taking clients: READY means routable.
@@ -115,7 +121,9 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     monitor.check_once().await;
     let first = topology.load();
     match first.writer() {
-        Some((_, w)) => tracing::info!(writer = %w.name, replicas = first.readable_replicas().count(), "initial topology"),
+        Some((_, w)) => {
+            tracing::info!(writer = %w.name, replicas = first.readable_replicas().count(), "initial topology")
+        }
         None => tracing::warn!("no writer found at start; writes fail until one is seen"),
     }
     let mut monitor_stop = stop_rx.clone();
@@ -132,12 +140,18 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     if let Some(hint) = vrrp::listen_on_vip(&listen, &vrrp_instances) {
         tracing::warn!("{hint}");
     }
-    let listener = TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen} (proxy.listen)"))?;
-    let admin = TcpListener::bind(&admin_listen).await.with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
+    let listener =
+        TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen} (proxy.listen)"))?;
+    let admin = TcpListener::bind(&admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin.listen)"))?;
     tracing::info!(listen = %listen, admin = %admin_listen, version = %shared.server_version, "rwsplit ready");
 
     let listening = Arc::new(AtomicBool::new(true)); // bound above; cleared if its task ends
-    let clients = tokio::spawn(vrrp::alive_while(listening.clone(), rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone())));
+    let clients = tokio::spawn(vrrp::alive_while(
+        listening.clone(),
+        rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone()),
+    ));
     let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -262,7 +276,8 @@ fn reload(path: &Path, shared: &Arc<Shared>) {
 /// `rwsplit status`: GET /status from the admin endpoint and print a table.
 fn status(admin: String) -> Result<()> {
     use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(&admin).with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
+    let mut tcp = std::net::TcpStream::connect(&admin)
+        .with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
     tcp.write_all(format!("GET /status HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())?;
     let mut resp = String::new();
@@ -276,9 +291,13 @@ fn status(admin: String) -> Result<()> {
 /// Renders the `/status` JSON as a table (one row per server).
 fn status_table(t: &serde_json::Value) -> String {
     let writer = t["writer"].as_u64();
-    let mut out = format!("{:<12} {:<22} {:<8} {:<8} {:<9} {:>9}  {}\n", "SERVER", "ADDRESS", "ROLE", "HEALTH", "READABLE", "LAG_MS", "REASON");
+    let mut out = format!(
+        "{:<12} {:<22} {:<8} {:<8} {:<9} {:>9}  {}\n",
+        "SERVER", "ADDRESS", "ROLE", "HEALTH", "READABLE", "LAG_MS", "REASON"
+    );
     for (i, s) in t["servers"].as_array().into_iter().flatten().enumerate() {
-        let role = if writer == Some(i as u64) { "writer".to_string() } else { s["role"].as_str().unwrap_or("?").to_string() };
+        let role =
+            if writer == Some(i as u64) { "writer".to_string() } else { s["role"].as_str().unwrap_or("?").to_string() };
         let lag = s["lag_ms"].as_u64().map(|l| l.to_string()).unwrap_or_else(|| "-".into());
         out += &format!(
             "{:<12} {:<22} {:<8} {:<8} {:<9} {:>9}  {}\n",

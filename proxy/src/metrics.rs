@@ -73,7 +73,11 @@ impl Metrics {
         let statements = Family::<Labels, Counter>::default();
         registry.register("statements", "Statements routed, by server and target kind", statements.clone());
         let backend_errors = Family::<Labels, Counter>::default();
-        registry.register("backend_errors", "Failures talking to a server (connect, IO, timeout, protocol)", backend_errors.clone());
+        registry.register(
+            "backend_errors",
+            "Failures talking to a server (connect, IO, timeout, protocol)",
+            backend_errors.clone(),
+        );
         let open = Family::<Labels, Gauge>::default();
         registry.register("backend_connections", "Open connections to a server, idle and leased", open.clone());
         let up = Family::<Labels, Gauge>::default();
@@ -107,39 +111,87 @@ impl Metrics {
             .collect();
         let by_reason = Family::<Labels, Counter>::default();
         registry.register("classified", "Statements by the classifier's reason for their route", by_reason.clone());
-        let reasons = Reason::ALL.iter().map(|r| by_reason.get_or_create_owned(&vec![("reason".to_string(), r.as_str().to_string())])).collect();
+        let reasons = Reason::ALL
+            .iter()
+            .map(|r| by_reason.get_or_create_owned(&vec![("reason".to_string(), r.as_str().to_string())]))
+            .collect();
 
         let client_connections = Gauge::default();
         registry.register("client_connections", "Client sessions open now", client_connections.clone());
         let client_connections_total = Counter::default();
-        registry.register("client_connections_accepted", "Client connections accepted", client_connections_total.clone());
+        registry.register(
+            "client_connections_accepted",
+            "Client connections accepted",
+            client_connections_total.clone(),
+        );
         let client_errors = Counter::default();
-        registry.register("client_protocol_errors", "Clients closed for malformed packets or timeouts", client_errors.clone());
+        registry.register(
+            "client_protocol_errors",
+            "Clients closed for malformed packets or timeouts",
+            client_errors.clone(),
+        );
         let auth_failures = Counter::default();
         registry.register("auth_failures", "Client logins refused", auth_failures.clone());
         let read_fallbacks = Counter::default();
-        registry.register("read_fallbacks", "Reads sent to the writer because no replica was usable", read_fallbacks.clone());
+        registry.register(
+            "read_fallbacks",
+            "Reads sent to the writer because no replica was usable",
+            read_fallbacks.clone(),
+        );
         let read_retries = Counter::default();
-        registry.register("read_retries", "Reads re-run on another server after a failure before any byte reached the client", read_retries.clone());
+        registry.register(
+            "read_retries",
+            "Reads re-run on another server after a failure before any byte reached the client",
+            read_retries.clone(),
+        );
         let no_server_errors = Counter::default();
-        registry.register("no_server_errors", "Statements refused because no server could take them", no_server_errors.clone());
+        registry.register(
+            "no_server_errors",
+            "Statements refused because no server could take them",
+            no_server_errors.clone(),
+        );
         let pool_resets = Counter::default();
-        registry.register("pool_state_resets", "Pooled connections reset and brought to another session's state", pool_resets.clone());
+        registry.register(
+            "pool_state_resets",
+            "Pooled connections reset and brought to another session's state",
+            pool_resets.clone(),
+        );
         let causal_fallbacks = Counter::default();
-        registry.register("causal_read_fallbacks", "Reads sent to the writer because no replica reached the session's GTID in time", causal_fallbacks.clone());
+        registry.register(
+            "causal_read_fallbacks",
+            "Reads sent to the writer because no replica reached the session's GTID in time",
+            causal_fallbacks.clone(),
+        );
         let semisync_refusals = Counter::default();
-        registry.register("semisync_write_refusals", "Writes refused while semi-sync was off (routing.require_semisync)", semisync_refusals.clone());
-        let latency_family = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 20)));
-        registry.register("statement_duration_seconds", "Time from a command's arrival to the end of its relayed response", latency_family.clone());
+        registry.register(
+            "semisync_write_refusals",
+            "Writes refused while semi-sync was off (routing.require_semisync)",
+            semisync_refusals.clone(),
+        );
+        let latency_family =
+            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 20)));
+        registry.register(
+            "statement_duration_seconds",
+            "Time from a command's arrival to the end of its relayed response",
+            latency_family.clone(),
+        );
         let latency = TARGETS.map(|t| latency_family.get_or_create_owned(&vec![("target".to_string(), t.to_string())]));
         let config_reloads = Family::<Labels, Counter>::default();
         registry.register("config_reloads", "Config reloads by outcome", config_reloads.clone());
         let topology_generation = Gauge::default();
-        registry.register("topology_generation", "Generation of the topology snapshot in use", topology_generation.clone());
+        registry.register(
+            "topology_generation",
+            "Generation of the topology snapshot in use",
+            topology_generation.clone(),
+        );
         let vrrp_state = Family::<Labels, Gauge>::default();
         registry.register("vrrp_state", "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault", vrrp_state.clone());
         let vrrp_priority = Family::<Labels, Gauge>::default();
-        registry.register("vrrp_priority", "Priority the VRRP instance advertises now (after tracking)", vrrp_priority.clone());
+        registry.register(
+            "vrrp_priority",
+            "Priority the VRRP instance advertises now (after tracking)",
+            vrrp_priority.clone(),
+        );
         let vrrp_transitions = Family::<Labels, Counter>::default();
         registry.register("vrrp_transitions", "VRRP state changes", vrrp_transitions.clone());
         Metrics {
@@ -237,11 +289,8 @@ impl Metrics {
 /// Converts OpenMetrics text to Prometheus text 0.0.4: counter families are named after their
 /// `_total` samples in HELP/TYPE, and the `# EOF` / `# UNIT` lines go.
 pub fn openmetrics_to_prometheus_text(om: &str) -> String {
-    let counters: std::collections::HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
+    let counters: std::collections::HashSet<&str> =
+        om.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(om.len());
     for line in om.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {

@@ -62,7 +62,9 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> R
             let semisync_only = policy.prefer_semisync
                 && topology.semisync.as_ref().is_some_and(|s| s.active)
                 && topology.readable_replicas().any(|(_, s)| s.semisync_acking == Some(true));
-            if let Some(i) = pick_weighted(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, tick) {
+            if let Some(i) =
+                pick_weighted(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, tick)
+            {
                 return Ok(if Some(i) == writer { Target::Writer(i) } else { Target::Replica(i) });
             }
             match writer {
@@ -110,7 +112,9 @@ mod tests {
     use rwsplit_replication::{Health, Role};
 
     fn topo(servers: &[(Role, Health, bool, u32)]) -> Topology {
-        let mut t = Topology::unknown(servers.iter().enumerate().map(|(i, s)| (format!("s{i}"), format!("127.0.0.1:{}", 3307 + i), s.3)));
+        let mut t = Topology::unknown(
+            servers.iter().enumerate().map(|(i, s)| (format!("s{i}"), format!("127.0.0.1:{}", 3307 + i), s.3)),
+        );
         for (i, (role, health, readable, _)) in servers.iter().enumerate() {
             t.servers[i].role = *role;
             t.servers[i].health = *health;
@@ -126,7 +130,11 @@ mod tests {
     const OFF: Policy = Policy { fallback_to_master: false, master_accepts_reads: false, prefer_semisync: false };
 
     fn lab() -> Topology {
-        topo(&[(Role::Writer, Health::Up, false, 1), (Role::Replica, Health::Up, true, 1), (Role::Replica, Health::Up, true, 1)])
+        topo(&[
+            (Role::Writer, Health::Up, false, 1),
+            (Role::Replica, Health::Up, true, 1),
+            (Role::Replica, Health::Up, true, 1),
+        ])
     }
 
     #[test]
@@ -153,7 +161,11 @@ mod tests {
 
     #[test]
     fn weights_are_honoured() {
-        let t = topo(&[(Role::Writer, Health::Up, false, 1), (Role::Replica, Health::Up, true, 3), (Role::Replica, Health::Up, true, 1)]);
+        let t = topo(&[
+            (Role::Writer, Health::Up, false, 1),
+            (Role::Replica, Health::Up, true, 3),
+            (Role::Replica, Health::Up, true, 1),
+        ]);
         let picks: Vec<usize> = (0..400).map(|k| choose(Route::Replica, &t, ON, k).unwrap().server()).collect();
         assert_eq!(picks.iter().filter(|&&s| s == 1).count(), 300);
         assert_eq!(picks.iter().filter(|&&s| s == 2).count(), 100);
@@ -211,9 +223,17 @@ mod tests {
 
     #[test]
     fn zero_weight_only_when_alone() {
-        let t = topo(&[(Role::Writer, Health::Up, false, 1), (Role::Replica, Health::Up, true, 0), (Role::Replica, Health::Up, true, 1)]);
+        let t = topo(&[
+            (Role::Writer, Health::Up, false, 1),
+            (Role::Replica, Health::Up, true, 0),
+            (Role::Replica, Health::Up, true, 1),
+        ]);
         assert!((0..5).all(|k| choose(Route::Replica, &t, ON, k) == Ok(Target::Replica(2))));
-        let t = topo(&[(Role::Writer, Health::Up, false, 1), (Role::Replica, Health::Up, true, 0), (Role::Replica, Health::Up, false, 1)]);
+        let t = topo(&[
+            (Role::Writer, Health::Up, false, 1),
+            (Role::Replica, Health::Up, true, 0),
+            (Role::Replica, Health::Up, false, 1),
+        ]);
         assert_eq!(choose(Route::Replica, &t, ON, 7), Ok(Target::Replica(1)));
     }
 }

@@ -105,7 +105,9 @@ impl Shared {
             Target::Replica(_) => false,
             Target::Writer(_) => return,
         };
-        if self.reads_on_writer.load(Ordering::Relaxed) != fallback && self.reads_on_writer.swap(fallback, Ordering::Relaxed) != fallback {
+        if self.reads_on_writer.load(Ordering::Relaxed) != fallback
+            && self.reads_on_writer.swap(fallback, Ordering::Relaxed) != fallback
+        {
             if fallback {
                 tracing::warn!("no replica is usable: reads go to the writer (routing.fallback_to_master)");
             } else {

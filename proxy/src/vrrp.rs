@@ -85,7 +85,8 @@ impl Vrrp {
         listening: Arc<AtomicBool>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Vrrp> {
-        let healthy = Arc::new(AtomicBool::new(proxy_healthy(listening.load(Ordering::Relaxed), &shared.topology.load())));
+        let healthy =
+            Arc::new(AtomicBool::new(proxy_healthy(listening.load(Ordering::Relaxed), &shared.topology.load())));
         let (flag, listen) = (healthy.clone(), listening);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEALTH_REFRESH);

@@ -32,7 +32,17 @@ fn greeting(plugin: &str) -> Vec<u8> {
     first.copy_from_slice(&NONCE[..8]);
     let mut second = NONCE[8..].to_vec();
     second.push(0);
-    let g = HandshakePacket::new(10, &b"8.0.36"[..], 7, first, Some(second), caps(), 255, StatusFlags::SERVER_STATUS_AUTOCOMMIT, Some(plugin.as_bytes()));
+    let g = HandshakePacket::new(
+        10,
+        &b"8.0.36"[..],
+        7,
+        first,
+        Some(second),
+        caps(),
+        255,
+        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        Some(plugin.as_bytes()),
+    );
     let mut out = Vec::new();
     g.serialize(&mut out);
     out
@@ -43,7 +53,11 @@ const OK: &[u8] = &[0, 0, 0, 2, 0, 0, 0];
 /// An RSA key pair made by openssl: (private key path, public key PEM).
 fn keypair(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let key = dir.join("key.pem");
-    let ok = Command::new("openssl").args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"]).arg(&key).output().unwrap();
+    let ok = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let public = Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().unwrap();
     assert!(public.status.success());

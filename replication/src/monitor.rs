@@ -3,8 +3,8 @@
 //! (the semi-sync notify command, bounded in time, one at a time in order).
 
 use crate::probe::{now_us, CheckPlan, Probe};
-use crate::tracker::{Action, Event, Level, Policy, Step, Tracker};
 use crate::topology::{Topology, TopologyHandle};
+use crate::tracker::{Action, Event, Level, Policy, Step, Tracker};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -28,7 +28,11 @@ impl Monitor {
     /// `servers`: (name, address "host:port", weight) in config order; indexes are server ids.
     /// The tracker starts from an unknown topology over `servers` and continues the
     /// generation of whatever `handle` holds. Does not touch the network (no runtime needed).
-    pub fn new(config: &rwsplit_config::MonitorConfig, servers: &[rwsplit_config::ServerConfig], handle: TopologyHandle) -> Self {
+    pub fn new(
+        config: &rwsplit_config::MonitorConfig,
+        servers: &[rwsplit_config::ServerConfig],
+        handle: TopologyHandle,
+    ) -> Self {
         let mut initial = Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight)));
         initial.generation = handle.load().generation;
         let notify = (!config.semisync_notify.trim().is_empty())
@@ -80,9 +84,11 @@ impl Monitor {
         let writer = self.tracker.current().writer;
         let last_heartbeat_us = self.tracker.last_heartbeat_us();
         let heartbeat_id = self.heartbeat_id;
-        let checks = self.probes.iter_mut().enumerate().map(|(i, p)| {
-            p.check(CheckPlan { heartbeat_id, is_writer: Some(i) == writer, last_heartbeat_us })
-        });
+        let checks = self
+            .probes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, p)| p.check(CheckPlan { heartbeat_id, is_writer: Some(i) == writer, last_heartbeat_us }));
         let results = futures_util::future::join_all(checks).await;
         let now_ms = u64::try_from(now_us() / 1000).unwrap_or(0);
         let step = self.tracker.apply(results, now_ms);

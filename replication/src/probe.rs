@@ -43,7 +43,11 @@ pub(crate) struct Probe {
 impl std::fmt::Debug for Probe {
     // By hand, so no future field can leak the password (Secret redacts anyway).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probe").field("host", &self.host).field("port", &self.port).field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("Probe")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,8 +115,10 @@ impl Probe {
                     Err(_) => {
                         // The statement's answer never came: the connection is out of step.
                         self.conn = None;
-                        obs.heartbeat_error =
-                            Some(format!("heartbeat write timed out after {} ms (waiting for a semi-sync acknowledgement?)", timeout.as_millis()));
+                        obs.heartbeat_error = Some(format!(
+                            "heartbeat write timed out after {} ms (waiting for a semi-sync acknowledgement?)",
+                            timeout.as_millis()
+                        ));
                     }
                 }
             }
@@ -136,8 +142,10 @@ impl Probe {
             None => {
                 let rows = query(conn, "SELECT @@version", "SELECT @@version").await?;
                 let text = rows.first().and_then(|r| r.text(&["@@version"])).unwrap_or_default();
-                let v = Version::parse(&text)
-                    .ok_or_else(|| Error::Unexpected { what: "SELECT @@version", detail: format!("unreadable version {text:?}") })?;
+                let v = Version::parse(&text).ok_or_else(|| Error::Unexpected {
+                    what: "SELECT @@version",
+                    detail: format!("unreadable version {text:?}"),
+                })?;
                 self.version = Some(v.clone());
                 v
             }
@@ -162,7 +170,8 @@ impl Probe {
         let replica_rows = query(conn, stmt, stmt).await?;
         let replica = ReplicaStatus::pick(&replica_rows);
         let status = variables(conn, "SHOW GLOBAL STATUS LIKE 'Rpl\\_semi\\_sync\\_%'", "SHOW STATUS").await?;
-        let semisync_vars = variables(conn, "SHOW GLOBAL VARIABLES LIKE 'rpl\\_semi\\_sync\\_%'", "SHOW VARIABLES").await?;
+        let semisync_vars =
+            variables(conn, "SHOW GLOBAL VARIABLES LIKE 'rpl\\_semi\\_sync\\_%'", "SHOW VARIABLES").await?;
         let mut obs = Observation {
             version: Version::parse(&vars.text(&["version"]).unwrap_or_default()).or(Some(version)),
             read_only,
@@ -207,7 +216,8 @@ impl Probe {
         }
         let value_us = now_us().max(last.map_or(i64::MIN, |l| l.saturating_add(1)));
         // Values are numbers we produced: formatting them into the statement is safe.
-        exec(conn, &format!("REPLACE INTO rwsplit.heartbeat (id, ts) VALUES ({id}, {value_us})"), "heartbeat REPLACE").await?;
+        exec(conn, &format!("REPLACE INTO rwsplit.heartbeat (id, ts) VALUES ({id}, {value_us})"), "heartbeat REPLACE")
+            .await?;
         Ok(HeartbeatWrite { value_us, committed_at_us: now_us() })
     }
 
@@ -216,7 +226,8 @@ impl Probe {
             return Err(Error::Unexpected { what: "heartbeat", detail: "no connection".into() });
         };
         let read_at_us = now_us();
-        let rows = query(conn, &format!("SELECT ts FROM rwsplit.heartbeat WHERE id = {id}"), "heartbeat SELECT").await?;
+        let rows =
+            query(conn, &format!("SELECT ts FROM rwsplit.heartbeat WHERE id = {id}"), "heartbeat SELECT").await?;
         let seen_us = rows.first().and_then(|r| r.get(&["ts"])).and_then(|v| v.trim().parse::<i64>().ok());
         Ok(HeartbeatRead { seen_us, read_at_us })
     }
@@ -253,7 +264,8 @@ async fn exec(conn: &mut Conn, sql: &str, what: &'static str) -> Result<(), Erro
 async fn variables(conn: &mut Conn, sql: &str, what: &'static str) -> Result<Fields, Error> {
     let rows = query(conn, sql, what).await?;
     Ok(Fields::from_variables(
-        rows.iter().filter_map(|r| Some((r.get(&["Variable_name"])?.to_string(), r.get(&["Value"]).map(str::to_string)))),
+        rows.iter()
+            .filter_map(|r| Some((r.get(&["Variable_name"])?.to_string(), r.get(&["Value"]).map(str::to_string)))),
     ))
 }
 
@@ -289,7 +301,11 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let cfg = rwsplit_config::MonitorConfig { user: "mon".into(), password: rwsplit_config::Secret::new("s3cr3t"), ..Default::default() };
+        let cfg = rwsplit_config::MonitorConfig {
+            user: "mon".into(),
+            password: rwsplit_config::Secret::new("s3cr3t"),
+            ..Default::default()
+        };
         let p = Probe::new("127.0.0.1:1", &cfg);
         assert!(!format!("{p:?}").contains("s3cr3t"));
     }

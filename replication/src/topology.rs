@@ -143,7 +143,8 @@ impl Topology {
         self.writer == other.writer
             && self.split_brain == other.split_brain
             && self.alerts == other.alerts
-            && self.semisync.as_ref().map(|s| (s.enabled, s.active)) == other.semisync.as_ref().map(|s| (s.enabled, s.active))
+            && self.semisync.as_ref().map(|s| (s.enabled, s.active))
+                == other.semisync.as_ref().map(|s| (s.enabled, s.active))
             && self.servers.len() == other.servers.len()
             && self.servers.iter().zip(&other.servers).all(|(a, b)| key(a) == key(b))
     }

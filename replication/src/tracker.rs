@@ -22,7 +22,10 @@
 //!   fallback to asynchronous replication (warning + notify action), back is a recovery (info +
 //!   notify action).
 
-use crate::status::{errant_mariadb, errant_mysql, Flavor, GtidSet, MariadbGtidList, ReplicaSemiSync, ReplicaStatus, SemiSyncMaster, Version};
+use crate::status::{
+    errant_mariadb, errant_mysql, Flavor, GtidSet, MariadbGtidList, ReplicaSemiSync, ReplicaStatus, SemiSyncMaster,
+    Version,
+};
 use crate::topology::{Health, Role, Topology};
 use crate::Error;
 use std::collections::VecDeque;
@@ -229,7 +232,11 @@ impl Tracker {
                     }
                     match (&obs.heartbeat_error, t.heartbeat_error_logged) {
                         (Some(e), false) => {
-                            events.push(ev(Level::Warn, i, format!("{name}: heartbeat failed, using Seconds_Behind_Master for lag: {e}")));
+                            events.push(ev(
+                                Level::Warn,
+                                i,
+                                format!("{name}: heartbeat failed, using Seconds_Behind_Master for lag: {e}"),
+                            ));
                             t.heartbeat_error_logged = true;
                         }
                         (None, true) if obs.heartbeat_read.is_some() || obs.heartbeat_written.is_some() => {
@@ -273,7 +280,10 @@ impl Tracker {
                             i,
                             format!("{name}: check failed (1 of {} before it is taken out): {err}", self.policy.fall),
                         ));
-                    } else if s.health == Health::Down && t.last_error.as_deref() != Some(err.as_str()) && t.last_error.is_some() {
+                    } else if s.health == Health::Down
+                        && t.last_error.as_deref() != Some(err.as_str())
+                        && t.last_error.is_some()
+                    {
                         events.push(ev(Level::Info, i, format!("{name} is still down, now: {err}")));
                     }
                     t.last_error = Some(err);
@@ -331,9 +341,11 @@ impl Tracker {
             }
         };
         let writer_event = match (prev.writer, next.writer) {
-            (Some(a), Some(b)) if a != b => {
-                Some(ev(Level::Warn, b, format!("writer moved from {} to {} ({})", server_names[a], server_names[b], why_gone(a))))
-            }
+            (Some(a), Some(b)) if a != b => Some(ev(
+                Level::Warn,
+                b,
+                format!("writer moved from {} to {} ({})", server_names[a], server_names[b], why_gone(a)),
+            )),
             (Some(a), None) => Some(ev(Level::Warn, a, format!("no writer: {}", why_gone(a)))),
             (None, Some(b)) => Some(ev(Level::Info, b, format!("writer is {}", server_names[b]))),
             _ => None,
@@ -375,7 +387,15 @@ impl Tracker {
                         Some(w) => self.servers.get(w).is_none_or(|t| t.fail_streak > 0),
                         None => true,
                     };
-                    replica_readability(&self.policy, o, lag, s.errant.as_deref(), writer_sid, prev_s.readable, writer_unreachable)
+                    replica_readability(
+                        &self.policy,
+                        o,
+                        lag,
+                        s.errant.as_deref(),
+                        writer_sid,
+                        prev_s.readable,
+                        writer_unreachable,
+                    )
                 }
             };
             s.readable = readable;
@@ -384,7 +404,11 @@ impl Tracker {
             if let Some(errant) = &s.errant {
                 alerts.push(format!("errant transactions on {}: {errant}", s.name));
                 if prev_s.errant.as_ref() != Some(errant) {
-                    events.push(ev(Level::Error, i, format!("errant transactions on {} (not on the writer): {errant}", s.name)));
+                    events.push(ev(
+                        Level::Error,
+                        i,
+                        format!("errant transactions on {} (not on the writer): {errant}", s.name),
+                    ));
                 }
             }
             // Read pool membership changes (the writer's readability is the router's call).
@@ -397,9 +421,19 @@ impl Tracker {
                 };
                 match (prev_s.readable, s.readable) {
                     (false, true) => events.push(ev(Level::Info, i, format!("{} joins the read pool", s.name))),
-                    (true, false) => events.push(ev(Level::Warn, i, format!("{} leaves the read pool: {}{detail}", s.name, s.reason))),
-                    (false, false) if prev_s.reason != s.reason && s.health == Health::Up && prev_s.health == Health::Up => {
-                        events.push(ev(Level::Info, i, format!("{} stays out of the read pool: {}{detail}", s.name, s.reason)))
+                    (true, false) => events.push(ev(
+                        Level::Warn,
+                        i,
+                        format!("{} leaves the read pool: {}{detail}", s.name, s.reason),
+                    )),
+                    (false, false)
+                        if prev_s.reason != s.reason && s.health == Health::Up && prev_s.health == Health::Up =>
+                    {
+                        events.push(ev(
+                            Level::Info,
+                            i,
+                            format!("{} stays out of the read pool: {}{detail}", s.name, s.reason),
+                        ))
                     }
                     _ => {}
                 }
@@ -423,7 +457,11 @@ impl Tracker {
                         m.and_then(|m| m.clients).map_or("?".into(), |c| c.to_string()),
                         m.and_then(|m| m.no_tx).map_or("?".into(), |c| c.to_string())
                     );
-                    events.push(ev(Level::Warn, *w, format!("semi-sync replication on {name} fell back to asynchronous ({detail})")));
+                    events.push(ev(
+                        Level::Warn,
+                        *w,
+                        format!("semi-sync replication on {name} fell back to asynchronous ({detail})"),
+                    ));
                     actions.push(Action::SemisyncNotify { server: *w, active: false });
                 }
                 (Some(false), Some(true)) => {
@@ -454,7 +492,9 @@ impl Tracker {
     fn lag_ms(&self, o: &Observation, r: &ReplicaStatus) -> Option<u64> {
         let from_sbm = r.seconds_behind.map(|s| s.saturating_mul(1000));
         match o.heartbeat_read {
-            Some(h) if !self.heartbeats.is_empty() && h.seen_us.is_some() => Some(heartbeat_lag_ms(&self.heartbeats, h)),
+            Some(h) if !self.heartbeats.is_empty() && h.seen_us.is_some() => {
+                Some(heartbeat_lag_ms(&self.heartbeats, h))
+            }
             _ => from_sbm,
         }
     }
@@ -551,7 +591,6 @@ fn ev(level: Level, server: usize, message: String) -> Event {
     Event { level, server: Some(server), message }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,11 +598,21 @@ mod tests {
     use std::time::Duration;
 
     fn policy() -> Policy {
-        Policy { rise: 2, fall: 3, max_lag_ms: 10_000, hysteresis_percent: 80, errant_check: true, serve_stale_reads: true }
+        Policy {
+            rise: 2,
+            fall: 3,
+            max_lag_ms: 10_000,
+            hysteresis_percent: 80,
+            errant_check: true,
+            serve_stale_reads: true,
+        }
     }
 
     fn tracker(n: usize) -> Tracker {
-        Tracker::new(policy(), Topology::unknown((0..n).map(|i| (format!("s{i}"), format!("127.0.0.1:{}", 3306 + i), 1))))
+        Tracker::new(
+            policy(),
+            Topology::unknown((0..n).map(|i| (format!("s{i}"), format!("127.0.0.1:{}", 3306 + i), 1))),
+        )
     }
 
     fn maria() -> Option<Version> {
@@ -577,7 +626,12 @@ mod tests {
             server_id: Some(sid),
             gtid_position: Some("0-1-34".into()),
             gtid_binlog_state: Some("0-1-34".into()),
-            semisync_master: Some(SemiSyncMaster { enabled: true, active: true, clients: Some(2), ..Default::default() }),
+            semisync_master: Some(SemiSyncMaster {
+                enabled: true,
+                active: true,
+                clients: Some(2),
+                ..Default::default()
+            }),
             semisync_replica: Some(ReplicaSemiSync { acking: false }),
             ..Default::default()
         }
@@ -598,7 +652,12 @@ mod tests {
                 master_server_id: Some(1),
                 ..Default::default()
             }),
-            semisync_master: Some(SemiSyncMaster { enabled: true, active: false, clients: Some(0), ..Default::default() }),
+            semisync_master: Some(SemiSyncMaster {
+                enabled: true,
+                active: false,
+                clients: Some(0),
+                ..Default::default()
+            }),
             semisync_replica: Some(ReplicaSemiSync { acking: true }),
             ..Default::default()
         }
@@ -654,7 +713,9 @@ mod tests {
     fn health_changes_are_logged_once_with_the_reason() {
         let mut t = tracker(1);
         let mut lines = Vec::new();
-        for r in [Ok(replica(2, Some(0))), fail(), fail(), fail(), fail(), Ok(replica(2, Some(0))), Ok(replica(2, Some(0)))] {
+        for r in
+            [Ok(replica(2, Some(0))), fail(), fail(), fail(), fail(), Ok(replica(2, Some(0))), Ok(replica(2, Some(0)))]
+        {
             lines.extend(t.apply(vec![r], 0).events.into_iter().map(|e| e.message));
         }
         let downs: Vec<_> = lines.iter().filter(|l| l.contains("is down")).collect();
@@ -694,7 +755,13 @@ mod tests {
             ("writer last in config", vec![Ok(replica(2, Some(0))), Ok(writer(1))], Some(1), false, "RW"),
             ("writer down", vec![fail(), Ok(replica(2, Some(0)))], None, false, "-R"),
             ("replica down", vec![Ok(writer(1)), fail(), Ok(replica(3, Some(0)))], Some(0), false, "W-R"),
-            ("NULL lag excludes the replica only", vec![Ok(writer(1)), Ok(sbm_null), Ok(replica(3, Some(0)))], Some(0), false, "W-R"),
+            (
+                "NULL lag excludes the replica only",
+                vec![Ok(writer(1)), Ok(sbm_null), Ok(replica(3, Some(0)))],
+                Some(0),
+                false,
+                "W-R",
+            ),
             ("split brain at start", vec![Ok(writer(1)), Ok(writer(2)), Ok(replica(3, Some(0)))], None, true, "--R"),
             ("all down", vec![fail(), fail()], None, false, "--"),
         ];
@@ -756,7 +823,12 @@ mod tests {
                 "IO thread not running (Connecting)",
             ),
             ("no replica status", with(&|o| o.replica = None), false, "not replicating"),
-            ("other source", with(&|o| rs(o).master_server_id = Some(7)), false, "replicates from server_id 7, not from the writer (server_id 1)"),
+            (
+                "other source",
+                with(&|o| rs(o).master_server_id = Some(7)),
+                false,
+                "replicates from server_id 7, not from the writer (server_id 1)",
+            ),
             ("source id unknown yet", with(&|o| rs(o).master_server_id = Some(0)), true, ""),
             ("errant", with(&|o| o.gtid_binlog_state = Some("0-1-34,0-2-35".into())), false, "errant transactions"),
         ];
@@ -821,7 +893,10 @@ mod tests {
         let step = t.apply(vec![Ok(old.clone()), Ok(writer(2)), Ok(replica(3, Some(0)))], 0);
         assert_eq!(step.topology.writer, Some(1));
         assert!(step.changed);
-        assert!(step.events.iter().any(|e| e.level == Level::Warn && e.message == "writer moved from s0 to s1 (s0 is read_only=ON)"));
+        assert!(step
+            .events
+            .iter()
+            .any(|e| e.level == Level::Warn && e.message == "writer moved from s0 to s1 (s0 is read_only=ON)"));
         assert!(!step.topology.servers[0].readable, "{}", step.topology.servers[0].reason);
         // s2 still replicates from server 1, which is no longer the writer.
         assert!(step.topology.servers[2].reason.contains("not from the writer"));
@@ -855,7 +930,13 @@ mod tests {
         let mut t = tracker(2);
         let with = |active: bool, clients: u64| {
             let mut w = writer(1);
-            w.semisync_master = Some(SemiSyncMaster { enabled: true, active, clients: Some(clients), no_tx: Some(3), ..Default::default() });
+            w.semisync_master = Some(SemiSyncMaster {
+                enabled: true,
+                active,
+                clients: Some(clients),
+                no_tx: Some(3),
+                ..Default::default()
+            });
             vec![Ok(w), Ok(replica(2, Some(0)))]
         };
         let step = t.apply(with(true, 2), 0);
@@ -866,7 +947,10 @@ mod tests {
         let step = t.apply(with(false, 0), 0);
         assert_eq!(step.actions, vec![Action::SemisyncNotify { server: 0, active: false }]);
         assert!(step.changed);
-        assert!(step.events.iter().any(|e| e.level == Level::Warn && e.message.contains("fell back to asynchronous (clients=0, no_tx=3)")));
+        assert!(step
+            .events
+            .iter()
+            .any(|e| e.level == Level::Warn && e.message.contains("fell back to asynchronous (clients=0, no_tx=3)")));
         assert_eq!(step.topology.alerts, vec!["semi-sync on s0 is off: replication is asynchronous".to_string()]);
         let step = t.apply(with(false, 0), 0);
         assert!(step.actions.is_empty() && step.events.is_empty(), "logged once");
@@ -948,7 +1032,11 @@ mod tests {
             (Some(9_000_000), 3_500_000, 0),
         ];
         for (seen, read_at, want) in table {
-            assert_eq!(heartbeat_lag_ms(&ring, HeartbeatRead { seen_us: seen, read_at_us: read_at }), want, "{seen:?} at {read_at}");
+            assert_eq!(
+                heartbeat_lag_ms(&ring, HeartbeatRead { seen_us: seen, read_at_us: read_at }),
+                want,
+                "{seen:?} at {read_at}"
+            );
         }
         // Through the tracker: the writer's write is remembered, the replica's read measured
         // against it; without any write yet, Seconds_Behind_Master is used.
@@ -969,7 +1057,12 @@ mod tests {
         r.heartbeat_error = Some("heartbeat SELECT failed: ERROR 1146".into());
         let mut n = 0;
         for _ in 0..3 {
-            n += t.apply(vec![Ok(writer(1)), Ok(r.clone())], 0).events.iter().filter(|e| e.message.contains("heartbeat failed")).count();
+            n += t
+                .apply(vec![Ok(writer(1)), Ok(r.clone())], 0)
+                .events
+                .iter()
+                .filter(|e| e.message.contains("heartbeat failed"))
+                .count();
         }
         assert_eq!(n, 1);
         assert!(t.current().servers[1].readable, "a heartbeat problem falls back to Seconds_Behind_Master");
@@ -1016,7 +1109,6 @@ mod tests {
         assert_eq!(topo.servers[2].health, Health::Down);
     }
 
-
     /// A MySQL receiver retrying a dead source changes its error text every attempt: that is
     /// neither a new generation nor a new log line.
     #[test]
@@ -1038,7 +1130,11 @@ mod tests {
             let step = t.apply(round(attempt), 0);
             assert_eq!(step.topology.generation, g);
             assert!(step.events.is_empty(), "{:?}", step.events);
-            assert!(step.topology.servers[1].replication.as_ref().and_then(|r| r.last_io_error.clone()).is_some_and(|e| e.contains(&format!("attempt {attempt}/"))));
+            assert!(step.topology.servers[1]
+                .replication
+                .as_ref()
+                .and_then(|r| r.last_io_error.clone())
+                .is_some_and(|e| e.contains(&format!("attempt {attempt}/"))));
         }
     }
 }

@@ -46,7 +46,9 @@ struct Running {
 
 impl Running {
     async fn start(config: MonitorConfig, servers: Vec<ServerConfig>) -> Running {
-        let handle = TopologyHandle::new(Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
+        let handle = TopologyHandle::new(Topology::unknown(
+            servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight)),
+        ));
         let mut monitor = Monitor::new(&config, &servers, handle.clone());
         monitor.check_once().await;
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -110,7 +112,8 @@ async fn first_round_knows_the_lab() -> Result<()> {
     let _serial = SERIAL.lock().await;
     let c = Cluster::shared();
     let servers = servers(c);
-    let handle = TopologyHandle::new(Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
+    let handle =
+        TopologyHandle::new(Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
     let mut m = Monitor::new(&config(), &servers, handle.clone());
     let started = Instant::now();
     m.check_once().await;
@@ -120,7 +123,10 @@ async fn first_round_knows_the_lab() -> Result<()> {
     assert_eq!(t.generation, 1);
     assert_eq!(t.servers.iter().map(|s| s.server_id).collect::<Vec<_>>(), vec![Some(1), Some(2), Some(3)]);
     assert_eq!(t.servers[0].role, Role::Writer);
-    assert!(t.servers.iter().all(|s| s.health == Health::Up && s.version.as_deref().is_some_and(|v| v.contains("MariaDB"))));
+    assert!(t
+        .servers
+        .iter()
+        .all(|s| s.health == Health::Up && s.version.as_deref().is_some_and(|v| v.contains("MariaDB"))));
     for r in REPLICAS {
         let s = &t.servers[r];
         assert_eq!(s.role, Role::Replica);
@@ -153,7 +159,8 @@ async fn an_unreachable_server_is_down_and_only_it() -> Result<()> {
     // A port nobody listens on (bound and released).
     let dead = rwsplit_tests::free_ports(1)?[0];
     servers[2].address = format!("127.0.0.1:{dead}");
-    let handle = TopologyHandle::new(Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
+    let handle =
+        TopologyHandle::new(Topology::unknown(servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight))));
     let mut m = Monitor::new(&config(), &servers, handle.clone());
     m.check_once().await;
     let t = handle.load();
@@ -205,7 +212,8 @@ async fn semisync_fallback_is_reported_and_notified() -> Result<()> {
     cfg.semisync_notify = format!("echo \"$RWSPLIT_SEMISYNC $RWSPLIT_SERVER\" >> '{}'", notes.display());
     let mon = Running::start(cfg, servers(c)).await;
     let result = with_restore(c, async {
-        mon.wait_for("semi-sync on", Duration::from_secs(10), |t| t.semisync.as_ref().is_some_and(|s| s.active)).await?;
+        mon.wait_for("semi-sync on", Duration::from_secs(10), |t| t.semisync.as_ref().is_some_and(|s| s.active))
+            .await?;
         for r in REPLICAS {
             c.exec(r, "STOP SLAVE IO_THREAD").await?;
         }
@@ -226,8 +234,10 @@ async fn semisync_fallback_is_reported_and_notified() -> Result<()> {
         let back = Instant::now();
         // MariaDB switches semi-sync back on once a replica has caught up and acknowledges.
         c.exec(MASTER, "INSERT INTO monitor_test.t (v) VALUES (3)").await?;
-        mon.wait_for("semi-sync reported on again", Duration::from_secs(10), |t| t.semisync.as_ref().is_some_and(|s| s.active))
-            .await?;
+        mon.wait_for("semi-sync reported on again", Duration::from_secs(10), |t| {
+            t.semisync.as_ref().is_some_and(|s| s.active)
+        })
+        .await?;
         eprintln!("semi-sync on reported {:?} after START SLAVE IO_THREAD", back.elapsed());
         // The notify command ran for both changes, in order.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -291,12 +301,17 @@ async fn two_writable_servers_do_not_move_the_writer() -> Result<()> {
         while Instant::now() < until {
             let t = mon.handle.load();
             assert_eq!(t.writer, Some(MASTER), "the writer must not move in a split brain");
-            assert!(t.split_brain && t.alerts.iter().any(|a| a.starts_with("split brain: master, replica1")), "{:?}", t.alerts);
+            assert!(
+                t.split_brain && t.alerts.iter().any(|a| a.starts_with("split brain: master, replica1")),
+                "{:?}",
+                t.alerts
+            );
             assert!(!t.servers[1].readable);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         c.exec(1, "SET GLOBAL read_only = ON").await?;
-        mon.wait_for("split brain resolved", TWO_INTERVALS, |t| !t.split_brain && t.alerts.is_empty() && healthy(t)).await?;
+        mon.wait_for("split brain resolved", TWO_INTERVALS, |t| !t.split_brain && t.alerts.is_empty() && healthy(t))
+            .await?;
         Ok(())
     })
     .await;
@@ -382,7 +397,11 @@ async fn errant_transaction_on_a_replica_is_flagged() -> Result<()> {
         let state: String = c.query_value(2, "SELECT @@gtid_binlog_state").await?;
         let kept: Vec<&str> = state.split(',').filter(|g| !g.trim().starts_with("99-")).collect();
         c.exec(2, "SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS rwsplit_errant_probe").await?;
-        c.exec(2, &format!("STOP SLAVE; RESET MASTER; SET GLOBAL gtid_binlog_state = '{}'; START SLAVE", kept.join(","))).await?;
+        c.exec(
+            2,
+            &format!("STOP SLAVE; RESET MASTER; SET GLOBAL gtid_binlog_state = '{}'; START SLAVE", kept.join(",")),
+        )
+        .await?;
         mon.wait_for("errant gone", Duration::from_secs(5), |t| t.servers[2].errant.is_none() && healthy(t)).await?;
         result
     })

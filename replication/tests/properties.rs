@@ -4,7 +4,9 @@
 //! split brain, readable replicas are up and read_only, generations never go back).
 
 use proptest::prelude::*;
-use rwsplit_replication::status::{Fields, GtidSet, MariadbGtidList, ReplicaSemiSync, ReplicaStatus, SemiSyncMaster, Version};
+use rwsplit_replication::status::{
+    Fields, GtidSet, MariadbGtidList, ReplicaSemiSync, ReplicaStatus, SemiSyncMaster, Version,
+};
 use rwsplit_replication::tracker::{Observation, Policy, Tracker};
 use rwsplit_replication::{Error, Health, Topology};
 use std::time::Duration;
@@ -106,12 +108,23 @@ fn observation(server_id: u32, kind: u8) -> Result<Observation, Error> {
         version: Version::parse("10.11.19-MariaDB"),
         read_only: true,
         server_id: Some(server_id),
-        replica: Some(ReplicaStatus { io_running: io, sql_running: sql, seconds_behind: lag, master_server_id: Some(1), ..Default::default() }),
+        replica: Some(ReplicaStatus {
+            io_running: io,
+            sql_running: sql,
+            seconds_behind: lag,
+            master_server_id: Some(1),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     match kind {
         0 => Err(Error::Timeout { what: "check", after: Duration::from_secs(1) }),
-        1 => Ok(Observation { version: Version::parse("10.11.19-MariaDB"), read_only: false, server_id: Some(server_id), ..Default::default() }),
+        1 => Ok(Observation {
+            version: Version::parse("10.11.19-MariaDB"),
+            read_only: false,
+            server_id: Some(server_id),
+            ..Default::default()
+        }),
         2 => Ok(replica(true, true, Some(0))),
         3 => Ok(replica(true, true, Some(4))),
         4 => Ok(replica(true, true, Some(6))),

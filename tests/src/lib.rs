@@ -309,11 +309,8 @@ impl Cluster {
     /// Drops and creates database `name` on the master (utf8mb4) and waits until the replicas
     /// have it: the usual first step of a test that wants a database of its own.
     pub async fn fresh_db(&self, name: &str) -> Result<()> {
-        self.exec(
-            MASTER,
-            &format!("DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
-        )
-        .await?;
+        self.exec(MASTER, &format!("DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .await?;
         self.wait_replicated().await
     }
 
@@ -469,11 +466,7 @@ impl Proxy {
             let log = dir.join("rwsplit.log");
             let log_file = fs::File::create(&log)?;
             let mut cmd = Command::new(&bin);
-            cmd.arg("--config")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone()?)
-                .stderr(log_file);
+            cmd.arg("--config").arg(&config_path).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
             if std::env::var_os("RUST_LOG").is_none() {
                 cmd.env("RUST_LOG", "info");
             }
@@ -527,7 +520,9 @@ impl Proxy {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("port not accepting yet");
         while Instant::now() < deadline {
-            if let Some(status) = self.child.lock().expect("child lock").as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) =
+                self.child.lock().expect("child lock").as_mut().and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("rwsplit exited during start-up ({status})");
             }
             if TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1)).is_ok() {

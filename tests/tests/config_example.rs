@@ -37,16 +37,26 @@ user = "monitor"
 password = "monitor"
 "#;
     let defaults = rwsplit_config::parse(Path::new("minimal.toml"), minimal).unwrap();
-    let shown = |c: &rwsplit_config::Config| {
-        format!("{:?}\n{:?}\n{:?}\n{:?}", c.proxy, c.routing, c.admin, c.monitor)
-    };
+    let shown = |c: &rwsplit_config::Config| format!("{:?}\n{:?}\n{:?}\n{:?}", c.proxy, c.routing, c.admin, c.monitor);
     let mut sample = config.clone();
     sample.proxy.listen = defaults.proxy.listen.clone();
     assert_eq!(shown(&sample), shown(&defaults), "the sample's values differ from the schema's defaults");
     let (b, d) = (&config.backend, &defaults.backend);
     assert_eq!(
-        (b.connect_timeout_ms, b.response_timeout_ms, b.max_idle_per_server, b.max_connections_per_server, b.idle_timeout_ms),
-        (d.connect_timeout_ms, d.response_timeout_ms, d.max_idle_per_server, d.max_connections_per_server, d.idle_timeout_ms),
+        (
+            b.connect_timeout_ms,
+            b.response_timeout_ms,
+            b.max_idle_per_server,
+            b.max_connections_per_server,
+            b.idle_timeout_ms
+        ),
+        (
+            d.connect_timeout_ms,
+            d.response_timeout_ms,
+            d.max_idle_per_server,
+            d.max_connections_per_server,
+            d.idle_timeout_ms
+        ),
         "[backend] defaults"
     );
     assert_eq!(config.servers[0].weight, defaults.servers[0].weight);
@@ -144,7 +154,13 @@ fn docker_lab_configs_load() {
 
 #[test]
 fn harness_base_config_loads() {
-    let text = rwsplit_tests::proxy_config_for_ports([3307, 3308, 3309], 8066, 9066, "[routing]\nconsistency = \"causal\"\n[monitor]\nfall = 5").unwrap();
+    let text = rwsplit_tests::proxy_config_for_ports(
+        [3307, 3308, 3309],
+        8066,
+        9066,
+        "[routing]\nconsistency = \"causal\"\n[monitor]\nfall = 5",
+    )
+    .unwrap();
     let c = match rwsplit_config::parse(Path::new("harness.toml"), &text) {
         Ok(c) => c,
         Err(e) => panic!("the harness's proxy config does not load:\n{e}\n{text}"),

@@ -24,9 +24,12 @@ async fn replication_semisync_and_read_only() {
     assert_eq!(get("Rpl_semi_sync_master_clients"), "2", "{status:?}");
 
     c.fresh_db("lab_repl").await.unwrap();
-    c.exec(MASTER, "CREATE TABLE lab_repl.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO lab_repl.t VALUES (1, 'x')")
-        .await
-        .unwrap();
+    c.exec(
+        MASTER,
+        "CREATE TABLE lab_repl.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO lab_repl.t VALUES (1, 'x')",
+    )
+    .await
+    .unwrap();
     c.wait_replicated().await.unwrap();
     for i in REPLICAS {
         let v: String = c.query_value(i, "SELECT v FROM lab_repl.t WHERE id = 1").await.unwrap();

@@ -102,7 +102,8 @@ fn bad_config_fails_at_start_with_file_line_and_reason() {
     // A semantic error: line of the key and the reason.
     let bad = good.replace("interval_ms = 250", "interval_ms = 250\nfall = 0");
     std::fs::write(&path, &bad).unwrap();
-    let out = Command::new(rwsplit_bin().unwrap()).args(["--config", &path.display().to_string(), "check"]).output().unwrap();
+    let out =
+        Command::new(rwsplit_bin().unwrap()).args(["--config", &path.display().to_string(), "check"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     let line = bad.lines().position(|l| l == "fall = 0").unwrap() + 1;
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -91,7 +91,10 @@ async fn writes_land_on_the_master() {
     let rows: Vec<(i32, String)> = c.query(MASTER, "SELECT id, v FROM rt_write.t ORDER BY id").await.unwrap();
     assert_eq!(rows, vec![(1, "updated".into()), (3, "replaced".into())]);
     c.wait_replicated().await.unwrap();
-    let n: i64 = c.query_value(1, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'rt_write'").await.unwrap();
+    let n: i64 = c
+        .query_value(1, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'rt_write'")
+        .await
+        .unwrap();
     assert_eq!(n, 2, "the DDL replicated");
 }
 
@@ -212,12 +215,10 @@ async fn time_zone_and_sql_mode_follow_reads_to_the_replicas() {
     conn.query_drop("SET sql_mode = 'ANSI_QUOTES,NO_ENGINE_SUBSTITUTION'").await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..10 {
-        let (tz, diff, mode, id): (String, String, String, u32) = one(
-            &mut conn,
-            "SELECT @@time_zone, TIMEDIFF(NOW(), UTC_TIMESTAMP()), @@sql_mode, @@server_id",
-        )
-        .await
-        .unwrap();
+        let (tz, diff, mode, id): (String, String, String, u32) =
+            one(&mut conn, "SELECT @@time_zone, TIMEDIFF(NOW(), UTC_TIMESTAMP()), @@sql_mode, @@server_id")
+                .await
+                .unwrap();
         assert_eq!(tz, "+03:00", "time_zone on server {id}");
         assert_eq!(diff, "03:00:00", "NOW() follows the time zone on server {id}");
         assert_eq!(mode, "ANSI_QUOTES,NO_ENGINE_SUBSTITUTION", "sql_mode on server {id}");
@@ -250,7 +251,8 @@ async fn four_byte_utf8_round_trip() {
     c.wait_replicated().await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..6 {
-        let (v, id): (String, u32) = one(&mut conn, "SELECT v, @@server_id FROM rt_emoji.t WHERE id = 1").await.unwrap();
+        let (v, id): (String, u32) =
+            one(&mut conn, "SELECT v, @@server_id FROM rt_emoji.t WHERE id = 1").await.unwrap();
         assert_eq!(v, text, "read back from server {id}");
         ids.push(id);
         let (v, _id): (String, u32) =
@@ -488,16 +490,19 @@ async fn twenty_mib_blob_round_trip() {
     let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
     conn.query_drop(format!("INSERT INTO rt_blob.t VALUES (2, X'{hex}')")).await.unwrap();
     drop(hex);
-    let (len, md5): (i64, String) = one(&mut conn, "SELECT LENGTH(b), MD5(b) FROM rt_blob.t WHERE id = 1 FOR UPDATE").await.unwrap();
+    let (len, md5): (i64, String) =
+        one(&mut conn, "SELECT LENGTH(b), MD5(b) FROM rt_blob.t WHERE id = 1 FOR UPDATE").await.unwrap();
     assert_eq!(len, 20 << 20);
-    let (len2, md5_2): (i64, String) = c.query(MASTER, "SELECT LENGTH(b), MD5(b) FROM rt_blob.t WHERE id = 2").await.unwrap().remove(0);
+    let (len2, md5_2): (i64, String) =
+        c.query(MASTER, "SELECT LENGTH(b), MD5(b) FROM rt_blob.t WHERE id = 2").await.unwrap().remove(0);
     assert_eq!((len2, &md5_2), (len, &md5), "prepared and text inserts stored the same bytes");
 
     c.wait_replicated().await.unwrap();
     let mut ids = Vec::new();
     for id in [1, 2] {
         // Text-protocol result (one row over two packets), then a binary-protocol one.
-        let (b, sid): (Vec<u8>, u32) = one(&mut conn, &format!("SELECT b, @@server_id FROM rt_blob.t WHERE id = {id}")).await.unwrap();
+        let (b, sid): (Vec<u8>, u32) =
+            one(&mut conn, &format!("SELECT b, @@server_id FROM rt_blob.t WHERE id = {id}")).await.unwrap();
         assert!(b == blob, "row {id}: text result differs (len {} vs {})", b.len(), blob.len());
         ids.push(sid);
         let (b, sid): (Vec<u8>, u32) =

@@ -168,11 +168,8 @@ fn long_data_then_execute_writes_the_whole_value() {
     ex.extend_from_slice(&7i32.to_le_bytes());
     let ok = r.command(&ex);
     assert_eq!(ok[0], 0, "execute: {}", String::from_utf8_lossy(&ok));
-    let (len, md5): (u64, String) = rt
-        .block_on(c.query(MASTER, "SELECT LENGTH(b), MD5(b) FROM rawproto.t WHERE id = 7"))
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (len, md5): (u64, String) =
+        rt.block_on(c.query(MASTER, "SELECT LENGTH(b), MD5(b) FROM rawproto.t WHERE id = 7")).unwrap().pop().unwrap();
     assert_eq!(len, 30_000);
     let expect: (String,) = rt
         .block_on(c.query(MASTER, "SELECT MD5(CONCAT(REPEAT('a', 10000), REPEAT('b', 10000), REPEAT('c', 10000)))"))

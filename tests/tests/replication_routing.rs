@@ -100,7 +100,12 @@ async fn causal_reads_see_own_writes_and_without_it_they_do_not() {
     let _serial = SERIAL.lock().await;
     let c = cluster();
     c.fresh_db("causal").await.unwrap();
-    c.exec(MASTER, "CREATE TABLE causal.t_on (id INT PRIMARY KEY, v INT); CREATE TABLE causal.t_off (id INT PRIMARY KEY, v INT)").await.unwrap();
+    c.exec(
+        MASTER,
+        "CREATE TABLE causal.t_on (id INT PRIMARY KEY, v INT); CREATE TABLE causal.t_off (id INT PRIMARY KEY, v INT)",
+    )
+    .await
+    .unwrap();
     c.wait_replicated().await.unwrap();
     // replica1 applies every event one second late (its SQL thread is delayed).
     let _restore = Restore(vec![(1, "STOP SLAVE"), (1, "CHANGE MASTER TO MASTER_DELAY = 0"), (1, "START SLAVE")]);
@@ -116,7 +121,8 @@ async fn causal_reads_see_own_writes_and_without_it_they_do_not() {
     let stale_on = stale_reads(&mut conn, "t_on", 1000).await;
     let took_on = started.elapsed();
     let metrics = admin_get(&on, "/metrics");
-    let fallbacks = metrics.lines().find(|l| l.starts_with("rwsplit_causal_read_fallbacks_total")).unwrap_or("").to_string();
+    let fallbacks =
+        metrics.lines().find(|l| l.starts_with("rwsplit_causal_read_fallbacks_total")).unwrap_or("").to_string();
 
     let off = Proxy::start(c, "[routing]\nconsistency = \"none\"\n").unwrap();
     off.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
@@ -130,7 +136,10 @@ async fn causal_reads_see_own_writes_and_without_it_they_do_not() {
         took_off.as_secs_f64()
     );
     assert_eq!(stale_on, 0, "read-your-writes must never return a stale row");
-    assert!(stale_off > 0, "without causal reads the delayed replica must show stale rows (else this test proves nothing)");
+    assert!(
+        stale_off > 0,
+        "without causal reads the delayed replica must show stale rows (else this test proves nothing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +220,9 @@ async fn reads_fall_back_to_the_master_or_fail_clearly() {
 async fn require_semisync_refuses_writes_while_semisync_is_off() {
     let _serial = SERIAL.lock().await;
     let c = cluster();
-    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS semisync; CREATE TABLE IF NOT EXISTS semisync.t (id INT)").await.unwrap();
+    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS semisync; CREATE TABLE IF NOT EXISTS semisync.t (id INT)")
+        .await
+        .unwrap();
     let p = Proxy::start(c, "[routing]\nrequire_semisync = true\n").unwrap();
     let _log = p.log_on_panic();
     wait_status(&p, "semi-sync on", |s| semisync_active(s) == Some(true)).await;

@@ -32,7 +32,8 @@ fn number_after(text: &str, label: &str) -> Option<u64> {
 }
 
 fn parse_report(text: &str) -> Report {
-    let get = |label: &str| number_after(text, label).unwrap_or_else(|| panic!("no `{label}` in sysbench output:\n{text}"));
+    let get =
+        |label: &str| number_after(text, label).unwrap_or_else(|| panic!("no `{label}` in sysbench output:\n{text}"));
     Report {
         read: get("read:"),
         write: get("write:"),
@@ -135,8 +136,11 @@ async fn oltp_read_write_through_rwsplit() {
     // statements, prepared ones included, and rows deleted).
     let inserted = c.global_status(MASTER, "Com_insert").await.unwrap() - inserted0;
     let deleted = c.global_status(MASTER, "Handler_delete").await.unwrap() - deleted0;
-    assert!(inserted >= r.transactions && deleted >= r.transactions,
-        "the master saw {inserted} inserts and {deleted} deletes for {} transactions", r.transactions);
+    assert!(
+        inserted >= r.transactions && deleted >= r.transactions,
+        "the master saw {inserted} inserts and {deleted} deletes for {} transactions",
+        r.transactions
+    );
     // Reads inside BEGIN ... COMMIT belong to the master: the replicas saw (almost) none of
     // them — only the monitor's checks.
     for i in REPLICAS {
@@ -176,7 +180,10 @@ async fn oltp_read_write_through_rwsplit() {
     assert_eq!((r.ignored_errors, r.reconnects), (0, 0), "{ro}");
     assert!(r.read > 0, "{ro}");
     let served: Vec<u64> = (0..3).map(|i| after[i] - before[i]).collect();
-    eprintln!("[sysbench] autocommit reads: {} reported; Com_select deltas master/replica1/replica2 = {served:?}", r.read);
+    eprintln!(
+        "[sysbench] autocommit reads: {} reported; Com_select deltas master/replica1/replica2 = {served:?}",
+        r.read
+    );
     for i in REPLICAS {
         assert!(served[i] >= r.read / 10, "replica {i} served {} of {} autocommit reads", served[i], r.read);
     }
@@ -187,5 +194,8 @@ async fn oltp_read_write_through_rwsplit() {
 fn report_parsing() {
     let text = "SQL statistics:\n    queries performed:\n        read:                            320054\n        write:                           91439\n        other:                           45720\n        total:                           457213\n    transactions:                        22859  (761.71 per sec.)\n    queries:                             457213 (15235.38 per sec.)\n    ignored errors:                      2      (0.07 per sec.)\n    reconnects:                          0      (0.00 per sec.)\n";
     let r = parse_report(text);
-    assert_eq!((r.read, r.write, r.other, r.transactions, r.ignored_errors, r.reconnects), (320054, 91439, 45720, 22859, 2, 0));
+    assert_eq!(
+        (r.read, r.write, r.other, r.transactions, r.ignored_errors, r.reconnects),
+        (320054, 91439, 45720, 22859, 2, 0)
+    );
 }

@@ -27,7 +27,12 @@ pub struct ImportOutput {
 /// Imports keepalived.conf `text`; `file` only labels errors. Fails with every error found
 /// (syntax, undefined track scripts, values rwsplit's validation refuses), each with its line.
 pub fn import_keepalived(text: &str, file: &Path) -> Result<ImportOutput, Vec<ConfigError>> {
-    let err = |line: usize, path: String, reason: String| ConfigError { file: file.to_path_buf(), line: Some(line), path, reason };
+    let err = |line: usize, path: String, reason: String| ConfigError {
+        file: file.to_path_buf(),
+        line: Some(line),
+        path,
+        reason,
+    };
     let tokens = lex(text).map_err(|(line, reason)| vec![err(line, String::new(), reason)])?;
     let nodes = parse(&tokens).map_err(|(line, reason)| vec![err(line, String::new(), reason)])?;
 
@@ -46,10 +51,13 @@ pub fn import_keepalived(text: &str, file: &Path) -> Result<ImportOutput, Vec<Co
             "virtual_server" | "virtual_server_group" => {
                 imp.ignore(n.line, format!("{} (LVS load balancing is not VRRP)", n.head()))
             }
-            "vrrp_sync_group" => {
-                imp.ignore(n.line, format!("{} (sync groups are not supported: each instance fails over alone)", n.head()))
+            "vrrp_sync_group" => imp.ignore(
+                n.line,
+                format!("{} (sync groups are not supported: each instance fails over alone)", n.head()),
+            ),
+            "include" => {
+                imp.ignore(n.line, format!("{} (included files are not read: import each one separately)", n.head()))
             }
-            "include" => imp.ignore(n.line, format!("{} (included files are not read: import each one separately)", n.head())),
             _ => imp.ignore(n.line, format!("{} (not VRRP)", n.head())),
         }
     }
@@ -299,7 +307,11 @@ impl Importer {
         match n.arg().map(str::parse::<T>) {
             Some(Ok(v)) => Some(v),
             _ => {
-                self.error(n, format!("{at}.{}", n.keyword()), format!("{:?} is not a valid number", n.args().join(" ")));
+                self.error(
+                    n,
+                    format!("{at}.{}", n.keyword()),
+                    format!("{:?} is not a valid number", n.args().join(" ")),
+                );
                 None
             }
         }
@@ -345,7 +357,10 @@ impl Importer {
                 "weight" => {
                     config.weight = self.number(n, &at).unwrap_or(0);
                     if n.words.get(2).is_some_and(|w| w == "reverse") {
-                        self.warnings.push((n.line, format!("{at}: weight 'reverse' is not supported; imported as plain weight")));
+                        self.warnings.push((
+                            n.line,
+                            format!("{at}: weight 'reverse' is not supported; imported as plain weight"),
+                        ));
                     }
                 }
                 "rise" => config.rise = self.number(n, &at).unwrap_or(config.rise),
@@ -372,7 +387,10 @@ impl Importer {
                         Some("MASTER") => InitialState::Master,
                         Some("BACKUP") => InitialState::Backup,
                         other => {
-                            self.warnings.push((n.line, format!("{at}: unknown state {other:?}, taken as BACKUP (as keepalived does)")));
+                            self.warnings.push((
+                                n.line,
+                                format!("{at}: unknown state {other:?}, taken as BACKUP (as keepalived does)"),
+                            ));
                             InitialState::Backup
                         }
                     };
@@ -417,7 +435,11 @@ impl Importer {
                 "unicast_src_ip" => {
                     match n.arg().map(str::parse) {
                         Some(Ok(ip)) => v.unicast_src_ip = Some(ip),
-                        _ => self.error(n, format!("{at}.unicast_src_ip"), format!("{:?} is not an IP address", n.args().join(" "))),
+                        _ => self.error(
+                            n,
+                            format!("{at}.unicast_src_ip"),
+                            format!("{:?} is not an IP address", n.args().join(" ")),
+                        ),
                     }
                     true
                 }
@@ -425,10 +447,15 @@ impl Importer {
                     for p in n.children() {
                         match p.keyword().parse() {
                             Ok(ip) => v.unicast_peer.push(ip),
-                            Err(_) => self.error(p, format!("{at}.unicast_peer"), format!("{:?} is not an IP address", p.keyword())),
+                            Err(_) => self.error(
+                                p,
+                                format!("{at}.unicast_peer"),
+                                format!("{:?} is not an IP address", p.keyword()),
+                            ),
                         }
                         if p.words.len() > 1 {
-                            self.warnings.push((p.line, format!("{at}: unicast_peer options {:?} ignored", p.args().join(" "))));
+                            self.warnings
+                                .push((p.line, format!("{at}: unicast_peer options {:?} ignored", p.args().join(" "))));
                         }
                     }
                     true
@@ -515,7 +542,8 @@ impl Importer {
         let (mut pass, line) = pass.unwrap_or_default();
         if pass.chars().count() > 8 {
             pass = pass.chars().take(8).collect();
-            self.warnings.push((line, format!("{at}: auth_pass cut to its first 8 characters, as keepalived sends it")));
+            self.warnings
+                .push((line, format!("{at}: auth_pass cut to its first 8 characters, as keepalived sends it")));
         }
         Some(AuthConfig { auth_type: auth_type.unwrap_or_default(), auth_pass: Secret::new(pass) })
     }
@@ -529,11 +557,15 @@ impl Importer {
             let value = words.next();
             match (w.as_str(), value) {
                 ("dev" | "label", Some(v)) => kept.extend([w.clone(), v.clone()]),
-                ("brd" | "broadcast" | "scope", Some(v)) => {
-                    self.warnings.push((a.line, format!("{at}: virtual_ipaddress option '{w} {v}' dropped (kernel default used)")))
-                }
+                ("brd" | "broadcast" | "scope", Some(v)) => self
+                    .warnings
+                    .push((a.line, format!("{at}: virtual_ipaddress option '{w} {v}' dropped (kernel default used)"))),
                 _ => {
-                    self.error(a, format!("{at}.virtual_ipaddress"), format!("option {w:?} in {:?} is not supported", a.head()));
+                    self.error(
+                        a,
+                        format!("{at}.virtual_ipaddress"),
+                        format!("option {w:?} in {:?} is not supported", a.head()),
+                    );
                     return None;
                 }
             }
@@ -603,7 +635,10 @@ fn render(out: &mut String, v: &VrrpInstanceConfig, line: usize) {
     kv("advert_int", float(v.advert_int));
     kv("version", v.version.to_string());
     if let Some(a) = &v.authentication {
-        kv("authentication", format!("{{ auth_type = {}, auth_pass = {} }}", quote(&a.auth_type), quote(a.auth_pass.expose())));
+        kv(
+            "authentication",
+            format!("{{ auth_type = {}, auth_pass = {} }}", quote(&a.auth_type), quote(a.auth_pass.expose())),
+        );
     }
     let vips: Vec<String> = v
         .virtual_ipaddress
@@ -689,7 +724,11 @@ mod tests {
     }
 
     fn ignored_at(out: &ImportOutput, line: usize) -> &str {
-        out.ignored.iter().find(|(l, _)| *l == line).map(|(_, w)| w.as_str()).unwrap_or_else(|| panic!("nothing ignored at {line}: {:?}", out.ignored))
+        out.ignored
+            .iter()
+            .find(|(l, _)| *l == line)
+            .map(|(_, w)| w.as_str())
+            .unwrap_or_else(|| panic!("nothing ignored at {line}: {:?}", out.ignored))
     }
 
     #[test]
@@ -813,7 +852,8 @@ mod tests {
                     virtual_router_id 7\n virtual_ipaddress { 10.0.0.7/24 brd 10.0.0.255 dev eth0 }\n track_script {\n  s weight 5\n }\n \
                     auth_x 1\n authentication {\n  auth_type PASS\n  auth_pass 123456789\n }\n}\ninclude /etc/keepalived/*.conf\n";
         let out = import_keepalived(text, Path::new("k.conf")).unwrap();
-        let c = crate::parse(Path::new("i.toml"), &format!("{BASE}{}", out.toml)).unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
+        let c = crate::parse(Path::new("i.toml"), &format!("{BASE}{}", out.toml))
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
         let v = &c.vrrp[0];
         assert_eq!(v.track_script[0].script, "/bin/check a#b");
         assert_eq!(v.track_script[0].weight, 5);

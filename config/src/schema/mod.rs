@@ -70,10 +70,16 @@ impl Config {
         for (i, s) in self.servers.iter().enumerate() {
             s.validate(&format!("servers[{i}]"), &mut problems);
             if !names.insert(s.name.as_str()) {
-                problems.push(Problem::new(format!("servers[{i}].name"), format!("server name {:?} is used twice", s.name)));
+                problems.push(Problem::new(
+                    format!("servers[{i}].name"),
+                    format!("server name {:?} is used twice", s.name),
+                ));
             }
             if !addrs.insert(s.address.as_str()) {
-                problems.push(Problem::new(format!("servers[{i}].address"), format!("address {:?} is listed twice", s.address)));
+                problems.push(Problem::new(
+                    format!("servers[{i}].address"),
+                    format!("address {:?} is listed twice", s.address),
+                ));
             }
         }
         self.monitor.validate(&mut problems);

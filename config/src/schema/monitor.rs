@@ -134,7 +134,8 @@ mod tests {
     fn unknown_keys_are_refused() {
         let e = toml::from_str::<MonitorConfig>("user = \"m\"\nheartbeat = true\nheart_beat = 1\n");
         assert!(e.is_err());
-        let ok: MonitorConfig = toml::from_str("user = \"m\"\nheartbeat = true\nsemisync_notify = \"logger off\"\n").unwrap();
+        let ok: MonitorConfig =
+            toml::from_str("user = \"m\"\nheartbeat = true\nsemisync_notify = \"logger off\"\n").unwrap();
         assert!(ok.heartbeat);
         assert_eq!(ok.semisync_notify, "logger off");
     }

@@ -26,10 +26,8 @@ impl UserConfig {
             problems.push(Problem::new(format!("{at}.name"), "a user needs a name"));
         }
         match (&self.password, &self.password_hash) {
-            (Some(_), Some(_)) => problems.push(Problem::new(
-                format!("{at}.password_hash"),
-                "give either password or password_hash, not both",
-            )),
+            (Some(_), Some(_)) => problems
+                .push(Problem::new(format!("{at}.password_hash"), "give either password or password_hash, not both")),
             (None, None) => problems.push(Problem::new(
                 format!("{at}.password"),
                 "a user needs password or password_hash (use password = \"\" for none)",
@@ -96,10 +94,8 @@ impl BackendConfig {
         check_range("backend.max_connections_per_server", self.max_connections_per_server.into(), 1, 100_000, problems);
         check_range("backend.idle_timeout_ms", self.idle_timeout_ms, 1_000, 86_400_000, problems);
         if self.max_idle_per_server > self.max_connections_per_server {
-            problems.push(Problem::new(
-                "backend.max_idle_per_server",
-                "cannot exceed backend.max_connections_per_server",
-            ));
+            problems
+                .push(Problem::new("backend.max_idle_per_server", "cannot exceed backend.max_connections_per_server"));
         }
     }
 }

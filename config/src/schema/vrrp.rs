@@ -245,7 +245,15 @@ pub struct TrackScriptConfig {
 
 impl Default for TrackScriptConfig {
     fn default() -> Self {
-        TrackScriptConfig { name: String::new(), script: String::new(), interval: 1.0, timeout: None, weight: 0, rise: 1, fall: 1 }
+        TrackScriptConfig {
+            name: String::new(),
+            script: String::new(),
+            interval: 1.0,
+            timeout: None,
+            weight: 0,
+            rise: 1,
+            fall: 1,
+        }
     }
 }
 
@@ -288,17 +296,28 @@ impl VrrpInstanceConfig {
                 bad("advert_int", format!("{} is not 0.01–40.95 s in steps of 0.01 s (VRRPv3)", self.advert_int));
             }
         } else if !(1.0..=255.0).contains(&self.advert_int) || self.advert_int.fract() != 0.0 {
-            bad("advert_int", format!("{} is not a whole number of seconds 1–255 (VRRPv2; use version = 3 for less)", self.advert_int));
+            bad(
+                "advert_int",
+                format!(
+                    "{} is not a whole number of seconds 1–255 (VRRPv2; use version = 3 for less)",
+                    self.advert_int
+                ),
+            );
         }
         match &self.authentication {
-            Some(_) if v3 => bad("authentication", "VRRPv3 has no authentication (RFC 5798 §9); remove it or use version = 2".into()),
+            Some(_) if v3 => {
+                bad("authentication", "VRRPv3 has no authentication (RFC 5798 §9); remove it or use version = 2".into())
+            }
             Some(a) => {
                 if !a.auth_type.eq_ignore_ascii_case("PASS") {
                     bad("authentication.auth_type", format!("{:?} is not supported; only \"PASS\"", a.auth_type));
                 }
                 let n = a.auth_pass.expose().chars().count();
                 if n == 0 || n > 8 {
-                    bad("authentication.auth_pass", format!("must be 1–8 characters (has {n}); keepalived would cut it to 8"));
+                    bad(
+                        "authentication.auth_pass",
+                        format!("must be 1–8 characters (has {n}); keepalived would cut it to 8"),
+                    );
                 }
             }
             None => {}
@@ -419,7 +438,13 @@ impl VrrpInstanceConfig {
         check_range(&format!("{at}.garp_master_delay"), self.garp_master_delay.into(), 0, 3600, problems);
         check_range(&format!("{at}.garp_master_repeat"), self.garp_master_repeat.into(), 1, 100, problems);
         check_range(&format!("{at}.garp_master_refresh"), self.garp_master_refresh.into(), 0, 86_400, problems);
-        check_range(&format!("{at}.garp_master_refresh_repeat"), self.garp_master_refresh_repeat.into(), 1, 100, problems);
+        check_range(
+            &format!("{at}.garp_master_refresh_repeat"),
+            self.garp_master_refresh_repeat.into(),
+            1,
+            100,
+            problems,
+        );
         check_range(&format!("{at}.vip_lifetime"), self.vip_lifetime.into(), 2, 86_400, problems);
         if f64::from(self.vip_lifetime) < 2.0 * self.advert_int {
             problems.push(Problem::new(
@@ -635,7 +660,15 @@ preempt_delay = 5000.0
         assert_eq!(paths(&one("", "eth0", 1, "")), ["vrrp[0].name"]);
         let no_vip = one("a", "eth0", 1, "").replace("[\"10.0.0.1\"]", "[]");
         assert_eq!(paths(&no_vip), ["vrrp[0].virtual_ipaddress"]);
-        assert_eq!(paths(&one("a", "eth0", 1, "unicast_src_ip = \"10.0.0.9\"\nunicast_peer = [\"10.0.0.9\", \"10.0.0.8\", \"10.0.0.8\"]")), ["vrrp[0].unicast_peer[0]", "vrrp[0].unicast_peer[2]"]);
+        assert_eq!(
+            paths(&one(
+                "a",
+                "eth0",
+                1,
+                "unicast_src_ip = \"10.0.0.9\"\nunicast_peer = [\"10.0.0.9\", \"10.0.0.8\", \"10.0.0.8\"]"
+            )),
+            ["vrrp[0].unicast_peer[0]", "vrrp[0].unicast_peer[2]"]
+        );
         assert_eq!(paths(&one("a", "eth0", 1, "vip_lifetime = 3\nadvert_int = 2.0")), ["vrrp[0].vip_lifetime"]);
         assert_eq!(paths(&one("a", "eth0", 1, "notify = \" \"")), ["vrrp[0].notify"]);
         assert_eq!(paths(&one("a", "eth0", 1, "track_proxy = { weight = 300 }")), ["vrrp[0].track_proxy.weight"]);

@@ -120,7 +120,8 @@ pub async fn login(
             Some(&OK) => return Ok(ServerHello { version, connection_id, capabilities: caps }),
             Some(&ERR) => return Err(AuthError::Refused(err_message(&p))),
             Some(0xFE) => {
-                let switch = ParseBuf(&p).parse::<AuthSwitchRequest<'_>>(()).map_err(|_| AuthError::Protocol("auth switch"))?;
+                let switch =
+                    ParseBuf(&p).parse::<AuthSwitchRequest<'_>>(()).map_err(|_| AuthError::Protocol("auth switch"))?;
                 plugin = switch.auth_plugin().as_bytes().to_vec();
                 nonce = switch.plugin_data().to_vec();
                 if nonce.last() == Some(&0) {
@@ -137,7 +138,8 @@ pub async fn login(
                 Some(4) => {
                     stream.send(next, &[2], timeout).await?;
                     let (seq, key) = stream.read_packet(1 << 16, timeout).await?;
-                    let pem = key.get(1..).filter(|_| key.first() == Some(&0x01)).ok_or(AuthError::Protocol("public key"))?;
+                    let pem =
+                        key.get(1..).filter(|_| key.first() == Some(&0x01)).ok_or(AuthError::Protocol("public key"))?;
                     let enc = rsa_encrypt_password(password, &nonce, pem)?;
                     stream.send(seq.wrapping_add(1), &enc, timeout).await?;
                 }

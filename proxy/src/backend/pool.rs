@@ -111,7 +111,11 @@ impl Pool {
             guard,
         )
         .await
-        .map_err(|e| ProxyError::Backend { server: sp.name.clone(), reason: format!("connect: {e}"), retryable: true })
+        .map_err(|e| ProxyError::Backend {
+            server: sp.name.clone(),
+            reason: format!("connect: {e}"),
+            retryable: true,
+        })
     }
 
     fn take_idle(&self, sp: &ServerPool, key: CapabilityFlags, state: u64) -> Option<BackendConn> {

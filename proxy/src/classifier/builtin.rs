@@ -847,8 +847,7 @@ pub(crate) const KEYWORDS_BEFORE_PARENTHESIS: &[&str] = &[
 
 /// True when `upper` (an upper-cased word) followed by `(` is not a user-defined function.
 pub(crate) fn is_builtin_or_keyword(upper: &str) -> bool {
-    BUILTIN_FUNCTIONS.binary_search(&upper).is_ok()
-        || KEYWORDS_BEFORE_PARENTHESIS.binary_search(&upper).is_ok()
+    BUILTIN_FUNCTIONS.binary_search(&upper).is_ok() || KEYWORDS_BEFORE_PARENTHESIS.binary_search(&upper).is_ok()
 }
 
 #[cfg(test)]
@@ -859,29 +858,15 @@ mod tests {
     // Names must fit the scanner's 48-byte upper-casing buffer.
     fn lists_are_sorted_upper_case_and_short() {
         for list in [BUILTIN_FUNCTIONS, KEYWORDS_BEFORE_PARENTHESIS] {
-            assert!(
-                list.windows(2).all(|w| w[0] < w[1]),
-                "not sorted or has duplicates"
-            );
-            assert!(list
-                .iter()
-                .all(|n| n.len() <= 48 && !n.bytes().any(|b| b.is_ascii_lowercase())));
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "not sorted or has duplicates");
+            assert!(list.iter().all(|n| n.len() <= 48 && !n.bytes().any(|b| b.is_ascii_lowercase())));
         }
         assert!(BUILTIN_FUNCTIONS.len() > 400);
     }
 
     #[test]
     fn lookups() {
-        for name in [
-            "COUNT",
-            "JSON_EXTRACT",
-            "DATE_FORMAT",
-            "COALESCE",
-            "IN",
-            "OVER",
-            "DECIMAL",
-            "ST_DISTANCE",
-        ] {
+        for name in ["COUNT", "JSON_EXTRACT", "DATE_FORMAT", "COALESCE", "IN", "OVER", "DECIMAL", "ST_DISTANCE"] {
             assert!(is_builtin_or_keyword(name), "{name}");
         }
         for name in ["MYFUNC", "CALC_TAX", "COUNTS"] {

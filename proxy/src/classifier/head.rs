@@ -57,27 +57,16 @@ pub(crate) struct Head {
 
 impl From<StatementKind> for Head {
     fn from(kind: StatementKind) -> Self {
-        Head {
-            kind,
-            swallow_rest: false,
-        }
+        Head { kind, swallow_rest: false }
     }
 }
 
 fn compound() -> Head {
-    Head {
-        kind: StatementKind::Compound,
-        swallow_rest: true,
-    }
+    Head { kind: StatementKind::Compound, swallow_rest: true }
 }
 
 /// Reads the statement that starts with `first`; pushes its effects and head flags.
-pub(crate) fn read<'a>(
-    first: Token<'a>,
-    cur: &mut Cursor<'a>,
-    effects: &mut Vec<Effect>,
-    flags: &mut Flags,
-) -> Head {
+pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &mut Flags) -> Head {
     use StatementKind as K;
     if first.is_punct(b'(') {
         return parenthesized_query(cur).into();
@@ -122,13 +111,8 @@ pub(crate) fn read<'a>(
             effects.push(Effect::EndTransaction);
             // ALTER [DEFINER = …] EVENT … DO BEGIN …; END has a body, as CREATE EVENT does.
             let mut ahead = cur.clone();
-            let event = (0..8)
-                .map_while(|_| ahead.next())
-                .any(|t| t.is_word("EVENT"));
-            Head {
-                kind: K::Ddl,
-                swallow_rest: event,
-            }
+            let event = (0..8).map_while(|_| ahead.next()).any(|t| t.is_word("EVENT"));
+            Head { kind: K::Ddl, swallow_rest: event }
         }
         "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "IMPORT" => end(effects, K::Ddl),
         "CALL" => K::Call.into(),
@@ -268,10 +252,12 @@ pub(crate) fn read<'a>(
         }
         "IF" | "CASE" | "LOOP" | "WHILE" | "REPEAT" | "DECLARE" => compound(),
         // Administrative statements that commit an open transaction first.
-        "OPTIMIZE" | "REPAIR" | "CHECK" | "CACHE" | "RESET" | "CHANGE" | "STOP" | "INSTALL"
-        | "UNINSTALL" => end(effects, K::Admin),
-        "KILL" | "SHUTDOWN" | "RESTART" | "CHECKSUM" | "PURGE" | "BINLOG" | "CLONE" | "SIGNAL"
-        | "RESIGNAL" => K::Admin.into(),
+        "OPTIMIZE" | "REPAIR" | "CHECK" | "CACHE" | "RESET" | "CHANGE" | "STOP" | "INSTALL" | "UNINSTALL" => {
+            end(effects, K::Admin)
+        }
+        "KILL" | "SHUTDOWN" | "RESTART" | "CHECKSUM" | "PURGE" | "BINLOG" | "CLONE" | "SIGNAL" | "RESIGNAL" => {
+            K::Admin.into()
+        }
         // `label: BEGIN NOT ATOMIC …`, `label: LOOP …`
         _ if cur.peek().is_some_and(|t| t.is_punct(b':')) => compound(),
         _ => K::Unknown.into(),
@@ -334,12 +320,10 @@ fn show(cur: &mut Cursor<'_>, flags: &mut Flags) -> StatementKind {
         let mut buf = [0u8; 48];
         match upper(t.text, &mut buf) {
             Some(
-                "MASTER" | "BINLOG" | "BINARY" | "SLAVE" | "SLAVES" | "REPLICA" | "REPLICAS"
-                | "RELAYLOG" | "PROCESSLIST",
+                "MASTER" | "BINLOG" | "BINARY" | "SLAVE" | "SLAVES" | "REPLICA" | "REPLICAS" | "RELAYLOG"
+                | "PROCESSLIST",
             ) if t.kind == TokenKind::Word => flags.set(Flags::MASTER_STATUS),
-            Some("WARNINGS" | "ERRORS" | "PROFILE" | "PROFILES" | "COUNT")
-                if t.kind == TokenKind::Word =>
-            {
+            Some("WARNINGS" | "ERRORS" | "PROFILE" | "PROFILES" | "COUNT") if t.kind == TokenKind::Word => {
                 flags.set(Flags::FOLLOWS_PREVIOUS)
             }
             _ => {}
@@ -398,11 +382,7 @@ fn explain(cur: &mut Cursor<'_>, flags: &mut Flags) -> StatementKind {
             flags.set(Flags::MASTER_STATUS);
             return K::Explain;
         } else if let Some(kind) = explained(&t, cur) {
-            return if analyze && !kind.is_read() && kind != K::Unknown {
-                kind
-            } else {
-                K::Explain
-            };
+            return if analyze && !kind.is_read() && kind != K::Unknown { kind } else { K::Explain };
         } else if matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent) {
             return K::Describe;
         } else {
@@ -479,10 +459,7 @@ fn create(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
             }
             Some("PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT" | "PACKAGE") => {
                 effects.push(Effect::EndTransaction);
-                return Head {
-                    kind: StatementKind::Ddl,
-                    swallow_rest: true,
-                };
+                return Head { kind: StatementKind::Ddl, swallow_rest: true };
             }
             Some(
                 "TABLE"
@@ -550,12 +527,8 @@ pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
 
 /// `name` or `db.name`, lower-cased, as the session keys its temporary tables.
 pub(crate) fn object_name(cur: &mut Cursor<'_>) -> Option<String> {
-    let first = cur.peek().filter(|t| {
-        matches!(
-            t.kind,
-            TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted
-        )
-    })?;
+    let first =
+        cur.peek().filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted))?;
     cur.next();
     let mut name = identifier(&first)?.to_lowercase();
     if cur.peek().is_some_and(|t| t.is_punct(b'.')) {

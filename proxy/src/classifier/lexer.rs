@@ -72,11 +72,7 @@ pub(crate) struct LexMode {
 
 impl Default for LexMode {
     fn default() -> Self {
-        LexMode {
-            backslash_escapes: true,
-            conditional_comments_as_sql: true,
-            multibyte_backslash: false,
-        }
+        LexMode { backslash_escapes: true, conditional_comments_as_sql: true, multibyte_backslash: false }
     }
 }
 
@@ -115,13 +111,7 @@ fn is_word_byte(b: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, mode: LexMode) -> Self {
-        Lexer {
-            src,
-            pos: 0,
-            mode,
-            in_executable_comment: false,
-            notes: LexNotes::default(),
-        }
+        Lexer { src, pos: 0, mode, in_executable_comment: false, notes: LexNotes::default() }
     }
 
     fn byte(&self, at: usize) -> Option<u8> {
@@ -145,11 +135,7 @@ impl<'a> Lexer<'a> {
 
     /// Skips to the end of the line; `from` is where the comment's text starts.
     fn line_comment(&mut self, from: usize) {
-        let end = self
-            .src
-            .as_bytes()
-            .get(from..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'));
+        let end = self.src.as_bytes().get(from..).and_then(|rest| rest.iter().position(|&b| b == b'\n'));
         let end = end.map_or(self.src.len(), |n| from + n);
         let body = self.slice(from, end);
         let hint = hint_in_comment(body);
@@ -192,11 +178,7 @@ impl<'a> Lexer<'a> {
         }
         // An ordinary comment (or a conditional one read as a comment): up to the first `*/`.
         let body_start = open + 2;
-        let close = self
-            .src
-            .as_bytes()
-            .get(body_start..)
-            .and_then(|rest| rest.windows(2).position(|w| w == b"*/"));
+        let close = self.src.as_bytes().get(body_start..).and_then(|rest| rest.windows(2).position(|w| w == b"*/"));
         match close {
             Some(n) => {
                 let body = self.slice(body_start, body_start + n);
@@ -231,8 +213,7 @@ impl<'a> Lexer<'a> {
                         .and_then(|from| self.src.as_bytes().get(from..p))
                         .is_some_and(|before| before == "\u{fffd}".as_bytes());
                     self.notes.backslash_after_replacement |= after_replacement;
-                    let escaping = self.mode.backslash_escapes
-                        && !(after_replacement && self.mode.multibyte_backslash);
+                    let escaping = self.mode.backslash_escapes && !(after_replacement && self.mode.multibyte_backslash);
                     p += if escaping { 2 } else { 1 };
                 }
                 Some(b) if b == quote => {
@@ -297,9 +278,7 @@ impl<'a> Lexer<'a> {
                 b'#' => self.line_comment(start + 1),
                 // `--` starts a comment only when followed by whitespace, a control
                 // character or the end; `1--1` is arithmetic.
-                b'-' if self.byte(start + 1) == Some(b'-')
-                    && self.byte(start + 2).is_none_or(|c| c <= b' ') =>
-                {
+                b'-' if self.byte(start + 1) == Some(b'-') && self.byte(start + 2).is_none_or(|c| c <= b' ') => {
                     self.line_comment(start + 2)
                 }
                 b'/' if self.byte(start + 1) == Some(b'*') => self.block_comment(),
@@ -368,10 +347,7 @@ pub(crate) fn hint_in_comment(body: &str) -> Option<Route> {
     if words("rwsplit:replica").is_some() {
         return Some(Route::Replica);
     }
-    let lower = body
-        .get(..body.len().min(64))
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let lower = body.get(..body.len().min(64)).unwrap_or("").to_ascii_lowercase();
     let mut it = lower.split_whitespace();
     if (it.next(), it.next(), it.next()) == (Some("maxscale"), Some("route"), Some("to")) {
         return match it.next() {
@@ -388,23 +364,16 @@ mod tests {
     use super::*;
 
     fn kinds(sql: &str) -> Vec<(TokenKind, String)> {
-        Lexer::new(sql, LexMode::default())
-            .map(|t| (t.kind, t.text.to_string()))
-            .collect()
+        Lexer::new(sql, LexMode::default()).map(|t| (t.kind, t.text.to_string())).collect()
     }
 
     fn words(sql: &str) -> Vec<String> {
-        Lexer::new(sql, LexMode::default())
-            .map(|t| t.text.to_string())
-            .collect()
+        Lexer::new(sql, LexMode::default()).map(|t| t.text.to_string()).collect()
     }
 
     #[test]
     fn skips_comments_and_keeps_literals_whole() {
-        assert_eq!(
-            words("SELECT /* x */ a -- y\n, b # z\n FROM t"),
-            ["SELECT", "a", ",", "b", "FROM", "t"]
-        );
+        assert_eq!(words("SELECT /* x */ a -- y\n, b # z\n FROM t"), ["SELECT", "a", ",", "b", "FROM", "t"]);
         assert_eq!(
             kinds("'it''s' \"a\\\"b\" `c``d`"),
             [
@@ -424,21 +393,13 @@ mod tests {
 
     #[test]
     fn executable_comments_are_sql() {
-        assert_eq!(
-            words("/*!40101 SET NAMES utf8 */;"),
-            ["SET", "NAMES", "utf8", ";"]
-        );
+        assert_eq!(words("/*!40101 SET NAMES utf8 */;"), ["SET", "NAMES", "utf8", ";"]);
         assert_eq!(words("/*! STRAIGHT_JOIN */ x"), ["STRAIGHT_JOIN", "x"]);
         let mut lx = Lexer::new("/*!80013 SELECT */ 1", LexMode::default());
         assert_eq!(lx.by_ref().count(), 2);
         assert!(lx.notes.conditional_comment);
-        let skip = LexMode {
-            conditional_comments_as_sql: false,
-            ..LexMode::default()
-        };
-        let got: Vec<_> = Lexer::new("/*!80013 SELECT */ 1 /*M!100100 x */", skip)
-            .map(|t| t.text)
-            .collect();
+        let skip = LexMode { conditional_comments_as_sql: false, ..LexMode::default() };
+        let got: Vec<_> = Lexer::new("/*!80013 SELECT */ 1 /*M!100100 x */", skip).map(|t| t.text).collect();
         assert_eq!(got, ["1"]);
     }
 
@@ -459,14 +420,9 @@ mod tests {
     #[test]
     fn backslash_mode_changes_where_a_string_ends() {
         let sql = r"SELECT 'a\'; DELETE FROM t; -- '";
-        let on: Vec<_> = Lexer::new(sql, LexMode::default())
-            .map(|t| t.text)
-            .collect();
+        let on: Vec<_> = Lexer::new(sql, LexMode::default()).map(|t| t.text).collect();
         assert_eq!(on.len(), 2);
-        let off = LexMode {
-            backslash_escapes: false,
-            ..LexMode::default()
-        };
+        let off = LexMode { backslash_escapes: false, ..LexMode::default() };
         let off: Vec<_> = Lexer::new(sql, off).map(|t| t.text).collect();
         assert!(off.contains(&"DELETE"));
     }
@@ -480,36 +436,16 @@ mod tests {
         };
         assert_eq!(hint("/* rwsplit:master */ SELECT 1"), Some(Route::Master));
         assert_eq!(hint("SELECT 1 -- RWSPLIT:REPLICA"), Some(Route::Replica));
-        assert_eq!(
-            hint("SELECT 1 # rwsplit:replica please"),
-            Some(Route::Replica)
-        );
-        assert_eq!(
-            hint("SELECT 1 -- maxscale route to slave"),
-            Some(Route::Replica)
-        );
+        assert_eq!(hint("SELECT 1 # rwsplit:replica please"), Some(Route::Replica));
+        assert_eq!(hint("SELECT 1 -- maxscale route to slave"), Some(Route::Replica));
         assert_eq!(hint("SELECT 1 /* rwsplit:replicas */"), None);
         assert_eq!(hint("SELECT '/* rwsplit:master */'"), None);
-        assert_eq!(
-            hint("/* rwsplit:replica */ SELECT 1 /* rwsplit:master */"),
-            Some(Route::Master)
-        );
+        assert_eq!(hint("/* rwsplit:replica */ SELECT 1 /* rwsplit:master */"), Some(Route::Master));
     }
 
     #[test]
     fn unterminated_input_ends_quietly() {
-        for sql in [
-            "'abc",
-            "\"abc\\",
-            "`abc",
-            "/* abc",
-            "/*! abc",
-            "@'x",
-            "SELECT 'a\\",
-            "\\",
-            "@",
-            "@@",
-        ] {
+        for sql in ["'abc", "\"abc\\", "`abc", "/* abc", "/*! abc", "@'x", "SELECT 'a\\", "\\", "@", "@@"] {
             let _ = Lexer::new(sql, LexMode::default()).count();
         }
     }

@@ -281,10 +281,7 @@ pub enum Effect {
     /// USE db (backquotes removed, case kept).
     UseSchema(String),
     /// `SET NAMES x [COLLATE y]`, `SET CHARACTER SET x`, `SET CHARSET x` (lower-cased).
-    SetNames {
-        charset: String,
-        collation: Option<String>,
-    },
+    SetNames { charset: String, collation: Option<String> },
     /// Any other SET of session state (session or user variables, sql_mode, time_zone, role):
     /// the session replays the statement text on its other backend connections. `key` is the
     /// sorted, lower-cased, comma-joined list of the variables it assigns (`@x` for user

@@ -31,11 +31,7 @@ fn decision(stmt: &Statement, sql: Option<&str>, session: &SessionView<'_>) -> D
             }
         }
     }
-    Decision {
-        route,
-        reason,
-        effects,
-    }
+    Decision { route, reason, effects }
 }
 
 fn starts_read_write_transaction(stmt: &Statement) -> bool {
@@ -84,10 +80,7 @@ fn in_read_only_transaction(stmt: &Statement) -> (Route, Reason) {
     }
     let stays = stmt.kind.is_read()
         || stmt.kind.is_dml_write()
-        || matches!(
-            stmt.kind,
-            K::Transaction | K::Set | K::Use | K::UnlockTables | K::Diagnostics
-        );
+        || matches!(stmt.kind, K::Transaction | K::Set | K::Use | K::UnlockTables | K::Diagnostics);
     if stays {
         (Route::Replica, Reason::ReadOnlyTransaction)
     } else {
@@ -109,11 +102,7 @@ fn by_kind(stmt: &Statement) -> (Route, Reason) {
             Reason::TransactionControl
         }
         K::Set => {
-            if stmt
-                .effects
-                .iter()
-                .any(|e| matches!(e, Effect::SetAutocommit(_)))
-            {
+            if stmt.effects.iter().any(|e| matches!(e, Effect::SetAutocommit(_))) {
                 Reason::TransactionControl
             } else {
                 Reason::SessionCommand
@@ -127,9 +116,7 @@ fn by_kind(stmt: &Statement) -> (Route, Reason) {
         K::Diagnostics => return (Route::Previous, Reason::FollowsPrevious),
         K::Empty | K::Unknown => Reason::Unparsed,
         // Reads are decided by `read`; should one arrive here, the master is always safe.
-        K::Select | K::Show | K::Describe | K::Explain | K::Table | K::Values | K::Help | K::Do => {
-            Reason::Write
-        }
+        K::Select | K::Show | K::Describe | K::Explain | K::Table | K::Values | K::Help | K::Do => Reason::Write,
     };
     (Route::Master, reason)
 }
@@ -146,10 +133,7 @@ fn read(stmt: &Statement, sql: Option<&str>, session: &SessionView<'_>) -> (Rout
     }
     let master_rules = [
         (Flags::MASTER_STATUS, Reason::MasterStatus),
-        (
-            Flags::SEQUENCE_ADVANCE | Flags::SEQUENCE_STATE,
-            Reason::Sequence,
-        ),
+        (Flags::SEQUENCE_ADVANCE | Flags::SEQUENCE_STATE, Reason::Sequence),
         (Flags::INTO_VAR | Flags::INTO_FILE, Reason::SelectInto),
         (Flags::LOCKING_READ, Reason::LockingRead),
         (Flags::LOCK_FUNCTION, Reason::LockFunction),

@@ -38,9 +38,7 @@ pub(crate) fn read<'a>(cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &
         return K::Set.into();
     }
     if first.is_word("RESOURCE") {
-        effects.push(Effect::SessionVariables {
-            key: "resource_group".into(),
-        });
+        effects.push(Effect::SessionVariables { key: "resource_group".into() });
         return K::Set.into();
     }
     if first.is_word("STATEMENT") {
@@ -105,18 +103,14 @@ fn transaction_characteristics(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) 
                 effects.push(Effect::SetIsolation { serializable: true });
             } else if cur.eat("REPEATABLE") || cur.eat("READ") {
                 cur.next();
-                effects.push(Effect::SetIsolation {
-                    serializable: false,
-                });
+                effects.push(Effect::SetIsolation { serializable: false });
             }
         } else if t.is_word("READ") && (cur.eat("ONLY") || cur.eat("WRITE")) {
             access_mode = true;
         }
     }
     if access_mode {
-        effects.push(Effect::SessionVariables {
-            key: "transaction_read_only".into(),
-        });
+        effects.push(Effect::SessionVariables { key: "transaction_read_only".into() });
     }
 }
 
@@ -130,15 +124,9 @@ fn literal<'a>(t: &Token<'a>) -> Option<&'a str> {
 
 fn bool_literal(t: &Token<'_>) -> Option<bool> {
     let text = literal(t)?;
-    if ["1", "ON", "TRUE"]
-        .iter()
-        .any(|v| text.eq_ignore_ascii_case(v))
-    {
+    if ["1", "ON", "TRUE"].iter().any(|v| text.eq_ignore_ascii_case(v)) {
         Some(true)
-    } else if ["0", "OFF", "FALSE"]
-        .iter()
-        .any(|v| text.eq_ignore_ascii_case(v))
-    {
+    } else if ["0", "OFF", "FALSE"].iter().any(|v| text.eq_ignore_ascii_case(v)) {
         Some(false)
     } else {
         None
@@ -148,16 +136,8 @@ fn bool_literal(t: &Token<'_>) -> Option<bool> {
 /// `'SERIALIZABLE'` → true, `'READ-COMMITTED'` and the other levels → false.
 fn isolation_literal(t: &Token<'_>) -> Option<bool> {
     let text = literal(t)?;
-    let normal: String = text
-        .chars()
-        .map(|c| {
-            if c == '-' || c == '_' {
-                ' '
-            } else {
-                c.to_ascii_uppercase()
-            }
-        })
-        .collect();
+    let normal: String =
+        text.chars().map(|c| if c == '-' || c == '_' { ' ' } else { c.to_ascii_uppercase() }).collect();
     match normal.trim() {
         "SERIALIZABLE" => Some(true),
         "REPEATABLE READ" | "READ COMMITTED" | "READ UNCOMMITTED" => Some(false),
@@ -168,11 +148,7 @@ fn isolation_literal(t: &Token<'_>) -> Option<bool> {
 /// A charset or collation name: a word, a quoted string or DEFAULT, lower-cased.
 fn charset_name(cur: &mut Cursor<'_>) -> Option<String> {
     let t = cur.next()?;
-    let name = literal(&t).or(if t.kind == TokenKind::QuotedIdent {
-        Some(t.text)
-    } else {
-        None
-    })?;
+    let name = literal(&t).or(if t.kind == TokenKind::QuotedIdent { Some(t.text) } else { None })?;
     Some(name.to_ascii_lowercase())
 }
 
@@ -219,11 +195,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
         }
         if t.is_word("NAMES") {
             if let Some(charset) = charset_name(cur) {
-                let collation = if cur.eat("COLLATE") {
-                    charset_name(cur)
-                } else {
-                    None
-                };
+                let collation = if cur.eat("COLLATE") { charset_name(cur) } else { None };
                 effects.push(Effect::SetNames { charset, collation });
             }
             if value(cur).1 {
@@ -233,10 +205,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
         }
         if t.is_word("CHARSET") || (t.is_word("CHARACTER") && cur.eat("SET")) {
             if let Some(charset) = charset_name(cur) {
-                effects.push(Effect::SetNames {
-                    charset,
-                    collation: None,
-                });
+                effects.push(Effect::SetNames { charset, collation: None });
             }
             if value(cur).1 {
                 continue;
@@ -256,9 +225,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
             TokenKind::Word | TokenKind::QuotedIdent => (t.text.to_ascii_lowercase(), global_scope),
             _ => return StatementKind::Unknown.into(),
         };
-        if !(cur.eat_punct(b'=')
-            || cur.peek().is_some_and(|t| t.kind == TokenKind::Assign) && cur.next().is_some())
-        {
+        if !(cur.eat_punct(b'=') || cur.peek().is_some_and(|t| t.kind == TokenKind::Assign) && cur.next().is_some()) {
             return StatementKind::Unknown.into();
         }
         let (single, more) = value(cur);
@@ -273,12 +240,10 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
                         effects.push(Effect::SetAutocommit(on));
                     }
                 }
-                "tx_isolation" | "transaction_isolation" => {
-                    match single.as_ref().and_then(isolation_literal) {
-                        Some(serializable) => effects.push(Effect::SetIsolation { serializable }),
-                        None => keys.push("transaction_isolation".into()),
-                    }
-                }
+                "tx_isolation" | "transaction_isolation" => match single.as_ref().and_then(isolation_literal) {
+                    Some(serializable) => effects.push(Effect::SetIsolation { serializable }),
+                    None => keys.push("transaction_isolation".into()),
+                },
                 "tx_read_only" => keys.push("transaction_read_only".into()),
                 _ => keys.push(name),
             }
@@ -293,9 +258,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
     if !keys.is_empty() {
         keys.sort();
         keys.dedup();
-        effects.push(Effect::SessionVariables {
-            key: keys.join(","),
-        });
+        effects.push(Effect::SessionVariables { key: keys.join(",") });
     }
     StatementKind::Set.into()
 }

@@ -263,24 +263,13 @@ impl Statement {
 pub fn scan(sql: &str) -> Statement {
     let (mut stmt, notes) = scan_with(sql, LexMode::default());
     let default = LexMode::default();
-    let no_escapes = LexMode {
-        backslash_escapes: false,
-        ..default
-    };
+    let no_escapes = LexMode { backslash_escapes: false, ..default };
     let readings = [
         notes.backslash_in_literal.then_some(no_escapes),
-        notes.backslash_after_replacement.then_some(LexMode {
-            multibyte_backslash: true,
-            ..default
-        }),
-        notes.conditional_comment.then_some(LexMode {
-            conditional_comments_as_sql: false,
-            ..default
-        }),
-        (notes.conditional_comment && notes.backslash_in_literal).then_some(LexMode {
-            conditional_comments_as_sql: false,
-            ..no_escapes
-        }),
+        notes.backslash_after_replacement.then_some(LexMode { multibyte_backslash: true, ..default }),
+        notes.conditional_comment.then_some(LexMode { conditional_comments_as_sql: false, ..default }),
+        (notes.conditional_comment && notes.backslash_in_literal)
+            .then_some(LexMode { conditional_comments_as_sql: false, ..no_escapes }),
     ];
     for mode in readings.into_iter().flatten() {
         let (other, _) = scan_with(sql, mode);
@@ -401,10 +390,7 @@ impl BodyKeyword {
             (19, b'S') => &[("SQL_CALC_FOUND_ROWS", K::SqlCalcFoundRows)],
             _ => return None,
         };
-        candidates
-            .iter()
-            .find(|(name, _)| word.eq_ignore_ascii_case(name))
-            .map(|&(_, k)| k)
+        candidates.iter().find(|(name, _)| word.eq_ignore_ascii_case(name)).map(|&(_, k)| k)
     }
 }
 
@@ -438,12 +424,7 @@ impl<'a> Body<'_, 'a> {
     }
 
     fn token(&mut self, t: Token<'a>, lx: &Lexer<'a>) {
-        if !self.read_kind
-            && matches!(
-                t.kind,
-                TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted
-            )
-        {
+        if !self.read_kind && matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted) {
             // Statements that are not reads go to the master whatever their clauses say and
             // the temporary-table rule is for reads: only calls (lock functions have effects)
             // and `@x :=` matter in them.
@@ -460,26 +441,18 @@ impl<'a> Body<'_, 'a> {
             TokenKind::DoubleQuoted => self.stmt.idents.insert(t.text, Some(b'"')),
             TokenKind::SystemVar => {
                 let name = t.text.rsplit('.').next().unwrap_or(t.text);
-                if name.eq_ignore_ascii_case("last_insert_id")
-                    || name.eq_ignore_ascii_case("identity")
-                {
+                if name.eq_ignore_ascii_case("last_insert_id") || name.eq_ignore_ascii_case("identity") {
                     self.flag(Flags::LAST_INSERT_ID);
-                } else if name.eq_ignore_ascii_case("warning_count")
-                    || name.eq_ignore_ascii_case("error_count")
-                {
+                } else if name.eq_ignore_ascii_case("warning_count") || name.eq_ignore_ascii_case("error_count") {
                     self.flag(Flags::FOLLOWS_PREVIOUS);
                 }
             }
             // In SET, `@x := v` is the SET's own assignment, replayable like `@x = v`.
-            TokenKind::Assign
-                if !self.in_set && self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) =>
-            {
+            TokenKind::Assign if !self.in_set && self.prev.is_some_and(|p| p.kind == TokenKind::UserVar) => {
                 self.flag(Flags::USER_VAR_ASSIGN);
             }
             TokenKind::Punct(b'(') => {
-                if self.cte_prologue == Some(self.depth)
-                    && self.prev.is_some_and(|p| p.is_punct(b')'))
-                {
+                if self.cte_prologue == Some(self.depth) && self.prev.is_some_and(|p| p.is_punct(b')')) {
                     // `WITH c AS (…) (SELECT …)`: the main query has started.
                     self.cte_prologue = None;
                 }
@@ -489,9 +462,8 @@ impl<'a> Body<'_, 'a> {
                     self.insert_columns_pending = false;
                 } else if self.insert_columns_pending {
                     self.insert_columns_pending = false;
-                    let special = self.prev.is_some_and(|p| {
-                        p.kind == TokenKind::Word && SpecialFunction::of(p.text).is_some()
-                    });
+                    let special =
+                        self.prev.is_some_and(|p| p.kind == TokenKind::Word && SpecialFunction::of(p.text).is_some());
                     if !special {
                         self.depth = self.depth.saturating_add(1);
                         self.prev2 = self.prev;
@@ -519,9 +491,7 @@ impl<'a> Body<'_, 'a> {
             return;
         };
         match keyword {
-            BodyKeyword::Update | BodyKeyword::Share if is_word(self.prev, "FOR") => {
-                self.flag(Flags::LOCKING_READ)
-            }
+            BodyKeyword::Update | BodyKeyword::Share if is_word(self.prev, "FOR") => self.flag(Flags::LOCKING_READ),
             BodyKeyword::In if is_word(self.prev, "LOCK") => self.flag(Flags::LOCKING_READ),
             BodyKeyword::Insert | BodyKeyword::Replace => {
                 self.insert_into_pending = true;
@@ -538,12 +508,8 @@ impl<'a> Body<'_, 'a> {
                     self.flag(Flags::SEQUENCE_STATE);
                 }
             }
-            BodyKeyword::Nextval if self.prev.is_some_and(|p| p.is_punct(b'.')) => {
-                self.flag(Flags::SEQUENCE_ADVANCE)
-            }
-            BodyKeyword::Currval if self.prev.is_some_and(|p| p.is_punct(b'.')) => {
-                self.flag(Flags::SEQUENCE_STATE)
-            }
+            BodyKeyword::Nextval if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_ADVANCE),
+            BodyKeyword::Currval if self.prev.is_some_and(|p| p.is_punct(b'.')) => self.flag(Flags::SEQUENCE_STATE),
             BodyKeyword::SqlCalcFoundRows => self.flag(Flags::CALC_FOUND_ROWS),
             BodyKeyword::With => {
                 // A CTE list follows when the next tokens are RECURSIVE, or a name then AS or
@@ -551,8 +517,7 @@ impl<'a> Body<'_, 'a> {
                 let mut ahead = lx.clone();
                 let a = ahead.next_token();
                 let b = ahead.next_token();
-                let named = a
-                    .is_some_and(|a| matches!(a.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                let named = a.is_some_and(|a| matches!(a.kind, TokenKind::Word | TokenKind::QuotedIdent))
                     && (is_word(b, "AS") || b.is_some_and(|b| b.is_punct(b'(')));
                 if is_word(a, "RECURSIVE") || named {
                     self.cte_prologue = Some(self.depth);
@@ -580,9 +545,7 @@ impl<'a> Body<'_, 'a> {
         let Some(name) = name else { return };
         let column_list = is_word(before, "AS") || self.cte_prologue == Some(self.depth);
         match name.kind {
-            TokenKind::QuotedIdent if self.read_kind && !column_list => {
-                self.flag(Flags::USER_FUNCTION)
-            }
+            TokenKind::QuotedIdent if self.read_kind && !column_list => self.flag(Flags::USER_FUNCTION),
             TokenKind::Word => {
                 if name.text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
                     return;
@@ -604,8 +567,7 @@ impl<'a> Body<'_, 'a> {
                     return;
                 }
                 let mut buf = [0u8; 48];
-                let builtin =
-                    upper(name.text, &mut buf).is_some_and(builtin::is_builtin_or_keyword);
+                let builtin = upper(name.text, &mut buf).is_some_and(builtin::is_builtin_or_keyword);
                 if !builtin {
                     self.flag(Flags::USER_FUNCTION);
                 }
@@ -665,18 +627,12 @@ impl SpecialFunction {
             (9, b'R') => &[("ROW_COUNT", F::FollowsPrevious)],
             (10, b'F') => &[("FOUND_ROWS", F::FollowsPrevious)],
             (12, b'R') => &[("RELEASE_LOCK", F::ReleaseLock)],
-            (12, b'I') => &[
-                ("IS_USED_LOCK", F::LockState),
-                ("IS_FREE_LOCK", F::LockState),
-            ],
+            (12, b'I') => &[("IS_USED_LOCK", F::LockState), ("IS_FREE_LOCK", F::LockState)],
             (14, b'L') => &[("LAST_INSERT_ID", F::LastInsertId)],
             (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseLock)],
             _ => return None,
         };
-        candidates
-            .iter()
-            .find(|(n, _)| name.eq_ignore_ascii_case(n))
-            .map(|&(_, f)| f)
+        candidates.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map(|&(_, f)| f)
     }
 }
 
@@ -690,13 +646,8 @@ mod tests {
 
     #[test]
     fn plain_reads_allocate_nothing_and_are_reads() {
-        for sql in [
-            "SELECT 1",
-            "select a from t where id = ?",
-            "(SELECT 1) UNION (SELECT 2)",
-            "SHOW TABLES",
-            "TABLE t",
-        ] {
+        for sql in ["SELECT 1", "select a from t where id = ?", "(SELECT 1) UNION (SELECT 2)", "SHOW TABLES", "TABLE t"]
+        {
             let s = scan(sql);
             assert!(s.is_read(), "{sql}");
             assert_eq!(s.effects.capacity(), 0, "{sql}");
@@ -709,23 +660,15 @@ mod tests {
         assert!(flags("SELECT myfunc (1)").has(Flags::USER_FUNCTION));
         assert!(flags("SELECT db.concat(1)").has(Flags::USER_FUNCTION));
         assert!(flags("SELECT `f`(1)").has(Flags::USER_FUNCTION));
-        assert!(!flags(
-            "SELECT COUNT(*), concat(a, b) FROM t WHERE a IN (1) AND EXISTS (SELECT 1)"
-        )
-        .has(Flags::USER_FUNCTION));
+        assert!(!flags("SELECT COUNT(*), concat(a, b) FROM t WHERE a IN (1) AND EXISTS (SELECT 1)")
+            .has(Flags::USER_FUNCTION));
+        assert!(!flags("SELECT CAST(a AS DECIMAL(10,2)), CAST(b AS DATETIME(6)) FROM t").has(Flags::USER_FUNCTION));
         assert!(
-            !flags("SELECT CAST(a AS DECIMAL(10,2)), CAST(b AS DATETIME(6)) FROM t")
-                .has(Flags::USER_FUNCTION)
-        );
-        assert!(
-            !flags("WITH c (x, y) AS (SELECT 1, 2), d (z) AS (SELECT 3) SELECT * FROM c, d")
-                .has(Flags::USER_FUNCTION)
+            !flags("WITH c (x, y) AS (SELECT 1, 2), d (z) AS (SELECT 3) SELECT * FROM c, d").has(Flags::USER_FUNCTION)
         );
         assert!(!flags("SELECT * FROM (SELECT 1, 2) AS dt (a, b)").has(Flags::USER_FUNCTION));
         assert!(flags("WITH c AS (SELECT 1) SELECT f(x) FROM c").has(Flags::USER_FUNCTION));
-        assert!(
-            flags("SELECT a FROM t GROUP BY a WITH ROLLUP HAVING f(a)").has(Flags::USER_FUNCTION)
-        );
+        assert!(flags("SELECT a FROM t GROUP BY a WITH ROLLUP HAVING f(a)").has(Flags::USER_FUNCTION));
     }
 
     #[test]
@@ -748,14 +691,8 @@ mod tests {
         assert!(!scan("SELECT 1 ; ; -- done\n").is_multi_statement());
         assert!(scan("SELECT 1; SELECT 2").is_multi_statement());
         assert!(!scan("SELECT ';'").is_multi_statement());
-        assert!(
-            !scan("CREATE PROCEDURE p() BEGIN SELECT 1; SET autocommit = 0; END")
-                .is_multi_statement()
-        );
-        assert_eq!(
-            scan("CREATE PROCEDURE p() BEGIN SET autocommit = 0; END").effects,
-            [Effect::EndTransaction]
-        );
+        assert!(!scan("CREATE PROCEDURE p() BEGIN SELECT 1; SET autocommit = 0; END").is_multi_statement());
+        assert_eq!(scan("CREATE PROCEDURE p() BEGIN SET autocommit = 0; END").effects, [Effect::EndTransaction]);
     }
 
     #[test]

@@ -23,8 +23,8 @@
 
 use super::lexer::{LexMode, Lexer, Token, TokenKind};
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, ObjectName, ObjectNamePart,
-    Query, Select, SelectItem, SetExpr, Statement as Ast, TableFactor, TableWithJoins,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, ObjectName, ObjectNamePart, Query, Select,
+    SelectItem, SetExpr, Statement as Ast, TableFactor, TableWithJoins,
 };
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -48,9 +48,7 @@ fn ident_hash(name: &str, quote: Option<u8>) -> u64 {
         for (w, b) in word.iter_mut().zip(chunk) {
             *w = b | 0x20;
         }
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(29);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(29);
     };
     if plain {
         name.as_bytes().chunks(8).for_each(&mut mix);
@@ -79,9 +77,7 @@ fn ident_hash(name: &str, quote: Option<u8>) -> u64 {
     for chunk in folded.as_bytes().chunks(8) {
         let mut word = [0u8; 8];
         word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(29);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(29);
     }
     h
 }
@@ -102,9 +98,7 @@ impl IdentFilter {
     }
 
     fn contains(&self, name: &str) -> bool {
-        Self::bits(ident_hash(name, None))
-            .iter()
-            .all(|&(word, bit)| self.0.get(word).is_some_and(|w| w & bit != 0))
+        Self::bits(ident_hash(name, None)).iter().all(|&(word, bit)| self.0.get(word).is_some_and(|w| w & bit != 0))
     }
 
     /// Whether the text may name the temporary table stored as `entry` (`t` or `db.t`).
@@ -151,8 +145,7 @@ pub(crate) fn reads_temp_table(sql: &str, temp_tables: &HashSet<String>) -> bool
         },
         Err(_) => return true,
     };
-    refs.iter()
-        .any(|r| temp_tables.iter().any(|entry| names_match(r, entry)))
+    refs.iter().any(|r| temp_tables.iter().any(|entry| names_match(r, entry)))
 }
 
 /// Table references of a parsed read, or None when the walk cannot vouch for completeness.
@@ -176,9 +169,7 @@ fn ast_table_refs(statements: &[Ast], sql: &str) -> Option<Vec<TableRef>> {
 
 /// SELECT and TABLE keywords in the text: each starts a query block that can name tables.
 fn query_blocks_in_text(sql: &str) -> usize {
-    Lexer::new(sql, LexMode::default())
-        .filter(|t| t.is_word("SELECT") || t.is_word("TABLE"))
-        .count()
+    Lexer::new(sql, LexMode::default()).filter(|t| t.is_word("SELECT") || t.is_word("TABLE")).count()
 }
 
 #[derive(Default)]
@@ -237,10 +228,9 @@ impl Walk {
             SetExpr::Table(table) => {
                 self.blocks += 1;
                 match &table.table_name {
-                    Some(name) => self.refs.push((
-                        table.schema_name.as_ref().map(|s| s.value.to_lowercase()),
-                        name.value.to_lowercase(),
-                    )),
+                    Some(name) => self
+                        .refs
+                        .push((table.schema_name.as_ref().map(|s| s.value.to_lowercase()), name.value.to_lowercase())),
                     None => self.incomplete = true,
                 }
             }
@@ -254,9 +244,7 @@ impl Walk {
         }
         for item in &select.projection {
             match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                    self.expr(e)
-                }
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => self.expr(e),
                 _ => {}
             }
         }
@@ -279,9 +267,7 @@ impl Walk {
         match factor {
             TableFactor::Table { name, .. } => self.name(name),
             TableFactor::Derived { subquery, .. } => self.query(subquery),
-            TableFactor::NestedJoin {
-                table_with_joins, ..
-            } => self.table_with_joins(table_with_joins),
+            TableFactor::NestedJoin { table_with_joins, .. } => self.table_with_joins(table_with_joins),
             TableFactor::JsonTable { json_expr, .. } => self.expr(json_expr),
             _ => self.incomplete = true,
         }
@@ -303,23 +289,15 @@ impl Walk {
                 self.expr(left);
                 self.expr(right);
             }
-            Expr::UnaryOp { expr, .. }
-            | Expr::Nested(expr)
-            | Expr::IsNull(expr)
-            | Expr::IsNotNull(expr) => self.expr(expr),
-            Expr::Between {
-                expr, low, high, ..
-            } => {
+            Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::IsNull(expr) | Expr::IsNotNull(expr) => {
+                self.expr(expr)
+            }
+            Expr::Between { expr, low, high, .. } => {
                 self.expr(expr);
                 self.expr(low);
                 self.expr(high);
             }
-            Expr::Case {
-                operand,
-                conditions,
-                else_result,
-                ..
-            } => {
+            Expr::Case { operand, conditions, else_result, .. } => {
                 operand.iter().for_each(|e| self.expr(e));
                 for when in conditions {
                     self.expr(&when.condition);
@@ -331,9 +309,7 @@ impl Walk {
                 FunctionArguments::List(list) => {
                     for arg in &list.args {
                         let arg = match arg {
-                            FunctionArg::Named { arg, .. } | FunctionArg::ExprNamed { arg, .. } => {
-                                arg
-                            }
+                            FunctionArg::Named { arg, .. } | FunctionArg::ExprNamed { arg, .. } => arg,
                             FunctionArg::Unnamed(arg) => arg,
                         };
                         if let FunctionArgExpr::Expr(e) = arg {
@@ -389,10 +365,7 @@ fn lexer_table_refs(sql: &str) -> Option<Vec<TableRef>> {
             _ => {}
         }
         if expecting
-            && matches!(
-                t.kind,
-                TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted
-            )
+            && matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent | TokenKind::DoubleQuoted)
             && !t.is_word("SELECT")
             && !t.is_word("WITH")
         {
@@ -415,12 +388,9 @@ fn lexer_table_refs(sql: &str) -> Option<Vec<TableRef>> {
                     expecting = true;
                     from_lists.push(depth);
                 }
+                Some("JOIN" | "STRAIGHT_JOIN" | "TABLE" | "DESCRIBE" | "DESC" | "EXPLAIN" | "IN") => expecting = true,
                 Some(
-                    "JOIN" | "STRAIGHT_JOIN" | "TABLE" | "DESCRIBE" | "DESC" | "EXPLAIN" | "IN",
-                ) => expecting = true,
-                Some(
-                    "WHERE" | "GROUP" | "HAVING" | "ORDER" | "LIMIT" | "UNION" | "WINDOW" | "FOR"
-                    | "LOCK" | "INTO",
+                    "WHERE" | "GROUP" | "HAVING" | "ORDER" | "LIMIT" | "UNION" | "WINDOW" | "FOR" | "LOCK" | "INTO",
                 ) if from_lists.last() == Some(&depth) => {
                     from_lists.pop();
                 }
@@ -435,9 +405,7 @@ fn lexer_table_refs(sql: &str) -> Option<Vec<TableRef>> {
 }
 
 fn unquoted_lower(t: &Token<'_>) -> String {
-    super::head::identifier(t)
-        .unwrap_or_default()
-        .to_lowercase()
+    super::head::identifier(t).unwrap_or_default().to_lowercase()
 }
 
 #[cfg(test)]
@@ -465,27 +433,12 @@ mod tests {
         let t = temp(&["tmp", "db2.t2"]);
         assert!(reads_temp_table("SELECT * FROM tmp", &t));
         assert!(reads_temp_table("SELECT * FROM db.tmp", &t));
-        assert!(reads_temp_table(
-            "SELECT * FROM users u JOIN t2 ON u.id = t2.id",
-            &t
-        ));
+        assert!(reads_temp_table("SELECT * FROM users u JOIN t2 ON u.id = t2.id", &t));
         assert!(!reads_temp_table("SELECT * FROM db1.t2", &t));
-        assert!(reads_temp_table(
-            "SELECT * FROM users WHERE id IN (SELECT id FROM tmp)",
-            &t
-        ));
-        assert!(reads_temp_table(
-            "SELECT (SELECT COUNT(*) FROM tmp) AS n",
-            &t
-        ));
-        assert!(reads_temp_table(
-            "WITH c AS (SELECT * FROM tmp) SELECT * FROM c",
-            &t
-        ));
-        assert!(reads_temp_table(
-            "SELECT * FROM (SELECT * FROM `TMP`) x",
-            &t
-        ));
+        assert!(reads_temp_table("SELECT * FROM users WHERE id IN (SELECT id FROM tmp)", &t));
+        assert!(reads_temp_table("SELECT (SELECT COUNT(*) FROM tmp) AS n", &t));
+        assert!(reads_temp_table("WITH c AS (SELECT * FROM tmp) SELECT * FROM c", &t));
+        assert!(reads_temp_table("SELECT * FROM (SELECT * FROM `TMP`) x", &t));
         assert!(!reads_temp_table("SELECT tmp.a FROM users tmp", &t));
         assert!(!reads_temp_table("SELECT a AS tmp FROM users", &t));
         assert!(reads_temp_table("DESCRIBE tmp", &t));
@@ -495,18 +448,9 @@ mod tests {
     fn unparsed_text_falls_back_to_the_lexer() {
         let t = temp(&["tmp"]);
         // LOCK IN SHARE MODE and the MariaDB-only syntax below are not in sqlparser's grammar.
-        assert!(reads_temp_table(
-            "SELECT * FROM a, tmp LOCK IN SHARE MODE",
-            &t
-        ));
-        assert!(!reads_temp_table(
-            "SELECT tmp FROM a LOCK IN SHARE MODE",
-            &t
-        ));
+        assert!(reads_temp_table("SELECT * FROM a, tmp LOCK IN SHARE MODE", &t));
+        assert!(!reads_temp_table("SELECT tmp FROM a LOCK IN SHARE MODE", &t));
         assert!(reads_temp_table("SHOW COLUMNS FROM tmp", &t));
-        assert!(reads_temp_table(
-            "SELECT * FROM (a JOIN (b, tmp)) WHERE ((",
-            &t
-        ));
+        assert!(reads_temp_table("SELECT * FROM (a JOIN (b, tmp)) WHERE ((", &t));
     }
 }

@@ -43,27 +43,11 @@ fn view(fx: Fx) -> SessionView<'static> {
     };
     match fx {
         Fx::Idle => idle,
-        Fx::InTx => SessionView {
-            in_transaction: true,
-            ..idle
-        },
-        Fx::RoTx => SessionView {
-            in_transaction: true,
-            read_only_transaction: true,
-            ..idle
-        },
-        Fx::AcOff => SessionView {
-            autocommit: false,
-            ..idle
-        },
-        Fx::Ser => SessionView {
-            serializable: true,
-            ..idle
-        },
-        Fx::Temp => SessionView {
-            temp_tables: temp_tables(),
-            ..idle
-        },
+        Fx::InTx => SessionView { in_transaction: true, ..idle },
+        Fx::RoTx => SessionView { in_transaction: true, read_only_transaction: true, ..idle },
+        Fx::AcOff => SessionView { autocommit: false, ..idle },
+        Fx::Ser => SessionView { serializable: true, ..idle },
+        Fx::Temp => SessionView { temp_tables: temp_tables(), ..idle },
     }
 }
 
@@ -424,38 +408,22 @@ fn decision(sql: &str, fx: Fx) -> Decision {
 
 #[test]
 fn routing_table() {
-    assert!(
-        ROUTES.len() >= 150,
-        "the table must cover at least 150 statements, has {}",
-        ROUTES.len()
-    );
+    assert!(ROUTES.len() >= 150, "the table must cover at least 150 statements, has {}", ROUTES.len());
     eprintln!("routing table: {} statements", ROUTES.len());
     let mut failures = Vec::new();
     for &(sql, fx, route, reason) in ROUTES {
         let d = decision(sql, fx);
         if (d.route, d.reason) != (route, reason) {
-            failures.push(format!(
-                "{sql:?} [{fx:?}]: expected {route:?}/{reason:?}, got {:?}/{:?}",
-                d.route, d.reason
-            ));
+            failures.push(format!("{sql:?} [{fx:?}]: expected {route:?}/{reason:?}, got {:?}/{:?}", d.route, d.reason));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        ROUTES.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), ROUTES.len(), failures.join("\n"));
 }
 
 #[test]
 fn routing_table_covers_every_reason_and_route() {
     for reason in Reason::ALL {
-        assert!(
-            ROUTES.iter().any(|c| c.3 == *reason),
-            "no case for {reason:?}"
-        );
+        assert!(ROUTES.iter().any(|c| c.3 == *reason), "no case for {reason:?}");
     }
     for route in [M, R, P] {
         assert!(ROUTES.iter().any(|c| c.2 == route));
@@ -481,10 +449,7 @@ fn reasons_have_stable_distinct_names() {
     assert_eq!(names.len(), Reason::ALL.len());
     for (i, r) in Reason::ALL.iter().enumerate() {
         assert_eq!(*r as usize, i);
-        assert!(r
-            .as_str()
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'_'));
+        assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     }
     assert_eq!(Reason::UserFunction.as_str(), "user_function");
     assert_eq!(Route::Previous.as_str(), "previous");
@@ -499,10 +464,7 @@ fn vars(key: &str) -> Effect {
 }
 
 fn names(charset: &str, collation: Option<&str>) -> Effect {
-    Effect::SetNames {
-        charset: s(charset),
-        collation: collation.map(s),
-    }
+    Effect::SetNames { charset: s(charset), collation: collation.map(s) }
 }
 
 #[test]
@@ -512,192 +474,65 @@ fn effects_table() {
     let cases: Vec<(&str, Fx, Vec<Effect>)> = vec![
         ("SELECT 1", Idle, vec![]),
         ("BEGIN", Idle, vec![Begin { read_only: false }]),
-        (
-            "START TRANSACTION READ ONLY",
-            Idle,
-            vec![Begin { read_only: true }],
-        ),
-        (
-            "START TRANSACTION READ ONLY",
-            InTx,
-            vec![Begin { read_only: false }],
-        ),
-        (
-            "START TRANSACTION READ ONLY",
-            AcOff,
-            vec![Begin { read_only: false }],
-        ),
-        (
-            "START TRANSACTION READ WRITE",
-            Idle,
-            vec![Begin { read_only: false }],
-        ),
+        ("START TRANSACTION READ ONLY", Idle, vec![Begin { read_only: true }]),
+        ("START TRANSACTION READ ONLY", InTx, vec![Begin { read_only: false }]),
+        ("START TRANSACTION READ ONLY", AcOff, vec![Begin { read_only: false }]),
+        ("START TRANSACTION READ WRITE", Idle, vec![Begin { read_only: false }]),
         ("XA START 'x'", Idle, vec![Begin { read_only: false }]),
         ("XA COMMIT 'x'", InTx, vec![EndTransaction]),
         ("XA END 'x'", InTx, vec![]),
         ("COMMIT", InTx, vec![EndTransaction]),
-        (
-            "COMMIT WORK AND CHAIN",
-            InTx,
-            vec![EndTransaction, Begin { read_only: false }],
-        ),
+        ("COMMIT WORK AND CHAIN", InTx, vec![EndTransaction, Begin { read_only: false }]),
         ("COMMIT AND NO CHAIN", InTx, vec![EndTransaction]),
         ("ROLLBACK", InTx, vec![EndTransaction]),
         ("ROLLBACK TO sp1", InTx, vec![]),
         ("ROLLBACK WORK TO SAVEPOINT sp1", InTx, vec![]),
         ("SET autocommit=0", Idle, vec![SetAutocommit(false)]),
         ("SET @@autocommit = 1", Idle, vec![SetAutocommit(true)]),
-        (
-            "SET SESSION autocommit = OFF",
-            Idle,
-            vec![SetAutocommit(false)],
-        ),
+        ("SET SESSION autocommit = OFF", Idle, vec![SetAutocommit(false)]),
         ("set autocommit=ON", Idle, vec![SetAutocommit(true)]),
-        (
-            "SET @@session.autocommit='0'",
-            Idle,
-            vec![SetAutocommit(false)],
-        ),
-        (
-            "SET autocommit=0, @x=1",
-            Idle,
-            vec![SetAutocommit(false), vars("@x")],
-        ),
+        ("SET @@session.autocommit='0'", Idle, vec![SetAutocommit(false)]),
+        ("SET autocommit=0, @x=1", Idle, vec![SetAutocommit(false), vars("@x")]),
         ("SET autocommit = @old_autocommit", Idle, vec![]),
         ("SET @@GLOBAL.autocommit = 0", Idle, vec![]),
-        (
-            "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            Idle,
-            vec![SetIsolation { serializable: true }],
-        ),
+        ("SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", Idle, vec![SetIsolation { serializable: true }]),
         (
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED, READ ONLY",
             Idle,
-            vec![
-                SetIsolation {
-                    serializable: false,
-                },
-                vars("transaction_read_only"),
-            ],
+            vec![SetIsolation { serializable: false }, vars("transaction_read_only")],
         ),
-        (
-            "SET tx_isolation = 'SERIALIZABLE'",
-            Idle,
-            vec![SetIsolation { serializable: true }],
-        ),
-        (
-            "SET @@transaction_isolation = 'READ-COMMITTED'",
-            Idle,
-            vec![SetIsolation {
-                serializable: false,
-            }],
-        ),
-        (
-            "SET SESSION transaction_isolation = @saved",
-            Idle,
-            vec![vars("transaction_isolation")],
-        ),
+        ("SET tx_isolation = 'SERIALIZABLE'", Idle, vec![SetIsolation { serializable: true }]),
+        ("SET @@transaction_isolation = 'READ-COMMITTED'", Idle, vec![SetIsolation { serializable: false }]),
+        ("SET SESSION transaction_isolation = @saved", Idle, vec![vars("transaction_isolation")]),
         ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", Idle, vec![]),
-        (
-            "SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-            Idle,
-            vec![],
-        ),
+        ("SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE", Idle, vec![]),
         ("USE db1", Idle, vec![UseSchema(s("db1"))]),
         ("use Sales", Idle, vec![UseSchema(s("Sales"))]),
         ("USE `My``Db`", Idle, vec![UseSchema(s("My`Db"))]),
         ("SET NAMES utf8mb4", Idle, vec![names("utf8mb4", None)]),
-        (
-            "SET NAMES 'UTF8MB4' COLLATE 'utf8mb4_unicode_ci'",
-            Idle,
-            vec![names("utf8mb4", Some("utf8mb4_unicode_ci"))],
-        ),
-        (
-            "SET CHARACTER SET latin1",
-            Idle,
-            vec![names("latin1", None)],
-        ),
+        ("SET NAMES 'UTF8MB4' COLLATE 'utf8mb4_unicode_ci'", Idle, vec![names("utf8mb4", Some("utf8mb4_unicode_ci"))]),
+        ("SET CHARACTER SET latin1", Idle, vec![names("latin1", None)]),
         ("SET CHARSET utf8", Idle, vec![names("utf8", None)]),
         ("SET NAMES DEFAULT", Idle, vec![names("default", None)]),
-        (
-            "/*!40101 SET NAMES utf8mb4 */",
-            Idle,
-            vec![names("utf8mb4", None)],
-        ),
+        ("/*!40101 SET NAMES utf8mb4 */", Idle, vec![names("utf8mb4", None)]),
         ("SET @x = 1", Idle, vec![vars("@x")]),
-        (
-            "SET @X := 1, @y = (SELECT 1 FROM t)",
-            Idle,
-            vec![vars("@x,@y")],
-        ),
-        (
-            "SET SESSION sql_mode = 'ANSI', @@session.time_zone = '+00:00'",
-            Idle,
-            vec![vars("sql_mode,time_zone")],
-        ),
-        (
-            "SET time_zone = 'UTC', sql_mode = ''",
-            Idle,
-            vec![vars("sql_mode,time_zone")],
-        ),
-        (
-            "SET LOCAL wait_timeout = 10",
-            Idle,
-            vec![vars("wait_timeout")],
-        ),
-        (
-            "SET @@tx_read_only = 1",
-            Idle,
-            vec![vars("transaction_read_only")],
-        ),
-        (
-            "SET character_set_client = utf8mb4",
-            Idle,
-            vec![vars("character_set_client")],
-        ),
+        ("SET @X := 1, @y = (SELECT 1 FROM t)", Idle, vec![vars("@x,@y")]),
+        ("SET SESSION sql_mode = 'ANSI', @@session.time_zone = '+00:00'", Idle, vec![vars("sql_mode,time_zone")]),
+        ("SET time_zone = 'UTC', sql_mode = ''", Idle, vec![vars("sql_mode,time_zone")]),
+        ("SET LOCAL wait_timeout = 10", Idle, vec![vars("wait_timeout")]),
+        ("SET @@tx_read_only = 1", Idle, vec![vars("transaction_read_only")]),
+        ("SET character_set_client = utf8mb4", Idle, vec![vars("character_set_client")]),
         ("SET GLOBAL a = 1, SESSION b = 2", Idle, vec![]),
         ("SET ROLE r1", Idle, vec![vars("role")]),
-        (
-            "/*!40101 SET @saved_cs_client = @@character_set_client */",
-            Idle,
-            vec![vars("@saved_cs_client")],
-        ),
-        (
-            "CREATE TEMPORARY TABLE tmp (a INT)",
-            Idle,
-            vec![CreateTempTable(s("tmp"))],
-        ),
-        (
-            "CREATE TEMPORARY TABLE IF NOT EXISTS `Db`.`Tmp` (a INT)",
-            Idle,
-            vec![CreateTempTable(s("db.tmp"))],
-        ),
-        (
-            "CREATE OR REPLACE TEMPORARY TABLE t1 AS SELECT 1",
-            Idle,
-            vec![CreateTempTable(s("t1"))],
-        ),
-        (
-            "CREATE TEMPORARY SEQUENCE s1",
-            Idle,
-            vec![CreateTempTable(s("s1"))],
-        ),
+        ("/*!40101 SET @saved_cs_client = @@character_set_client */", Idle, vec![vars("@saved_cs_client")]),
+        ("CREATE TEMPORARY TABLE tmp (a INT)", Idle, vec![CreateTempTable(s("tmp"))]),
+        ("CREATE TEMPORARY TABLE IF NOT EXISTS `Db`.`Tmp` (a INT)", Idle, vec![CreateTempTable(s("db.tmp"))]),
+        ("CREATE OR REPLACE TEMPORARY TABLE t1 AS SELECT 1", Idle, vec![CreateTempTable(s("t1"))]),
+        ("CREATE TEMPORARY SEQUENCE s1", Idle, vec![CreateTempTable(s("s1"))]),
         ("CREATE TABLE t (a INT)", Idle, vec![EndTransaction]),
-        (
-            "CREATE PROCEDURE p() BEGIN SET autocommit = 0; END",
-            Idle,
-            vec![EndTransaction],
-        ),
-        (
-            "DROP TABLE a, b",
-            Idle,
-            vec![EndTransaction, DropTables(vec![s("a"), s("b")])],
-        ),
-        (
-            "DROP TEMPORARY TABLE IF EXISTS tmp",
-            Idle,
-            vec![DropTables(vec![s("tmp")])],
-        ),
+        ("CREATE PROCEDURE p() BEGIN SET autocommit = 0; END", Idle, vec![EndTransaction]),
+        ("DROP TABLE a, b", Idle, vec![EndTransaction, DropTables(vec![s("a"), s("b")])]),
+        ("DROP TEMPORARY TABLE IF EXISTS tmp", Idle, vec![DropTables(vec![s("tmp")])]),
         (
             "DROP TABLE IF EXISTS `db`.`T1`, t2 CASCADE",
             Idle,
@@ -712,22 +547,10 @@ fn effects_table() {
         ("ANALYZE TABLE t", Idle, vec![EndTransaction]),
         ("START SLAVE", Idle, vec![EndTransaction]),
         ("KILL 1", Idle, vec![]),
-        (
-            "LOCK TABLES t WRITE",
-            Idle,
-            vec![EndTransaction, Pin(TableLock)],
-        ),
+        ("LOCK TABLES t WRITE", Idle, vec![EndTransaction, Pin(TableLock)]),
         ("UNLOCK TABLES", Idle, vec![Unpin(TableLock)]),
-        (
-            "FLUSH TABLES WITH READ LOCK",
-            Idle,
-            vec![EndTransaction, Pin(TableLock)],
-        ),
-        (
-            "FLUSH TABLES t FOR EXPORT",
-            Idle,
-            vec![EndTransaction, Pin(TableLock)],
-        ),
+        ("FLUSH TABLES WITH READ LOCK", Idle, vec![EndTransaction, Pin(TableLock)]),
+        ("FLUSH TABLES t FOR EXPORT", Idle, vec![EndTransaction, Pin(TableLock)]),
         ("FLUSH LOGS", Idle, vec![EndTransaction]),
         ("LOCK INSTANCE FOR BACKUP", Idle, vec![Pin(TableLock)]),
         ("UNLOCK INSTANCE", Idle, vec![Unpin(TableLock)]),
@@ -736,27 +559,11 @@ fn effects_table() {
         ("SELECT GET_LOCK('a', 1)", Idle, vec![Pin(NamedLock)]),
         ("SELECT RELEASE_LOCK('a')", Idle, vec![Unpin(NamedLock)]),
         ("SELECT RELEASE_ALL_LOCKS()", Idle, vec![Unpin(NamedLock)]),
-        (
-            "SELECT GET_LOCK('a', 1), RELEASE_LOCK('b')",
-            Idle,
-            vec![Pin(NamedLock), Unpin(NamedLock)],
-        ),
+        ("SELECT GET_LOCK('a', 1), RELEASE_LOCK('b')", Idle, vec![Pin(NamedLock), Unpin(NamedLock)]),
         ("SELECT IS_FREE_LOCK('a')", Idle, vec![]),
-        (
-            "INSERT INTO t SELECT GET_LOCK('x', 1)",
-            Idle,
-            vec![Pin(NamedLock)],
-        ),
-        (
-            "INSERT INTO t (a) VALUES (RELEASE_LOCK('x'))",
-            Idle,
-            vec![Unpin(NamedLock)],
-        ),
-        (
-            "UPDATE t SET a = GET_LOCK('x', 1)",
-            Idle,
-            vec![Pin(NamedLock)],
-        ),
+        ("INSERT INTO t SELECT GET_LOCK('x', 1)", Idle, vec![Pin(NamedLock)]),
+        ("INSERT INTO t (a) VALUES (RELEASE_LOCK('x'))", Idle, vec![Unpin(NamedLock)]),
+        ("UPDATE t SET a = GET_LOCK('x', 1)", Idle, vec![Pin(NamedLock)]),
         ("SELECT 'GET_LOCK(1)'", Idle, vec![]),
         ("PREPARE s FROM 'SELECT 1'", Idle, vec![Pin(SqlPrepare)]),
         ("DEALLOCATE PREPARE s", Idle, vec![Unpin(SqlPrepare)]),
@@ -766,34 +573,18 @@ fn effects_table() {
         ("HANDLER db.t OPEN AS h", Idle, vec![Pin(Handler)]),
         ("HANDLER t READ NEXT", Idle, vec![]),
         ("HANDLER t CLOSE", Idle, vec![Unpin(Handler)]),
-        (
-            "SET autocommit=0; SELECT 1",
-            Idle,
-            vec![SetAutocommit(false)],
-        ),
-        (
-            "BEGIN; INSERT INTO t VALUES (1); COMMIT",
-            Idle,
-            vec![Begin { read_only: false }, EndTransaction],
-        ),
+        ("SET autocommit=0; SELECT 1", Idle, vec![SetAutocommit(false)]),
+        ("BEGIN; INSERT INTO t VALUES (1); COMMIT", Idle, vec![Begin { read_only: false }, EndTransaction]),
     ];
     eprintln!("effects table: {} statements", cases.len());
     let mut failures = Vec::new();
     for (sql, fx, expected) in &cases {
         let got = decision(sql, *fx).effects;
         if &got != expected {
-            failures.push(format!(
-                "{sql:?} [{fx:?}]: expected {expected:?}, got {got:?}"
-            ));
+            failures.push(format!("{sql:?} [{fx:?}]: expected {expected:?}, got {got:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 /// Huge, deeply nested and repetitive texts: no stack overflow, no quadratic blow-up (the
@@ -802,42 +593,20 @@ fn effects_table() {
 fn huge_and_nested_texts() {
     let cases = [
         (format!("{}SELECT 1", "(".repeat(200_000)), None),
-        (
-            format!("{}SELECT 1", "SET STATEMENT a = 1 FOR ".repeat(50_000)),
-            Some(Reason::Unparsed),
-        ),
-        (
-            format!("SELECT {}1", "(".repeat(100_000)),
-            Some(Reason::Read),
-        ),
+        (format!("{}SELECT 1", "SET STATEMENT a = 1 FOR ".repeat(50_000)), Some(Reason::Unparsed)),
+        (format!("SELECT {}1", "(".repeat(100_000)), Some(Reason::Read)),
         ("/*".repeat(100_000), Some(Reason::Unparsed)),
         ("/*!".repeat(100_000), Some(Reason::Unparsed)),
-        (
-            format!("SELECT 1{}", ";".repeat(100_000)),
-            Some(Reason::Read),
-        ),
+        (format!("SELECT 1{}", ";".repeat(100_000)), Some(Reason::Read)),
         ("SELECT 1;".repeat(50_000), Some(Reason::MultiStatement)),
         (format!("SELECT '{}'", "\\'".repeat(100_000)), None),
         (format!("SELECT {}", "WITH ".repeat(100_000)), None),
-        (
-            format!("WITH {}", "a AS (SELECT 1), ".repeat(20_000)),
-            Some(Reason::Unparsed),
-        ),
+        (format!("WITH {}", "a AS (SELECT 1), ".repeat(20_000)), Some(Reason::Unparsed)),
         ("SELECT f(".repeat(50_000), Some(Reason::UserFunction)),
-        (
-            format!("DROP TABLE {}", "t, ".repeat(50_000)),
-            Some(Reason::Ddl),
-        ),
+        (format!("DROP TABLE {}", "t, ".repeat(50_000)), Some(Reason::Ddl)),
         (format!("SET {}", "@a = 1, ".repeat(50_000)), None),
         // Names a temporary table, so sqlparser runs (and stops at its recursion limit).
-        (
-            format!(
-                "SELECT * FROM tmp WHERE {}1{}",
-                "(".repeat(100_000),
-                ")".repeat(100_000)
-            ),
-            None,
-        ),
+        (format!("SELECT * FROM tmp WHERE {}1{}", "(".repeat(100_000), ")".repeat(100_000)), None),
     ];
     for (sql, reason) in &cases {
         for fx in [Idle, Temp] {
@@ -882,19 +651,15 @@ mod differential {
         match body {
             SetExpr::Select(select) => {
                 let derived_are_reads = select.from.iter().all(|from| {
-                    std::iter::once(&from.relation)
-                        .chain(from.joins.iter().map(|j| &j.relation))
-                        .all(|f| match f {
-                            TableFactor::Derived { subquery, .. } => query_is_read(subquery),
-                            _ => true,
-                        })
+                    std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)).all(|f| match f {
+                        TableFactor::Derived { subquery, .. } => query_is_read(subquery),
+                        _ => true,
+                    })
                 });
                 select.into.is_none() && derived_are_reads
             }
             SetExpr::Query(q) => query_is_read(q),
-            SetExpr::SetOperation { left, right, .. } => {
-                set_expr_is_read(left) && set_expr_is_read(right)
-            }
+            SetExpr::SetOperation { left, right, .. } => set_expr_is_read(left) && set_expr_is_read(right),
             SetExpr::Values(_) | SetExpr::Table(_) => true,
             _ => false,
         }
@@ -913,9 +678,7 @@ mod differential {
         };
         match statement {
             Ast::Query(q) => query_is_read(q),
-            Ast::Explain {
-                analyze, statement, ..
-            } => match statement.as_ref() {
+            Ast::Explain { analyze, statement, .. } => match statement.as_ref() {
                 Ast::Query(q) => !analyze || query_is_read(q),
                 _ => !analyze,
             },
@@ -939,10 +702,8 @@ mod differential {
 
     /// Rules sqlparser's structure cannot see: the lexer marks these reads as not plain reads
     /// on purpose (a function call may write or hold a lock; `@x :=` assigns session state).
-    const FUNCTION_RULES: u32 = Flags::LOCK_FUNCTION
-        | Flags::USER_FUNCTION
-        | Flags::SEQUENCE_ADVANCE
-        | Flags::USER_VAR_ASSIGN;
+    const FUNCTION_RULES: u32 =
+        Flags::LOCK_FUNCTION | Flags::USER_FUNCTION | Flags::SEQUENCE_ADVANCE | Flags::USER_VAR_ASSIGN;
 
     /// Statements where the two judgements differ for a reason that is not a function rule,
     /// each with why the lexer's answer is the right one for routing.
@@ -964,41 +725,13 @@ mod differential {
 
     /// Statements generated from templates: clauses, comments, quoting and case combined.
     pub(super) fn generated() -> Vec<String> {
-        let columns = [
-            "*",
-            "a",
-            "a, b",
-            "COUNT(*)",
-            "MAX(a) AS m",
-            "CONCAT(a, 'x')",
-            "f(a)",
-            "GET_LOCK('x', 1)",
-            "@v := a",
-        ];
-        let tables = [
-            "t",
-            "db.t",
-            "`t`",
-            "t AS x",
-            "t1 JOIN t2 ON t1.id = t2.id",
-            "(SELECT 1 AS a) AS d",
-            "t1, t2",
-        ];
-        let filters = [
-            "",
-            " WHERE a = 1",
-            " WHERE a IN (SELECT a FROM u)",
-            " WHERE b LIKE 'FOR UPDATE'",
-            " WHERE c = \"x;y\"",
-        ];
-        let tails = [
-            "",
-            " ORDER BY a LIMIT 5",
-            " FOR UPDATE",
-            " FOR SHARE",
-            " LOCK IN SHARE MODE",
-            " FOR UPDATE SKIP LOCKED",
-        ];
+        let columns =
+            ["*", "a", "a, b", "COUNT(*)", "MAX(a) AS m", "CONCAT(a, 'x')", "f(a)", "GET_LOCK('x', 1)", "@v := a"];
+        let tables = ["t", "db.t", "`t`", "t AS x", "t1 JOIN t2 ON t1.id = t2.id", "(SELECT 1 AS a) AS d", "t1, t2"];
+        let filters =
+            ["", " WHERE a = 1", " WHERE a IN (SELECT a FROM u)", " WHERE b LIKE 'FOR UPDATE'", " WHERE c = \"x;y\""];
+        let tails =
+            ["", " ORDER BY a LIMIT 5", " FOR UPDATE", " FOR SHARE", " LOCK IN SHARE MODE", " FOR UPDATE SKIP LOCKED"];
         let prefixes = ["", "/* c */ ", "-- c\n", "# c\n"];
         let mut out = Vec::new();
         for (i, c) in columns.iter().enumerate() {
@@ -1007,24 +740,13 @@ mod differential {
                     for (l, tail) in tails.iter().enumerate() {
                         let prefix = prefixes[(i + j + k + l) % prefixes.len()];
                         let sql = format!("{prefix}SELECT {c} FROM {t}{f}{tail}");
-                        out.push(if (i + k + l) % 3 == 0 {
-                            sql.to_lowercase()
-                        } else {
-                            sql
-                        });
+                        out.push(if (i + k + l) % 3 == 0 { sql.to_lowercase() } else { sql });
                     }
                 }
             }
         }
         let targets = ["t", "db.t", "`my table`"];
-        let values = [
-            "1",
-            "'x'",
-            "'a;b'",
-            "\"FOR UPDATE\"",
-            "NOW()",
-            "(SELECT MAX(id) FROM u)",
-        ];
+        let values = ["1", "'x'", "'a;b'", "\"FOR UPDATE\"", "NOW()", "(SELECT MAX(id) FROM u)"];
         for (i, t) in targets.iter().enumerate() {
             for (j, v) in values.iter().enumerate() {
                 let prefix = prefixes[(i + j) % prefixes.len()];
@@ -1034,12 +756,8 @@ mod differential {
                 out.push(format!("{prefix}DELETE FROM {t} WHERE a = {v}"));
                 out.push(format!("{prefix}REPLACE INTO {t} (a) VALUES ({v})"));
                 out.push(format!("{prefix}SELECT {v} FROM {t}"));
-                out.push(format!(
-                    "{prefix}SELECT {v} FROM {t} UNION SELECT {v} FROM {t}"
-                ));
-                out.push(format!(
-                    "{prefix}WITH c AS (SELECT {v} AS a) SELECT a FROM c"
-                ));
+                out.push(format!("{prefix}SELECT {v} FROM {t} UNION SELECT {v} FROM {t}"));
+                out.push(format!("{prefix}WITH c AS (SELECT {v} AS a) SELECT a FROM c"));
                 out.push(format!("{prefix}EXPLAIN SELECT {v} FROM {t}"));
                 out.push(format!("{prefix}CREATE TABLE {t}_copy AS SELECT {v} AS a"));
                 out.push(format!("{prefix}SELECT {v} FROM {t}; SELECT 1"));
@@ -1115,9 +833,7 @@ mod differential {
                 justified += 1;
                 continue;
             }
-            disagreements.push(format!(
-                "{sql:?}: lexer read={lexer}, sqlparser read={oracle}"
-            ));
+            disagreements.push(format!("{sql:?}: lexer read={lexer}, sqlparser read={oracle}"));
         }
         eprintln!(
             "differential: {} statements, {parsed} parsed by sqlparser, {function_rule} differ by a function rule, \
@@ -1126,12 +842,7 @@ mod differential {
         );
         assert!(parsed > 1000, "only {parsed} statements parsed");
         assert!(function_rule > 0);
-        assert!(
-            disagreements.is_empty(),
-            "{} disagreements:\n{}",
-            disagreements.len(),
-            disagreements.join("\n")
-        );
+        assert!(disagreements.is_empty(), "{} disagreements:\n{}", disagreements.len(), disagreements.join("\n"));
     }
 }
 
@@ -1222,16 +933,7 @@ const SOUP: &[&str] = &[
 
 fn soup() -> impl Strategy<Value = String> {
     prop::collection::vec((prop::sample::select(SOUP), any::<bool>()), 0..40).prop_map(|parts| {
-        parts
-            .into_iter()
-            .map(|(p, space)| {
-                if space {
-                    format!("{p} ")
-                } else {
-                    p.to_string()
-                }
-            })
-            .collect()
+        parts.into_iter().map(|(p, space)| if space { format!("{p} ") } else { p.to_string() }).collect()
     })
 }
 
@@ -1246,10 +948,8 @@ fn literal() -> impl Strategy<Value = String> {
         text.prop_map(|c| format!("1 -- {}\n", c.replace(['\n', '\r'], " "))),
         any::<i64>().prop_map(|n| n.to_string()),
         any::<f64>().prop_map(|n| format!("{n:?}")),
-        prop::collection::vec(any::<u8>(), 0..16).prop_map(|b| format!(
-            "x'{}'",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )),
+        prop::collection::vec(any::<u8>(), 0..16)
+            .prop_map(|b| format!("x'{}'", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
     ]
 }
 
@@ -1260,8 +960,7 @@ fn check_invariants(sql: &str) {
         if fx == Idle && d.route == Route::Replica {
             // Nothing but a single read, or a read-only transaction, ever goes to a replica.
             assert!(
-                (stmt.kind().is_read() && !stmt.is_multi_statement())
-                    || d.reason == Reason::ReadOnlyTransaction,
+                (stmt.kind().is_read() && !stmt.is_multi_statement()) || d.reason == Reason::ReadOnlyTransaction,
                 "{sql:?} went to a replica: {d:?}"
             );
         }

@@ -96,7 +96,8 @@ pub enum LoginError {
 pub fn parse_handshake_response(payload: &[u8], offered: CapabilityFlags) -> Result<ClientLogin, LoginError> {
     // An SSLRequest is a 32-byte prefix of a handshake response with CLIENT_SSL set.
     if payload.len() >= 4 {
-        let caps = CapabilityFlags::from_bits_truncate(u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]));
+        let caps =
+            CapabilityFlags::from_bits_truncate(u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]));
         if caps.contains(CapabilityFlags::CLIENT_SSL) {
             return Err(LoginError::TlsRequested);
         }

@@ -155,7 +155,12 @@ mod tests {
         assert_eq!(ok_status(&ok), Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT));
         assert_eq!(
             ok_head(&ok),
-            Some(OkHead { affected_rows: 1, last_insert_id: 300, status: StatusFlags::SERVER_STATUS_AUTOCOMMIT, warnings: 0 })
+            Some(OkHead {
+                affected_rows: 1,
+                last_insert_id: 300,
+                status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+                warnings: 0
+            })
         );
         assert_eq!(eof_warnings(&[0xFE, 3, 0, 2, 0]), Some(3));
         let eof = [0xFE, 0x00, 0x00, 0x0B, 0x00];

@@ -62,13 +62,22 @@ enum State {
     /// First packet of a (next) result.
     Start,
     /// Column definitions left to read, then EOF (unless DEPRECATE_EOF), then rows.
-    Columns { left: u64 },
+    Columns {
+        left: u64,
+    },
     ColumnsEof,
     Rows,
     /// Prepare: parameter definitions left, then columns.
-    PrepareParams { left: u64, columns: u64 },
-    PrepareParamsEof { columns: u64 },
-    PrepareColumns { left: u64 },
+    PrepareParams {
+        left: u64,
+        columns: u64,
+    },
+    PrepareParamsEof {
+        columns: u64,
+    },
+    PrepareColumns {
+        left: u64,
+    },
     PrepareColumnsEof,
     /// After a LOCAL INFILE upload the server answers OK or ERR.
     AfterInfile,
@@ -98,12 +107,27 @@ impl ResponseTracker {
             Expect::Fetch => State::Rows,
             _ => State::Start,
         };
-        ResponseTracker { expect, deprecate_eof, state, continuation: false, status: None, prepared: None, warnings: 0, last_insert_id: 0 }
+        ResponseTracker {
+            expect,
+            deprecate_eof,
+            state,
+            continuation: false,
+            status: None,
+            prepared: None,
+            warnings: 0,
+            last_insert_id: 0,
+        }
     }
 
     fn done(&mut self, error: Option<u16>) -> Step {
         self.state = State::Finished;
-        Step::Done(Outcome { status: self.status, error, prepared: self.prepared, warnings: self.warnings, last_insert_id: self.last_insert_id })
+        Step::Done(Outcome {
+            status: self.status,
+            error,
+            prepared: self.prepared,
+            warnings: self.warnings,
+            last_insert_id: self.last_insert_id,
+        })
     }
 
     /// A terminator: a 0xFE packet short enough not to be a row. With DEPRECATE_EOF it is an
@@ -321,7 +345,16 @@ mod tests {
         let steps = run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011", b"\x012"]);
         assert!(steps.iter().all(|s| *s == Step::More));
         let end = t.feed(chunk(EOF_AC), EOF_AC).unwrap();
-        assert_eq!(end, Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: None, prepared: None, warnings: 0, last_insert_id: 0 }));
+        assert_eq!(
+            end,
+            Step::Done(Outcome {
+                status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT),
+                error: None,
+                prepared: None,
+                warnings: 0,
+                last_insert_id: 0
+            })
+        );
     }
 
     #[test]
@@ -349,7 +382,16 @@ mod tests {
         let mut t = ResponseTracker::new(Expect::Query, false);
         run(&mut t, &[b"\x01", COLDEF, EOF_AC, b"\x011"]);
         let err = [0xFF, 0x15, 0x04, b'#', b'H', b'Y', b'0', b'0', b'0', b'x'];
-        assert_eq!(t.feed(chunk(&err), &err).unwrap(), Step::Done(Outcome { status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT), error: Some(1045), prepared: None, warnings: 0, last_insert_id: 0 }));
+        assert_eq!(
+            t.feed(chunk(&err), &err).unwrap(),
+            Step::Done(Outcome {
+                status: Some(StatusFlags::SERVER_STATUS_AUTOCOMMIT),
+                error: Some(1045),
+                prepared: None,
+                warnings: 0,
+                last_insert_id: 0
+            })
+        );
         assert!(t.feed(chunk(OK_AC), OK_AC).is_err(), "nothing may follow the end");
     }
 
@@ -394,7 +436,13 @@ mod tests {
         assert!(steps.iter().all(|s| *s == Step::More), "{steps:?}");
         assert_eq!(
             t.feed(chunk(EOF_AC), EOF_AC).unwrap(),
-            Step::Done(Outcome { status: None, error: None, prepared: Some((7, 1, 2)), warnings: 0, last_insert_id: 0 })
+            Step::Done(Outcome {
+                status: None,
+                error: None,
+                prepared: Some((7, 1, 2)),
+                warnings: 0,
+                last_insert_id: 0
+            })
         );
         // deprecate_eof: the last column definition ends it.
         let mut t = ResponseTracker::new(Expect::Prepare, true);
@@ -420,7 +468,9 @@ mod tests {
         // Binary rows start with 0x00; they must not be taken for OK packets.
         assert_eq!(run(&mut t, &[b"\x00\x00\x01\x00\x00\x00", b"\x00\x00\x02\x00\x00\x00"]), vec![Step::More; 2]);
         let last = [0xFE, 0, 0, 0x82, 0]; // LAST_ROW_SENT | AUTOCOMMIT
-        assert!(matches!(t.feed(chunk(&last), &last).unwrap(), Step::Done(o) if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT))));
+        assert!(
+            matches!(t.feed(chunk(&last), &last).unwrap(), Step::Done(o) if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT)))
+        );
     }
 
     #[test]

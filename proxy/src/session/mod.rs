@@ -13,19 +13,19 @@ pub mod state;
 use crate::backend::BackendConn;
 use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
-use rwsplit_config::Consistency;
 use crate::error::ProxyError;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
 use crate::protocol::packets::ok_payload;
 use crate::protocol::response::{Expect, Outcome};
+use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use crate::protocol::{behaviour_capabilities, offered_capabilities, CapabilityFlags, Command, StatusFlags};
 use crate::router::{self, NoTarget, Target};
 use crate::runtime::{Shared, Timeouts};
 use bytes::Bytes;
 use prepared::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ClientStmt};
-use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use relay::{internal, internal_value, relay, RelayError};
+use rwsplit_config::Consistency;
 use state::{SessionState, Tie};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,13 +102,19 @@ fn client_gone(e: ConnError) -> ProxyError {
 impl Session {
     /// The connection phase. Returns the session, or `None` when the client was refused
     /// (after an ERR).
-    async fn handshake(shared: Arc<Shared>, mut client: PacketStream, peer: String) -> Result<Option<Session>, ConnError> {
+    async fn handshake(
+        shared: Arc<Shared>,
+        mut client: PacketStream,
+        peer: String,
+    ) -> Result<Option<Session>, ConnError> {
         let config = shared.config();
         let timeouts = Timeouts::from_config(&config);
         let id = shared.next_session_id();
         let nonce = handshake::new_nonce();
         let offered = offered_capabilities();
-        client.send(0, &handshake::greeting_payload(&shared.server_version, id, &nonce, offered), timeouts.handshake).await?;
+        client
+            .send(0, &handshake::greeting_payload(&shared.server_version, id, &nonce, offered), timeouts.handshake)
+            .await?;
         let (seq, payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
         let mut next = seq.wrapping_add(1);
         let login = match parse_handshake_response(&payload, offered) {
@@ -197,7 +203,9 @@ impl Session {
         let mut payload = vec![Command::COM_INIT_DB as u8];
         payload.extend_from_slice(db.as_bytes());
         let timeout = self.timeouts.backend_response;
-        let (o, err) = internal(&mut conn, &payload, Expect::Single, timeout).await.map_err(|e| self.backend_error(&conn, e.to_string(), false))?;
+        let (o, err) = internal(&mut conn, &payload, Expect::Single, timeout)
+            .await
+            .map_err(|e| self.backend_error(&conn, e.to_string(), false))?;
         if o.error.is_none() {
             self.state.set_schema(Some(db.clone()));
             conn.schema = Some(db);
@@ -241,7 +249,8 @@ impl Session {
                     self.shared.metrics.client_errors.inc();
                 }
                 tracing::debug!(session = self.id, error = %e, "command failed");
-                if self.client.send(1, &e.err_packet(), self.timeouts.client_write).await.is_err() || e.closes_client() {
+                if self.client.send(1, &e.err_packet(), self.timeouts.client_write).await.is_err() || e.closes_client()
+                {
                     break;
                 }
             }
@@ -266,13 +275,37 @@ impl Session {
             c if c == Command::COM_INIT_DB as u8 => {
                 let db = String::from_utf8_lossy(&payload[1..]).into_owned();
                 let effects = [Effect::UseSchema(db.clone())];
-                self.statement(Route::Master, Reason::SessionCommand, false, Job::Forward { payload: &payload, expect: Expect::Single }, &effects, &db).await?
+                self.statement(
+                    Route::Master,
+                    Reason::SessionCommand,
+                    false,
+                    Job::Forward { payload: &payload, expect: Expect::Single },
+                    &effects,
+                    &db,
+                )
+                .await?
             }
             c if c == Command::COM_FIELD_LIST as u8 => {
-                self.statement(Route::Replica, Reason::Read, false, Job::Forward { payload: &payload, expect: Expect::FieldList }, &[], "").await?
+                self.statement(
+                    Route::Replica,
+                    Reason::Read,
+                    false,
+                    Job::Forward { payload: &payload, expect: Expect::FieldList },
+                    &[],
+                    "",
+                )
+                .await?
             }
             c if c == Command::COM_STATISTICS as u8 => {
-                self.statement(Route::Master, Reason::SessionCommand, false, Job::Forward { payload: &payload, expect: Expect::Single }, &[], "").await?
+                self.statement(
+                    Route::Master,
+                    Reason::SessionCommand,
+                    false,
+                    Job::Forward { payload: &payload, expect: Expect::Single },
+                    &[],
+                    "",
+                )
+                .await?
             }
             c if c == Command::COM_RESET_CONNECTION as u8 => {
                 self.reset(self.state.schema.clone(), self.login_collation);
@@ -302,7 +335,9 @@ impl Session {
                 return Err(ProxyError::Unsupported("COM_SET_OPTION is not supported by rwsplit; multi-statements follow the capability negotiated at login".into()));
             }
             c if c == Command::COM_PROCESS_KILL as u8 => {
-                return Err(ProxyError::Unsupported("COM_PROCESS_KILL: connection ids are rwsplit's own; use KILL on the server".into()));
+                return Err(ProxyError::Unsupported(
+                    "COM_PROCESS_KILL: connection ids are rwsplit's own; use KILL on the server".into(),
+                ));
             }
             other => return Err(ProxyError::Unsupported(format!("command 0x{other:02x} is not supported by rwsplit"))),
         };
@@ -333,7 +368,8 @@ impl Session {
             // Clients know rwsplit's connection ids, not the servers': passing KILL on could
             // end an unrelated connection.
             return Err(ProxyError::Unsupported(
-                "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself".into(),
+                "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself"
+                    .into(),
             ));
         }
         let statement = classifier::scan(&sql);
@@ -348,12 +384,28 @@ impl Session {
         }
         let effects = std::mem::take(&mut decision.effects);
         let writes = changes_data(&statement, decision.reason);
-        self.statement(decision.route, decision.reason, writes, Job::Forward { payload, expect: Expect::Query }, &effects, &sql).await
+        self.statement(
+            decision.route,
+            decision.reason,
+            writes,
+            Job::Forward { payload, expect: Expect::Query },
+            &effects,
+            &sql,
+        )
+        .await
     }
 
     /// Routes, runs and relays one statement, with one transparent retry for reads that fail
     /// before any byte reached the client.
-    async fn statement(&mut self, route: Route, reason: Reason, writes: bool, job: Job<'_>, effects: &[Effect], sql: &str) -> Result<Target, ProxyError> {
+    async fn statement(
+        &mut self,
+        route: Route,
+        reason: Reason,
+        writes: bool,
+        job: Job<'_>,
+        effects: &[Effect],
+        sql: &str,
+    ) -> Result<Target, ProxyError> {
         if writes {
             self.check_semisync()?;
         }
@@ -378,7 +430,12 @@ impl Session {
             .await;
             let mut conn = match attempt {
                 Ok(c) => c,
-                Err(e) if read && !retried && e.retryable() && !matches!(target, Target::Writer(_) | Target::FallbackWriter(_)) => {
+                Err(e)
+                    if read
+                        && !retried
+                        && e.retryable()
+                        && !matches!(target, Target::Writer(_) | Target::FallbackWriter(_)) =>
+                {
                     self.shared.metrics.backend_error(target.server());
                     self.shared.metrics.read_retries.inc();
                     tracing::warn!(session = self.id, error = %e, "read failed before reaching the client; retrying on the writer");
@@ -495,7 +552,14 @@ impl Session {
 
     /// After a statement on the writer: when it committed a write (autocommit, COMMIT of a
     /// transaction that wrote, or DDL), learn the GTID position that covers it.
-    async fn learn_gtid(&mut self, conn: &mut BackendConn, writes: bool, effects: &[Effect], outcome: &Outcome, changes: Option<&StateChanges>) {
+    async fn learn_gtid(
+        &mut self,
+        conn: &mut BackendConn,
+        writes: bool,
+        effects: &[Effect],
+        outcome: &Outcome,
+        changes: Option<&StateChanges>,
+    ) {
         if self.consistency == Consistency::None {
             return;
         }
@@ -635,9 +699,14 @@ impl Session {
         let fail = |why: String| ProxyError::Backend { server: name.clone(), reason: why, retryable: true };
         let pristine = SessionState::pristine_fingerprint();
         if conn.state != Some(pristine) && conn.state.is_some() {
-            let (o, err) = internal(conn, &[Command::COM_RESET_CONNECTION as u8], Expect::Single, timeout).await.map_err(|e| fail(e.to_string()))?;
+            let (o, err) = internal(conn, &[Command::COM_RESET_CONNECTION as u8], Expect::Single, timeout)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             if o.error.is_some() {
-                return Err(fail(format!("COM_RESET_CONNECTION failed: {}", err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default())));
+                return Err(fail(format!(
+                    "COM_RESET_CONNECTION failed: {}",
+                    err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()
+                )));
             }
             conn.forget_session();
             self.shared.metrics.pool_resets.inc();
@@ -651,7 +720,10 @@ impl Session {
             p.extend_from_slice(db.as_bytes());
             let (o, err) = internal(conn, &p, Expect::Single, timeout).await.map_err(|e| fail(e.to_string()))?;
             if o.error.is_some() {
-                return Err(fail(format!("USE {db}: {}", err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default())));
+                return Err(fail(format!(
+                    "USE {db}: {}",
+                    err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()
+                )));
             }
             conn.schema = Some(db.clone());
         }
@@ -661,7 +733,10 @@ impl Session {
             let (o, err) = internal(conn, &p, Expect::Query, timeout).await.map_err(|e| fail(e.to_string()))?;
             if o.error.is_some() {
                 conn.state = None;
-                return Err(fail(format!("replaying session state: {}", err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default())));
+                return Err(fail(format!(
+                    "replaying session state: {}",
+                    err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()
+                )));
             }
         }
         conn.state = Some(fp);
@@ -670,7 +745,11 @@ impl Session {
 
     /// Sends the job's command(s) and relays the response; returns the outcome and the final
     /// OK's payload when it reports session state changes.
-    async fn run_job(&mut self, conn: &mut BackendConn, job: &Job<'_>) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+    async fn run_job(
+        &mut self,
+        conn: &mut BackendConn,
+        job: &Job<'_>,
+    ) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
         let bt = self.timeouts.backend_response;
         let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::Backend { reason: e.to_string(), before_client: true };
@@ -681,7 +760,8 @@ impl Session {
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
+                let (outcome, last_ok) =
+                    relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
                         close_backend_stmt(conn, old);
@@ -692,7 +772,15 @@ impl Session {
                     let statement = classifier::scan(sql);
                     self.stmts.insert(
                         *client_id,
-                        ClientStmt { sql: sql.clone(), statement, params, columns, types: None, long_data: Vec::new(), long_data_bytes: 0 },
+                        ClientStmt {
+                            sql: sql.clone(),
+                            statement,
+                            params,
+                            columns,
+                            types: None,
+                            long_data: Vec::new(),
+                            long_data_bytes: 0,
+                        },
                     );
                 }
                 Ok((outcome, last_ok))
@@ -710,7 +798,16 @@ impl Session {
                             // replica, say): its error is the answer to EXECUTE.
                             self.client.send(1, &err, ct).await.map_err(RelayError::Client)?;
                             let code = crate::protocol::packets::err_code(&err);
-                            return Ok((Outcome { status: None, error: code.or(Some(0)), prepared: None, warnings: 0, last_insert_id: 0 }, None));
+                            return Ok((
+                                Outcome {
+                                    status: None,
+                                    error: code.or(Some(0)),
+                                    prepared: None,
+                                    warnings: 0,
+                                    last_insert_id: 0,
+                                },
+                                None,
+                            ));
                         }
                     },
                 };
@@ -737,7 +834,9 @@ impl Session {
                     s.long_data_bytes = 0;
                 }
                 let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
-                if head.flags & 0x07 != 0 && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
+                if head.flags & 0x07 != 0
+                    && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))
+                {
                     self.cursor = Some(*client_id);
                     self.state.tie(Tie::Cursor);
                 }
@@ -762,12 +861,22 @@ impl Session {
                 Ok(Ok(id))
             }
             (None, Some(e)) => Ok(Err(e)),
-            (None, None) => Err(RelayError::Backend { reason: "re-prepare returned no statement".into(), before_client: true }),
+            (None, None) => {
+                Err(RelayError::Backend { reason: "re-prepare returned no statement".into(), before_client: true })
+            }
         }
     }
 
     /// After a statement: learn the state, then keep the connection tied or give it back.
-    fn finish(&mut self, mut conn: BackendConn, target: Target, outcome: &Outcome, effects: &[Effect], sql: &str, changes: Option<&StateChanges>) {
+    fn finish(
+        &mut self,
+        mut conn: BackendConn,
+        target: Target,
+        outcome: &Outcome,
+        effects: &[Effect],
+        sql: &str,
+        changes: Option<&StateChanges>,
+    ) {
         if let Some(status) = outcome.status {
             self.state.observe_status(status);
         }
@@ -791,7 +900,8 @@ impl Session {
         if self.state.schema.is_some() {
             conn.schema = self.state.schema.clone();
         }
-        let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || contains_ignore_case(sql, "sql_calc_found_rows");
+        let follow_up =
+            outcome.last_insert_id != 0 || outcome.warnings > 0 || contains_ignore_case(sql, "sql_calc_found_rows");
         if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
             self.held = Some(conn);
             return;
@@ -801,7 +911,8 @@ impl Session {
 
     fn keep_or_release(&mut self, conn: BackendConn) {
         let writer = self.shared.topology.load().writer;
-        let keep = self.state.is_tied() || (self.state.holds_temp_tables() && (Some(conn.server) == writer || self.pinned.is_none()));
+        let keep = self.state.is_tied()
+            || (self.state.holds_temp_tables() && (Some(conn.server) == writer || self.pinned.is_none()));
         if keep {
             // One tied connection per session; a second would mean state split over two.
             self.pinned = Some(conn);
@@ -821,7 +932,8 @@ impl Session {
     }
 
     async fn change_user(&mut self, payload: &[u8]) -> Result<(), ProxyError> {
-        let req = handshake::parse_change_user(payload).ok_or_else(|| ProxyError::ClientProtocol("malformed COM_CHANGE_USER".into()))?;
+        let req = handshake::parse_change_user(payload)
+            .ok_or_else(|| ProxyError::ClientProtocol("malformed COM_CHANGE_USER".into()))?;
         let user = req.user;
         let schema = req.schema;
         let collation = req.collation.unwrap_or(self.login_collation);
@@ -836,7 +948,10 @@ impl Session {
         if !ok {
             // Clients that used another plugin or nonce get a switch with a fresh nonce.
             let nonce = handshake::new_nonce();
-            self.client.send(seq, &handshake::auth_switch_payload(&nonce), self.timeouts.handshake).await.map_err(client_gone)?;
+            self.client
+                .send(seq, &handshake::auth_switch_payload(&nonce), self.timeouts.handshake)
+                .await
+                .map_err(client_gone)?;
             let (s, resp) = self.client.read_packet(1 << 16, self.timeouts.handshake).await.map_err(client_gone)?;
             seq = s.wrapping_add(1);
             ok = cred.verify_native(&nonce, &resp);
@@ -865,13 +980,22 @@ impl Session {
         let decision = classifier::classify(&sql, &self.state.view());
         let client_id = self.next_stmt;
         self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
-        self.statement(decision.route, decision.reason, false, Job::Prepare { payload, sql: sql.clone(), client_id }, &[], &sql).await
+        self.statement(
+            decision.route,
+            decision.reason,
+            false,
+            Job::Prepare { payload, sql: sql.clone(), client_id },
+            &[],
+            &sql,
+        )
+        .await
     }
 
     async fn execute(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_EXECUTE".into()))?;
         let stmt = self.stmts.get_mut(&id).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_execute"))?;
-        let head = parse_execute(payload, stmt.params).ok_or_else(|| ProxyError::ClientProtocol("malformed COM_STMT_EXECUTE".into()))?;
+        let head = parse_execute(payload, stmt.params)
+            .ok_or_else(|| ProxyError::ClientProtocol("malformed COM_STMT_EXECUTE".into()))?;
         if let Some(t) = head.types {
             stmt.types = Some(t.to_vec());
         }
@@ -883,7 +1007,15 @@ impl Session {
             self.state.tie(Tie::UserVariables);
         }
         let writes = changes_data(&statement, decision.reason);
-        self.statement(decision.route, decision.reason, writes, Job::Execute { payload, client_id: id }, &decision.effects, &sql).await
+        self.statement(
+            decision.route,
+            decision.reason,
+            writes,
+            Job::Execute { payload, client_id: id },
+            &decision.effects,
+            &sql,
+        )
+        .await
     }
 
     fn send_long_data(&mut self, payload: Bytes) -> Result<(), ProxyError> {
@@ -893,7 +1025,9 @@ impl Session {
         if let Some(stmt) = self.stmts.get_mut(&id) {
             stmt.long_data_bytes += payload.len();
             if stmt.long_data_bytes > max {
-                return Err(ProxyError::ClientProtocol(format!("long data for statement {id} exceeds proxy.max_packet_bytes")));
+                return Err(ProxyError::ClientProtocol(format!(
+                    "long data for statement {id} exceeds proxy.max_packet_bytes"
+                )));
             }
             stmt.long_data.push(payload);
         }
@@ -937,23 +1071,32 @@ impl Session {
 
     async fn fetch(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_FETCH".into()))?;
-        let sql = self.stmts.get(&id).map(|s| s.sql.clone()).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_fetch"))?;
+        let sql =
+            self.stmts.get(&id).map(|s| s.sql.clone()).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_fetch"))?;
         if self.cursor != Some(id) {
             return Err(ProxyError::Unsupported(format!("statement {id} has no open cursor")));
         }
-        let mut conn = self.pinned.take().ok_or_else(|| ProxyError::Internal("cursor without a tied connection".into()))?;
+        let mut conn =
+            self.pinned.take().ok_or_else(|| ProxyError::Internal("cursor without a tied connection".into()))?;
         let target = self.last_target.unwrap_or(Target::Writer(conn.server));
-        let backend_id = conn.stmt(&sql).map(|s| s.id).ok_or_else(|| ProxyError::Internal("cursor statement not on its connection".into()))?;
+        let backend_id = conn
+            .stmt(&sql)
+            .map(|s| s.id)
+            .ok_or_else(|| ProxyError::Internal("cursor statement not on its connection".into()))?;
         let out = rewrite_id(payload, backend_id);
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true).await.map(|(o, _)| o),
+            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true)
+                .await
+                .map(|(o, _)| o),
             Err(e) => Err(RelayError::Backend { reason: e.to_string(), before_client: true }),
         };
         match result {
             Ok(outcome) => {
-                if outcome.error.is_some() || outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT)) {
+                if outcome.error.is_some()
+                    || outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT))
+                {
                     self.cursor = None;
                     self.state.untie(Tie::Cursor);
                 }
@@ -964,7 +1107,11 @@ impl Session {
             Err(RelayError::Backend { reason, before_client }) => {
                 self.lost_tied_connection();
                 if before_client {
-                    Err(ProxyError::Backend { server: self.shared.pool.name(conn.server).into(), reason, retryable: false })
+                    Err(ProxyError::Backend {
+                        server: self.shared.pool.name(conn.server).into(),
+                        reason,
+                        retryable: false,
+                    })
                 } else {
                     Err(ProxyError::ClientGone(ConnError::Closed))
                 }
@@ -989,7 +1136,10 @@ fn changes_data(stmt: &Statement, reason: Reason) -> bool {
         | StatementKind::Unknown => true,
         // A read kind writes only through a sequence, a file or a user function; a locking read
         // or a user variable changes no data.
-        _ => matches!(reason, Reason::Sequence | Reason::SelectInto | Reason::UserFunction) && !stmt.assigns_user_variables(),
+        _ => {
+            matches!(reason, Reason::Sequence | Reason::SelectInto | Reason::UserFunction)
+                && !stmt.assigns_user_variables()
+        }
     }
 }
 
@@ -1013,7 +1163,14 @@ fn close_backend_stmt(conn: &mut BackendConn, id: u32) {
 
 /// Checks the client's credentials; switches it to mysql_native_password first if it used
 /// another plugin. Returns whether it passed and the next sequence id.
-async fn verify(client: &mut PacketStream, login: &ClientLogin, cred: &Credential, nonce: &[u8; 20], seq: u8, t: Timeouts) -> Result<(bool, u8), ConnError> {
+async fn verify(
+    client: &mut PacketStream,
+    login: &ClientLogin,
+    cred: &Credential,
+    nonce: &[u8; 20],
+    seq: u8,
+    t: Timeouts,
+) -> Result<(bool, u8), ConnError> {
     let native = login.plugin.as_deref().is_none_or(|p| p == handshake::NATIVE_PASSWORD);
     if native {
         return Ok((cred.verify_native(nonce, &login.auth_response), seq));

@@ -60,7 +60,12 @@ pub fn parse_execute(payload: &[u8], params: u16) -> Option<ExecuteHead<'_>> {
 
 /// The EXECUTE to send to a backend: the backend's statement id, and the remembered `types`
 /// inserted when the client relied on earlier ones the backend has not seen.
-pub fn rewrite_execute(payload: &[u8], head: &ExecuteHead<'_>, backend_id: u32, insert_types: Option<&[u8]>) -> Vec<u8> {
+pub fn rewrite_execute(
+    payload: &[u8],
+    head: &ExecuteHead<'_>,
+    backend_id: u32,
+    insert_types: Option<&[u8]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + insert_types.map_or(0, <[u8]>::len));
     out.extend_from_slice(&payload[..1]);
     out.extend_from_slice(&backend_id.to_le_bytes());

@@ -51,9 +51,13 @@ pub async fn relay(
         while let Some(c) = check_chunk(&conn.stream.buffered()[n..]) {
             let buf = conn.stream.buffered();
             let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
-            let step = tracker.feed(c, head).map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
+            let step = tracker
+                .feed(c, head)
+                .map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
             if let Step::Done(o) = step {
-                if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED)) && head.first() == Some(&0x00) {
+                if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
+                    && head.first() == Some(&0x00)
+                {
                     last_ok = Some(buf[n + HEADER..n + c.total()].to_vec());
                 }
             }
@@ -90,7 +94,10 @@ pub async fn relay(
         }
         if let Some(outcome) = done {
             if !conn.stream.buffered().is_empty() {
-                return Err(RelayError::Backend { reason: "server sent data after the end of a response".into(), before_client: false });
+                return Err(RelayError::Backend {
+                    reason: "server sent data after the end of a response".into(),
+                    before_client: false,
+                });
             }
             if flush_end {
                 client.flush(client_timeout).await.map_err(RelayError::Client)?;
@@ -116,7 +123,12 @@ pub async fn relay(
 
 /// LOAD DATA LOCAL INFILE: the client's file content, up to and including the empty packet
 /// that ends it, goes to the server as it comes.
-async fn upload(client: &mut PacketStream, conn: &mut BackendConn, backend_timeout: Duration, client_timeout: Duration) -> Result<(), RelayError> {
+async fn upload(
+    client: &mut PacketStream,
+    conn: &mut BackendConn,
+    backend_timeout: Duration,
+    client_timeout: Duration,
+) -> Result<(), RelayError> {
     let mut continued = false;
     loop {
         let c = client.next_chunk(client_timeout).await.map_err(RelayError::Client)?;
@@ -125,7 +137,10 @@ async fn upload(client: &mut PacketStream, conn: &mut BackendConn, backend_timeo
         let last = c.len == 0 && !continued;
         continued = c.continues();
         if last || conn.stream.queued() >= FLUSH_AT {
-            conn.stream.flush(backend_timeout).await.map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: false })?;
+            conn.stream
+                .flush(backend_timeout)
+                .await
+                .map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: false })?;
         }
         if last {
             return Ok(());
@@ -136,7 +151,12 @@ async fn upload(client: &mut PacketStream, conn: &mut BackendConn, backend_timeo
 /// Runs an internal command on a backend connection and reads its whole response without
 /// relaying it (state replay, re-prepare, reset). Returns the outcome and, for errors, the
 /// server's ERR payload.
-pub async fn internal(conn: &mut BackendConn, payload: &[u8], expect: Expect, timeout: Duration) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
+pub async fn internal(
+    conn: &mut BackendConn,
+    payload: &[u8],
+    expect: Expect,
+    timeout: Duration,
+) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
     conn.stream.send(0, payload, timeout).await?;
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     loop {
@@ -151,7 +171,10 @@ pub async fn internal(conn: &mut BackendConn, payload: &[u8], expect: Expect, ti
             }
             // rwsplit never sends LOAD DATA LOCAL itself; a server asking for it is broken.
             Ok(Step::LocalInfile) | Err(_) => {
-                return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "unexpected packet in internal response")));
+                return Err(ConnError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "unexpected packet in internal response",
+                )));
             }
         }
     }
@@ -184,7 +207,8 @@ pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration
                         value = Some(match body.first() {
                             Some(0xFB) => None,
                             _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
-                                body.get(at..at + usize::try_from(len).ok()?).map(|v| String::from_utf8_lossy(v).into_owned())
+                                body.get(at..at + usize::try_from(len).ok()?)
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
                             }),
                         });
                     }
@@ -194,7 +218,12 @@ pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration
         match step {
             Ok(Step::More) => {}
             Ok(Step::Done(o)) if o.error.is_none() => return Ok(value.flatten()),
-            _ => return Err(ConnError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "internal query failed"))),
+            _ => {
+                return Err(ConnError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "internal query failed",
+                )))
+            }
         }
     }
 }

@@ -67,7 +67,9 @@ pub fn errant_mariadb(
         .iter()
         .filter(|g| g.server_id != writer_server_id)
         .filter(|g| replica_server_id.is_none_or(|own| g.server_id == own))
-        .filter(|g| !writer_state.0.iter().any(|w| w.domain == g.domain && w.server_id == g.server_id && w.seq >= g.seq))
+        .filter(|g| {
+            !writer_state.0.iter().any(|w| w.domain == g.domain && w.server_id == g.server_id && w.seq >= g.seq)
+        })
         .filter(|g| !writer_current.0.iter().any(|w| w.domain == g.domain && w.seq >= g.seq))
         .copied()
         .collect()
@@ -192,7 +194,10 @@ mod tests {
     #[test]
     fn mariadb_lists() {
         let l = MariadbGtidList::parse("0-1-34, 1-2-7,,bad,3-x-1");
-        assert_eq!(l.0, vec![MariadbGtid { domain: 0, server_id: 1, seq: 34 }, MariadbGtid { domain: 1, server_id: 2, seq: 7 }]);
+        assert_eq!(
+            l.0,
+            vec![MariadbGtid { domain: 0, server_id: 1, seq: 34 }, MariadbGtid { domain: 1, server_id: 2, seq: 7 }]
+        );
         assert_eq!(MariadbGtidList::parse("").0, vec![]);
         assert_eq!(l.0[1].to_string(), "1-2-7");
     }
@@ -238,10 +243,14 @@ mod tests {
 
     #[test]
     fn mysql_sets() {
-        let s = GtidSet::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7-9:6,\n5ab92a52-3d2d-11e9-9dd8-0242ac110002:1-2");
+        let s =
+            GtidSet::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7-9:6,\n5ab92a52-3d2d-11e9-9dd8-0242ac110002:1-2");
         assert_eq!(s.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9,5ab92a52-3d2d-11e9-9dd8-0242ac110002:1-2");
         let t = GtidSet::parse("aaaaaaaa-0000-0000-0000-000000000000:tag1:1-3:tag2:5");
-        assert_eq!(t.to_string(), "aaaaaaaa-0000-0000-0000-000000000000:tag1:1-3,aaaaaaaa-0000-0000-0000-000000000000:tag2:5");
+        assert_eq!(
+            t.to_string(),
+            "aaaaaaaa-0000-0000-0000-000000000000:tag1:1-3,aaaaaaaa-0000-0000-0000-000000000000:tag2:5"
+        );
         assert!(GtidSet::parse("").is_empty());
         assert!(GtidSet::parse("u:5-1:x-y").is_empty());
     }

@@ -71,7 +71,8 @@ impl SemiSyncMaster {
             net_avg_wait_us: get_u64(status, &m("net_avg_wait_time")),
             timeout_ms: get_u64(variables, &v("timeout")),
             wait_point: variables.text(&[wait_point[0].as_str(), wait_point[1].as_str()]),
-            wait_for_count: variables.u64(&["rpl_semi_sync_source_wait_for_replica_count", "rpl_semi_sync_master_wait_for_slave_count"]),
+            wait_for_count: variables
+                .u64(&["rpl_semi_sync_source_wait_for_replica_count", "rpl_semi_sync_master_wait_for_slave_count"]),
         })
     }
 }
@@ -86,7 +87,9 @@ pub struct ReplicaSemiSync {
 impl ReplicaSemiSync {
     /// `None` when the status variable does not exist (no semi-sync support on this server).
     pub fn from_status(status: &Fields) -> Option<ReplicaSemiSync> {
-        status.flag(&["Rpl_semi_sync_slave_status", "Rpl_semi_sync_replica_status"]).map(|acking| ReplicaSemiSync { acking })
+        status
+            .flag(&["Rpl_semi_sync_slave_status", "Rpl_semi_sync_replica_status"])
+            .map(|acking| ReplicaSemiSync { acking })
     }
 }
 
@@ -97,7 +100,11 @@ mod tests {
 
     #[test]
     fn mariadb_master_on() {
-        let s = SemiSyncMaster::from_fields(&parse_variables(MARIADB_MASTER_SEMISYNC_ON), &parse_variables(MARIADB_MASTER_SEMISYNC_VARS)).unwrap();
+        let s = SemiSyncMaster::from_fields(
+            &parse_variables(MARIADB_MASTER_SEMISYNC_ON),
+            &parse_variables(MARIADB_MASTER_SEMISYNC_VARS),
+        )
+        .unwrap();
         assert!(s.enabled && s.active);
         assert_eq!(s.clients, Some(2));
         assert_eq!(s.yes_tx, Some(27));
@@ -112,7 +119,11 @@ mod tests {
 
     #[test]
     fn mariadb_master_fell_back() {
-        let s = SemiSyncMaster::from_fields(&parse_variables(MARIADB_MASTER_SEMISYNC_OFF), &parse_variables(MARIADB_MASTER_SEMISYNC_VARS)).unwrap();
+        let s = SemiSyncMaster::from_fields(
+            &parse_variables(MARIADB_MASTER_SEMISYNC_OFF),
+            &parse_variables(MARIADB_MASTER_SEMISYNC_VARS),
+        )
+        .unwrap();
         assert!(s.enabled);
         assert!(!s.active);
         assert_eq!(s.clients, Some(0));
@@ -126,7 +137,10 @@ mod tests {
         let st = parse_variables(MARIADB_REPLICA_SEMISYNC);
         assert_eq!(ReplicaSemiSync::from_status(&st), Some(ReplicaSemiSync { acking: true }));
         // The master's listing also carries the slave variable, OFF.
-        assert_eq!(ReplicaSemiSync::from_status(&parse_variables(MARIADB_MASTER_SEMISYNC_ON)), Some(ReplicaSemiSync { acking: false }));
+        assert_eq!(
+            ReplicaSemiSync::from_status(&parse_variables(MARIADB_MASTER_SEMISYNC_ON)),
+            Some(ReplicaSemiSync { acking: false })
+        );
         // On a replica the master side is present (MariaDB has it built in) but inactive.
         let m = SemiSyncMaster::from_fields(&st, &Fields::default()).unwrap();
         assert!(!m.active && !m.enabled);
@@ -134,7 +148,11 @@ mod tests {
 
     #[test]
     fn mysql_80_source_names() {
-        let s = SemiSyncMaster::from_fields(&parse_variables(MYSQL_80_SOURCE_SEMISYNC), &parse_variables(MYSQL_80_SOURCE_SEMISYNC_VARS)).unwrap();
+        let s = SemiSyncMaster::from_fields(
+            &parse_variables(MYSQL_80_SOURCE_SEMISYNC),
+            &parse_variables(MYSQL_80_SOURCE_SEMISYNC_VARS),
+        )
+        .unwrap();
         assert!(s.enabled && s.active);
         assert_eq!(s.clients, Some(1));
         assert_eq!(s.yes_tx, Some(100));
@@ -142,12 +160,16 @@ mod tests {
         assert_eq!(s.timeout_ms, Some(10000));
         assert_eq!(s.wait_point.as_deref(), Some("AFTER_SYNC"));
         assert_eq!(s.wait_for_count, Some(1));
-        assert_eq!(ReplicaSemiSync::from_status(&parse_variables(MYSQL_80_REPLICA_SEMISYNC)), Some(ReplicaSemiSync { acking: true }));
+        assert_eq!(
+            ReplicaSemiSync::from_status(&parse_variables(MYSQL_80_REPLICA_SEMISYNC)),
+            Some(ReplicaSemiSync { acking: true })
+        );
     }
 
     #[test]
     fn mysql_57_off_without_variables() {
-        let s = SemiSyncMaster::from_fields(&parse_variables(MYSQL_57_MASTER_SEMISYNC_OFF), &Fields::default()).unwrap();
+        let s =
+            SemiSyncMaster::from_fields(&parse_variables(MYSQL_57_MASTER_SEMISYNC_OFF), &Fields::default()).unwrap();
         assert!(!s.active);
         assert!(!s.enabled, "unknown enabled reads as off");
         assert_eq!(s.no_tx, Some(3));
@@ -157,7 +179,10 @@ mod tests {
     fn no_plugin_means_none() {
         assert_eq!(SemiSyncMaster::from_fields(&Fields::default(), &Fields::default()), None);
         assert_eq!(ReplicaSemiSync::from_status(&Fields::default()), None);
-        let odd = Fields::from_pairs([("Rpl_semi_sync_master_status", Some("maybe".to_string())), ("Rpl_semi_sync_master_clients", None)]);
+        let odd = Fields::from_pairs([
+            ("Rpl_semi_sync_master_status", Some("maybe".to_string())),
+            ("Rpl_semi_sync_master_clients", None),
+        ]);
         let s = SemiSyncMaster::from_fields(&odd, &Fields::default()).unwrap();
         assert!(!s.active);
         assert_eq!(s.clients, None);

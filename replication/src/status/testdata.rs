@@ -48,9 +48,10 @@ pub(crate) fn parse_tsv(text: &str) -> Vec<Fields> {
 /// Rows of a two-column `Variable_name`/`Value` listing, as one [`Fields`].
 pub(crate) fn parse_variables(text: &str) -> Fields {
     let rows = parse_tsv(text);
-    Fields::from_variables(rows.iter().filter_map(|r| {
-        Some((r.get(&["Variable_name"])?.to_string(), r.get(&["Value"]).map(str::to_string)))
-    }))
+    Fields::from_variables(
+        rows.iter()
+            .filter_map(|r| Some((r.get(&["Variable_name"])?.to_string(), r.get(&["Value"]).map(str::to_string)))),
+    )
 }
 
 fn unescape(v: &str) -> String {
