@@ -19,7 +19,7 @@ pub struct Shared {
     config: ArcSwap<Config>,
     users: ArcSwap<HashMap<String, Credential>>,
     pub topology: TopologyHandle,
-    pub pool: Pool,
+    pub pool: Arc<Pool>,
     pub metrics: Metrics,
     /// Version string announced to clients.
     pub server_version: String,
@@ -52,7 +52,7 @@ pub fn credentials(config: &Config) -> HashMap<String, Credential> {
 impl Shared {
     pub fn new(config: Config, topology: TopologyHandle, server_version: String) -> Arc<Self> {
         let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
-        let pool = Pool::new(&config.servers, PoolSettings::from(&config.backend));
+        let pool = Arc::new(Pool::new(&config.servers, PoolSettings::from(&config.backend)));
         Arc::new(Shared {
             users: ArcSwap::from_pointee(credentials(&config)),
             config: ArcSwap::from_pointee(config),

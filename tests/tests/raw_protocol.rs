@@ -279,3 +279,39 @@ fn a_malformed_packet_closes_only_that_client_after_an_err() {
     // The other client is untouched.
     assert_eq!(good.query("SELECT 1").len(), 5);
 }
+
+#[test]
+fn a_client_that_hangs_up_mid_statement_gets_its_statement_killed() {
+    let c = Cluster::shared();
+    let p = proxy();
+    let _log = p.log_on_panic();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = |c: &Cluster| -> usize {
+        [0, 1, 2]
+            .into_iter()
+            .map(|i| {
+                let rows: Vec<(u64,)> = rt
+                    .block_on(c.query(
+                        i,
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(20.5)%'",
+                    ))
+                    .unwrap();
+                rows.len()
+            })
+            .sum()
+    };
+    let mut r = Raw::connect(p.port(), APP_DB);
+    r.write(0, b"\x03SELECT SLEEP(20.5), @@server_id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running(c) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the statement never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(r);
+    let hung_up = std::time::Instant::now();
+    while running(c) > 0 {
+        assert!(hung_up.elapsed() < Duration::from_secs(10), "the abandoned statement is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("[raw] abandoned statement killed {:?} after the client hung up", hung_up.elapsed());
+}

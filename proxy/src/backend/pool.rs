@@ -149,6 +149,33 @@ impl Pool {
         }
     }
 
+    /// Stops the statement still running on a connection rwsplit abandoned mid-response (the
+    /// client went away, or the response timed out): dropping the socket alone lets a long
+    /// query run on until it tries to send. Runs `KILL QUERY` from a fresh connection, in the
+    /// background, bounded by the connect timeout twice over.
+    pub fn kill_query(self: &std::sync::Arc<Self>, server: usize, connection_id: u32) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let timeout = pool.settings.connect_timeout * 2;
+            let work = async {
+                let mut conn = pool.open(server, CapabilityFlags::empty()).await.ok()?;
+                let sql = format!("KILL QUERY {connection_id}");
+                let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
+                p.extend_from_slice(sql.as_bytes());
+                crate::session::relay::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout)
+                    .await
+                    .ok()
+            };
+            if tokio::time::timeout(timeout, work).await.ok().flatten().is_none() {
+                tracing::warn!(
+                    server = pool.name(server),
+                    connection_id,
+                    "could not KILL QUERY on an abandoned connection"
+                );
+            }
+        });
+    }
+
     /// Closes every idle connection (shutdown, or a server left the topology).
     pub fn clear(&self, server: usize) {
         if let Some(sp) = self.servers.get(server) {

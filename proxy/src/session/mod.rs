@@ -476,9 +476,16 @@ impl Session {
                     flushed.map_err(client_gone)?;
                     return Ok(target);
                 }
-                Err(RelayError::Client(e)) => return Err(client_gone(e)),
+                Err(RelayError::Client(e)) => {
+                    // The statement may still be running for nobody.
+                    self.shared.pool.kill_query(conn.server, conn.hello.connection_id);
+                    return Err(client_gone(e));
+                }
                 Err(RelayError::Backend { reason: why, before_client }) => {
                     self.shared.metrics.backend_error(target.server());
+                    if why.starts_with("timed out") {
+                        self.shared.pool.kill_query(conn.server, conn.hello.connection_id);
+                    }
                     let was_tied = self.state.is_tied();
                     if was_tied {
                         // The server rolls back and drops everything session-bound with the

@@ -113,10 +113,18 @@ pub async fn relay(
             client.flush(client_timeout).await.map_err(RelayError::Client)?;
         }
         if check_chunk(conn.stream.buffered()).is_none() {
-            conn.stream
-                .fill(backend_timeout)
-                .await
-                .map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: !sent_any })?;
+            // While the server works, watch the client too: one that hangs up is noticed now,
+            // not when the result is ready (the caller then stops the statement). Bytes a
+            // pipelining client sends meanwhile stay buffered for its next command.
+            tokio::select! {
+                r = conn.stream.fill(backend_timeout) => {
+                    r.map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: !sent_any })?;
+                }
+                r = client.fill(backend_timeout) => match r {
+                    Ok(()) | Err(ConnError::Timeout(_)) => {}
+                    Err(e) => return Err(RelayError::Client(e)),
+                },
+            }
         }
     }
 }
