@@ -27,6 +27,8 @@
 //! tightly: only generous bounds where the behaviour itself is at stake (a clean stop must not
 //! wait for Master_Down_Interval; a VIP on a killed node must expire by itself).
 
+mod common;
+
 use mysql_async::prelude::Queryable;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -76,27 +78,6 @@ fn have(tool: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// The rwsplit binary: `RWSPLIT_BIN`, else `target/debug/rwsplit` (honouring CARGO_TARGET_DIR).
-fn rwsplit_bin() -> Result<PathBuf, String> {
-    let path = match std::env::var_os("RWSPLIT_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target"));
-            let target = if target.is_absolute() { target } else { ws.join(target) };
-            target.join("debug/rwsplit")
-        }
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "no rwsplit binary at {}: run `cargo build --bin rwsplit` first (make test does) or set RWSPLIT_BIN",
-            path.display()
-        ))
-    }
 }
 
 /// Why a test cannot run here (printed loudly), if it cannot. A missing rwsplit binary is not
@@ -403,7 +384,7 @@ impl Lab {
 
     /// Starts `role`'s rwsplit again with its config (after a kill or a stop).
     fn restart_node(&mut self, role: &str) {
-        let bin = rwsplit_bin().unwrap_or_else(|e| panic!("{e}"));
+        let bin = common::rwsplit_bin().unwrap_or_else(|e| panic!("{e}"));
         let config = self.configs.iter().find(|(r, _)| r == role).unwrap().1.clone();
         let log = self.dir.join(format!("{role}.log"));
         let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);

@@ -3,25 +3,14 @@
 //! `rwsplit check` accepts once pasted under a proxy config; ignored parts and warnings on
 //! stderr as `FILE:LINE: …`; a broken file gives `FILE:LINE: …` errors and exit status 2.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary under test (see `common::rwsplit_bin`); a missing one fails the test.
 fn rwsplit_bin() -> PathBuf {
-    let path = match std::env::var_os("RWSPLIT_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target"));
-            let target = if target.is_absolute() { target } else { ws.join(target) };
-            target.join("debug/rwsplit")
-        }
-    };
-    assert!(
-        path.is_file(),
-        "no rwsplit binary at {}: run `cargo build --bin rwsplit` first (make test does) or set RWSPLIT_BIN",
-        path.display()
-    );
-    path
+    common::rwsplit_bin().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn fixture(name: &str) -> PathBuf {

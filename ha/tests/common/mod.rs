@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use rwsplit_ha::packet::IpInfo;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -101,4 +103,25 @@ pub fn is_arp(frame: &[u8]) -> bool {
 pub fn fixture(name: &str) -> Vec<Frame> {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     read_pcapng(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
+
+/// The rwsplit binary: `RWSPLIT_BIN`, else `target/debug/rwsplit` (honouring CARGO_TARGET_DIR).
+pub fn rwsplit_bin() -> Result<PathBuf, String> {
+    let path = match std::env::var_os("RWSPLIT_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target"));
+            let target = if target.is_absolute() { target } else { ws.join(target) };
+            target.join("debug/rwsplit")
+        }
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "no rwsplit binary at {}: run `cargo build --bin rwsplit` first (make test does) or set RWSPLIT_BIN",
+            path.display()
+        ))
+    }
 }
