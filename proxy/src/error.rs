@@ -31,6 +31,9 @@ pub enum ProxyError {
     UnknownStatement(u32, &'static str),
     #[error("Too many connections")]
     TooManyConnections,
+    /// `proxy.require_tls` and the client did not switch to TLS.
+    #[error("Connections using insecure transport are prohibited (proxy.require_tls)")]
+    InsecureTransport,
     /// A backend could not be reached, failed or timed out. `retryable` is true when no byte
     /// of the response has reached the client and the statement is safe to run elsewhere.
     #[error("server {server}: {reason}")]
@@ -53,7 +56,8 @@ impl ProxyError {
             | ProxyError::AccessDenied { .. }
             | ProxyError::Unsupported(_)
             | ProxyError::UnknownStatement(..)
-            | ProxyError::TooManyConnections => Side::Client,
+            | ProxyError::TooManyConnections
+            | ProxyError::InsecureTransport => Side::Client,
             ProxyError::Backend { .. } | ProxyError::NoServer(_) | ProxyError::Refused(_) => Side::Backend,
             ProxyError::Internal(_) => Side::Internal,
         }
@@ -84,6 +88,7 @@ impl ProxyError {
         let (code, state): (u16, &[u8; 5]) = match self {
             ProxyError::AccessDenied { .. } => (1045, b"28000"),
             ProxyError::TooManyConnections => (1040, b"08004"),
+            ProxyError::InsecureTransport => (3159, b"HY000"), // ER_SECURE_TRANSPORT_REQUIRED
             ProxyError::ClientProtocol(_) => (1156, b"08S01"), // ER_NET_PACKETS_OUT_OF_ORDER family
             ProxyError::ClientGone(_) => (2013, b"HY000"),
             ProxyError::Unsupported(_) => (1235, b"42000"), // ER_NOT_SUPPORTED_YET

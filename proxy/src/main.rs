@@ -135,7 +135,14 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let vrrp_instances = config.vrrp.clone();
     let listen = config.proxy.listen.clone();
     let admin_listen = config.admin.listen.clone();
-    let shared = Shared::new(config, topology, version);
+    let tls = match (config.proxy.tls_cert.as_str(), config.proxy.tls_key.as_str()) {
+        ("", _) | (_, "") => None,
+        (cert, key) => Some(
+            rwsplit_proxy::tls::acceptor(cert, key)
+                .map_err(|e| anyhow::anyhow!("TLS (proxy.tls_cert / proxy.tls_key): {e}"))?,
+        ),
+    };
+    let shared = Shared::new(config, topology, version, tls);
 
     if let Some(hint) = vrrp::listen_on_vip(&listen, &vrrp_instances) {
         tracing::warn!("{hint}");

@@ -29,6 +29,8 @@ pub struct Shared {
     pub latest_gtid: crate::consistency::LatestGtid,
     /// Reads are currently falling back to the writer (for logging the change once).
     reads_on_writer: std::sync::atomic::AtomicBool,
+    /// TLS towards clients, when `proxy.tls_cert` and `proxy.tls_key` are set.
+    pub tls: Option<crate::tls::ClientTls>,
     /// The running VRRP instances' stats (name, stats), set once they start.
     pub vrrp: std::sync::OnceLock<Vec<(String, Arc<rwsplit_ha::runner::RunnerStats>)>>,
 }
@@ -50,7 +52,12 @@ pub fn credentials(config: &Config) -> HashMap<String, Credential> {
 }
 
 impl Shared {
-    pub fn new(config: Config, topology: TopologyHandle, server_version: String) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        topology: TopologyHandle,
+        server_version: String,
+        tls: Option<crate::tls::ClientTls>,
+    ) -> Arc<Self> {
         let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
         let pool = Arc::new(Pool::new(&config.servers, PoolSettings::from(&config.backend)));
         Arc::new(Shared {
@@ -65,6 +72,7 @@ impl Shared {
             latest_gtid: Default::default(),
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
+            tls,
         })
     }
 

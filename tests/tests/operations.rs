@@ -153,3 +153,63 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     // The old user is still there too.
     p.conn().await.unwrap();
 }
+
+/// Runs the mariadb CLI against the proxy; (success, stdout + stderr).
+fn mariadb_cli(p: &Proxy, tls: bool, sql: &str) -> (bool, String) {
+    let out = Command::new("mariadb")
+        .args(["-h127.0.0.1", &format!("-P{}", p.port()), "-uapp", "-papp", "db_test", "-N", "-e", sql])
+        .arg(if tls { "--ssl" } else { "--skip-ssl" })
+        .output()
+        .expect("mariadb client");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_for_clients_and_require_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rwsplit-test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let c = tokio::task::block_in_place(Cluster::shared);
+    let tls = format!("[proxy]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n", cert.display(), key.display());
+    let p = Proxy::start(c, &tls).unwrap();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+
+    let (ok, out) = mariadb_cli(&p, true, "\\s");
+    assert!(ok && out.contains("Cipher in use is TLS"), "the session runs over TLS:\n{out}");
+    // A result of 2 MB through TLS, relayed packet by packet.
+    let (ok, out) = mariadb_cli(
+        &p,
+        true,
+        "SELECT LENGTH(REPEAT('x', 2097152)), MD5(REPEAT('x', 2097152)) = MD5(REPEAT('x', 2097152))",
+    );
+    assert!(ok && out.trim() == "2097152\t1", "{out}");
+    let (ok, out) = mariadb_cli(&p, false, "SELECT 1");
+    assert!(ok && out.trim() == "1", "plain clients still work while TLS is optional: {out}");
+
+    // require_tls through a reload: plain clients are refused with MySQL's own error.
+    let path = p.dir().join("rwsplit.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("[proxy]\n", "[proxy]\nrequire_tls = true\n");
+    std::fs::write(&path, text).unwrap();
+    let pid = pid_of(&p);
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, out) = mariadb_cli(&p, false, "SELECT 1");
+        if !ok {
+            assert!(out.contains("3159") && out.contains("insecure transport"), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "require_tls never applied:\n{}", p.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, out) = mariadb_cli(&p, true, "SELECT 1");
+    assert!(ok && out.trim() == "1", "TLS clients are still served: {out}");
+}

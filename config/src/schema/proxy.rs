@@ -24,6 +24,13 @@ pub struct ProxyConfig {
     /// Longest statement text rwsplit will classify and forward, in bytes (`max_allowed_packet`
     /// of the servers bounds it anyway); larger packets are still forwarded to the writer.
     pub max_packet_bytes: u64,
+    /// PEM certificate chain offered to clients that ask for TLS. Empty (with `tls_key`): no
+    /// TLS; clients asking for it get a clear error. Read at start.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
+    /// Refuse clients that do not switch to TLS (needs `tls_cert` and `tls_key`).
+    pub require_tls: bool,
 }
 
 impl Default for ProxyConfig {
@@ -35,6 +42,9 @@ impl Default for ProxyConfig {
             handshake_timeout_ms: 10_000,
             client_idle_timeout_ms: 28_800_000,
             max_packet_bytes: 1 << 30,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            require_tls: false,
         }
     }
 }
@@ -46,5 +56,24 @@ impl ProxyConfig {
         check_range("proxy.handshake_timeout_ms", self.handshake_timeout_ms, 100, 600_000, problems);
         check_range("proxy.client_idle_timeout_ms", self.client_idle_timeout_ms, 1_000, 31_536_000_000, problems);
         check_range("proxy.max_packet_bytes", self.max_packet_bytes, 1024, 1 << 30, problems);
+        match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
+            (true, true) if self.require_tls => {
+                problems.push(Problem::new("proxy.require_tls", "needs proxy.tls_cert and proxy.tls_key"))
+            }
+            (true, true) => {}
+            (false, true) => {
+                problems.push(Problem::new("proxy.tls_key", "proxy.tls_cert is set: the key is required too"))
+            }
+            (true, false) => {
+                problems.push(Problem::new("proxy.tls_cert", "proxy.tls_key is set: the certificate is required too"))
+            }
+            (false, false) => {
+                for (path, file) in [("proxy.tls_cert", &self.tls_cert), ("proxy.tls_key", &self.tls_key)] {
+                    if let Err(e) = std::fs::metadata(file) {
+                        problems.push(Problem::new(path, format!("cannot read {file:?}: {e}")));
+                    }
+                }
+            }
+        }
     }
 }

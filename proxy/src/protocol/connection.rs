@@ -5,9 +5,13 @@
 use super::frame::{self, check_chunk, Chunk, HEADER};
 use bytes::{Bytes, BytesMut};
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// Why a read or write failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +26,80 @@ pub enum ConnError {
     Io(#[from] io::Error),
 }
 
+/// A TCP stream whose first bytes were already read into a buffer (a client's TLS hello that
+/// arrived with its SSLRequest): they are read again before the socket.
+#[derive(Debug)]
+pub struct Prefixed {
+    prefix: BytesMut,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The socket under a packet stream: plain TCP, or TLS towards a client.
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<Prefixed>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A MySQL packet stream.
 #[derive(Debug)]
 pub struct PacketStream {
-    stream: TcpStream,
+    stream: Stream,
+    peer: Option<std::net::SocketAddr>,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
@@ -34,11 +108,41 @@ impl PacketStream {
     pub fn new(stream: TcpStream) -> Self {
         // Small statements dominate; latency matters more than batching here.
         let _ = stream.set_nodelay(true);
-        PacketStream { stream, rbuf: BytesMut::with_capacity(16 * 1024), wbuf: BytesMut::with_capacity(16 * 1024) }
+        let peer = stream.peer_addr().ok();
+        PacketStream {
+            stream: Stream::Tcp(stream),
+            peer,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: BytesMut::with_capacity(16 * 1024),
+        }
     }
 
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.stream.peer_addr().ok()
+        self.peer
+    }
+
+    /// Switches a client connection to TLS (after its SSLRequest), within `timeout`. Bytes of
+    /// the client's TLS hello already read are handed to the TLS layer first.
+    pub async fn into_tls(self, acceptor: &TlsAcceptor, timeout: Duration) -> Result<PacketStream, ConnError> {
+        let Stream::Tcp(tcp) = self.stream else {
+            return Err(ConnError::Io(io::Error::other("TLS is already on")));
+        };
+        let prefixed = Prefixed { prefix: self.rbuf, inner: tcp };
+        let tls = match tokio::time::timeout(timeout, acceptor.accept(prefixed)).await {
+            Err(_) => return Err(ConnError::Timeout(timeout)),
+            Ok(r) => r?,
+        };
+        Ok(PacketStream {
+            stream: Stream::Tls(Box::new(tls)),
+            peer: self.peer,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: self.wbuf,
+        })
+    }
+
+    /// Whether the connection is on TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
     }
 
     /// Reads more bytes into the read buffer. Returns `Closed` on EOF.
@@ -148,13 +252,19 @@ impl PacketStream {
             return false;
         }
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match &self.stream {
+            Stream::Tcp(s) => matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            // Pooled connections are plain TCP; anything else is not reused.
+            Stream::Tls(_) => false,
+        }
     }
 
     /// Sends COM_QUIT without waiting, so the server closes the session cleanly instead of
     /// logging an aborted connection. Best effort: used when a connection is dropped.
     pub fn quit_now(&mut self) {
-        let _ = self.stream.try_write(&[1, 0, 0, 0, 0x01]);
+        if let Stream::Tcp(s) = &self.stream {
+            let _ = s.try_write(&[1, 0, 0, 0, 0x01]);
+        }
     }
 
     /// Shuts the write side down; errors are irrelevant at this point.

@@ -88,17 +88,19 @@ pub enum LoginError {
     Malformed,
     #[error("client requires protocol 4.1")]
     OldProtocol,
-    #[error("client requested TLS, which this listener does not offer")]
+    /// An SSLRequest: switch to TLS, then read the real handshake response.
+    #[error("client requested TLS")]
     TlsRequested,
 }
 
 /// Parses the client's handshake response.
 pub fn parse_handshake_response(payload: &[u8], offered: CapabilityFlags) -> Result<ClientLogin, LoginError> {
-    // An SSLRequest is a 32-byte prefix of a handshake response with CLIENT_SSL set.
+    // An SSLRequest is the 32-byte prefix of a handshake response, with CLIENT_SSL set; the
+    // full response follows over TLS.
     if payload.len() >= 4 {
         let caps =
             CapabilityFlags::from_bits_truncate(u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]));
-        if caps.contains(CapabilityFlags::CLIENT_SSL) {
+        if caps.contains(CapabilityFlags::CLIENT_SSL) && payload.len() == 32 {
             return Err(LoginError::TlsRequested);
         }
         if !caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {

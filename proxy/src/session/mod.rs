@@ -111,13 +111,23 @@ impl Session {
         let timeouts = Timeouts::from_config(&config);
         let id = shared.next_session_id();
         let nonce = handshake::new_nonce();
-        let offered = offered_capabilities();
+        let mut offered = offered_capabilities();
+        if shared.tls.is_some() {
+            offered |= CapabilityFlags::CLIENT_SSL;
+        }
         client
             .send(0, &handshake::greeting_payload(&shared.server_version, id, &nonce, offered), timeouts.handshake)
             .await?;
-        let (seq, payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
+        let (mut seq, mut payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
+        let mut parsed = parse_handshake_response(&payload, offered);
+        if let (Err(LoginError::TlsRequested), Some(acceptor)) = (&parsed, &shared.tls) {
+            // SSLRequest: TLS first, then the real handshake response over it.
+            client = client.into_tls(&acceptor.0, timeouts.handshake).await?;
+            (seq, payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
+            parsed = parse_handshake_response(&payload, offered);
+        }
         let mut next = seq.wrapping_add(1);
-        let login = match parse_handshake_response(&payload, offered) {
+        let login = match parsed {
             Ok(l) => l,
             Err(e) => {
                 let err = match e {
@@ -128,6 +138,11 @@ impl Session {
                 return Ok(None);
             }
         };
+        if config.proxy.require_tls && !client.is_tls() {
+            tracing::warn!(peer = %peer, user = %login.user, "login refused: TLS required");
+            client.send(next, &ProxyError::InsecureTransport.err_packet(), timeouts.handshake).await?;
+            return Ok(None);
+        }
         let Some(cred) = shared.credential(&login.user) else {
             shared.metrics.auth_failures.inc();
             tracing::warn!(peer = %peer, user = %login.user, "login refused: unknown user");
