@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use rwsplit_config::Config;
 use rwsplit_replication::TopologyHandle;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,6 @@ pub struct Shared {
     /// Version string announced to clients.
     pub server_version: String,
     next_session: AtomicU32,
-    read_tick: AtomicU64,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
     /// Reads are currently falling back to the writer (for logging the change once).
@@ -68,7 +67,6 @@ impl Shared {
             metrics: Metrics::new(&names),
             server_version,
             next_session: AtomicU32::new(1),
-            read_tick: AtomicU64::new(0),
             latest_gtid: Default::default(),
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
@@ -99,10 +97,6 @@ impl Shared {
 
     pub fn next_session_id(&self) -> u32 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn next_read_tick(&self) -> u64 {
-        self.read_tick.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Logs, once per change, when reads start or stop falling back to the writer.

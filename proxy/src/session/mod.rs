@@ -65,6 +65,10 @@ pub struct Session {
     /// The statement whose cursor is open on the pinned connection.
     cursor: Option<u32>,
     last_target: Option<Target>,
+    /// Round-robin position of this session's reads. Per session, so that one connection's
+    /// reads alternate over the replicas whatever other sessions do; sessions start at
+    /// different positions (their ids), so together they spread evenly too.
+    read_tick: u64,
     /// Read-your-writes policy of this session's user.
     consistency: Consistency,
     /// GTID of this session's last write (`causal`).
@@ -173,6 +177,7 @@ impl Session {
             next_stmt: 1,
             cursor: None,
             last_target: None,
+            read_tick: u64::from(id),
             consistency: shared.consistency(&login.user),
             causal_gtid: None,
             caught_up: 0,
@@ -672,7 +677,12 @@ impl Session {
             r => r,
         };
         let topology = self.shared.topology.load();
-        let tick = if route == Route::Replica { self.shared.next_read_tick() } else { 0 };
+        let tick = if route == Route::Replica {
+            self.read_tick = self.read_tick.wrapping_add(1);
+            self.read_tick
+        } else {
+            0
+        };
         router::choose(route, &topology, self.shared.policy(), tick).map_err(|e| {
             self.shared.metrics.no_server_errors.inc();
             ProxyError::NoServer(
