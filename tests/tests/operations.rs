@@ -213,3 +213,27 @@ async fn tls_for_clients_and_require_tls() {
     let (ok, out) = mariadb_cli(&p, true, "SELECT 1");
     assert!(ok && out.trim() == "1", "TLS clients are still served: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_data_local_infile_is_relayed() {
+    let c = tokio::task::block_in_place(Cluster::shared);
+    c.fresh_db("infile").await.unwrap();
+    let p = proxy();
+    let _log = p.log_on_panic();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    // About 200 KB: the upload spans many packets.
+    std::fs::write(&csv, (1..=20_000).map(|i| format!("{i},value-{i}\n")).collect::<String>()).unwrap();
+    let sql = format!(
+        "CREATE TABLE infile.t (id INT PRIMARY KEY, v VARCHAR(20)); \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE infile.t FIELDS TERMINATED BY ','",
+        csv.display()
+    );
+    let out = Command::new("mariadb")
+        .args(["--local-infile=1", "-h127.0.0.1", &format!("-P{}", p.port()), "-uapp", "-papp", "-e", &sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (n, sum): (u64, u64) = c.query(MASTER, "SELECT COUNT(*), SUM(id) FROM infile.t").await.unwrap().pop().unwrap();
+    assert_eq!((n, sum), (20_000, 200_010_000), "every row reached the master");
+}
