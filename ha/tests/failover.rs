@@ -72,14 +72,6 @@ fn node_ip(role: &str) -> &'static str {
     }
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Why a test cannot run here (printed loudly), if it cannot. A missing rwsplit binary is not
 /// a reason to skip: it fails the test.
 fn skip_reason(extra_tools: &[&str]) -> Option<String> {
@@ -89,7 +81,7 @@ fn skip_reason(extra_tools: &[&str]) -> Option<String> {
     ["ip", "mariadbd", "mariadb-install-db", "mariadb-admin", "mariadb"]
         .iter()
         .chain(extra_tools)
-        .find(|t| !have(t))
+        .find(|t| !common::have(t))
         .map(|t| format!("{t} is not installed (make deps installs it)"))
 }
 

@@ -6,6 +6,8 @@
 //! PASS included), takeover times, tshark decoding our adverts with a good checksum, stale VIP
 //! removal at start, and a VIP's valid lifetime expiring by itself.
 
+mod common;
+
 use rwsplit_config::{AuthConfig, Secret, VirtualIpEntry, VrrpInstanceConfig};
 use rwsplit_ha::fsm::State;
 use rwsplit_ha::runner::{self, RunnerHandle};
@@ -19,20 +21,12 @@ use std::time::{Duration, Instant};
 
 const VIP: &str = "10.99.0.100";
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Why these tests cannot run here, if they cannot.
 fn skip_reason(tools: &[&str]) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
         return Some("not root".into());
     }
-    tools.iter().find(|t| !have(t)).map(|t| format!("{t} is not installed"))
+    tools.iter().find(|t| !common::have(t)).map(|t| format!("{t} is not installed"))
 }
 
 fn sh(cmd: &str) -> String {

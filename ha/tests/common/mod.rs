@@ -125,3 +125,12 @@ pub fn rwsplit_bin() -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// Whether `tool` is on the PATH (a namespace test skips loudly without it).
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
