@@ -298,7 +298,7 @@ impl Session {
                 self.statement(
                     Route::Master,
                     Reason::SessionCommand,
-                    false,
+                    None,
                     Job::Forward { payload: &payload, expect: Expect::Single },
                     &effects,
                     &db,
@@ -309,7 +309,7 @@ impl Session {
                 self.statement(
                     Route::Replica,
                     Reason::Read,
-                    false,
+                    None,
                     Job::Forward { payload: &payload, expect: Expect::FieldList },
                     &[],
                     "",
@@ -320,7 +320,7 @@ impl Session {
                 self.statement(
                     Route::Master,
                     Reason::SessionCommand,
-                    false,
+                    None,
                     Job::Forward { payload: &payload, expect: Expect::Single },
                     &[],
                     "",
@@ -403,11 +403,10 @@ impl Session {
             self.state.tie(Tie::UserVariables);
         }
         let effects = std::mem::take(&mut decision.effects);
-        let writes = changes_data(&statement, decision.reason);
         self.statement(
             decision.route,
             decision.reason,
-            writes,
+            Some(&statement),
             Job::Forward { payload, expect: Expect::Query },
             &effects,
             &sql,
@@ -421,11 +420,14 @@ impl Session {
         &mut self,
         route: Route,
         reason: Reason,
-        writes: bool,
+        statement: Option<&Statement>,
         job: Job<'_>,
         effects: &[Effect],
         sql: &str,
     ) -> Result<Target, ProxyError> {
+        let writes = statement.is_some_and(|s| changes_data(s, reason));
+        // `SELECT SQL_CALC_FOUND_ROWS …`: keep the connection for the FOUND_ROWS() that follows.
+        let found_rows = statement.is_some_and(Statement::calc_found_rows);
         if writes {
             self.check_semisync()?;
         }
@@ -436,19 +438,14 @@ impl Session {
             }
         }
         let mut route = if reason == Reason::LastInsertId && self.held.is_some() { Route::Previous } else { route };
-        let read = route == Route::Replica && !self.state.sticky();
+        let read = route == Route::Replica && !self.state.is_tied();
         let mut retried = false;
         loop {
             let target = self.target(route)?;
             if route == Route::Replica {
                 self.shared.note_read_target(&target);
             }
-            let attempt = async {
-                let conn = self.acquire(target).await?;
-                Ok::<_, ProxyError>(conn)
-            }
-            .await;
-            let mut conn = match attempt {
+            let mut conn = match self.acquire(target).await {
                 Ok(c) => c,
                 Err(e)
                     if read
@@ -492,7 +489,8 @@ impl Session {
                         self.learn_gtid(&mut conn, writes, effects, &outcome, changes.as_ref()).await;
                     }
                     let flushed = self.client.flush(self.timeouts.client_write).await;
-                    self.finish(conn, target, &outcome, effects, sql, changes.as_ref());
+                    self.note_untracked_changes(effects, &outcome, changes.as_ref());
+                    self.finish(conn, target, &outcome, effects, sql, found_rows);
                     flushed.map_err(client_gone)?;
                     return Ok(target);
                 }
@@ -664,7 +662,7 @@ impl Session {
 
     /// Which server runs a statement with this route.
     fn target(&mut self, route: Route) -> Result<Target, ProxyError> {
-        if self.state.sticky() {
+        if self.state.is_tied() {
             if let Some(p) = &self.pinned {
                 return Ok(self.last_target.filter(|t| t.server() == p.server).unwrap_or(Target::Writer(p.server)));
             }
@@ -899,6 +897,20 @@ impl Session {
         }
     }
 
+    /// The server says session state changed in a way the classifier did not see (a stored
+    /// procedure running USE or SET, say): only that connection has it now, so the session
+    /// stays there. A change that is only the commit's GTID is not session state.
+    fn note_untracked_changes(&mut self, effects: &[Effect], outcome: &Outcome, changes: Option<&StateChanges>) {
+        let untracked = outcome.error.is_none()
+            && effects.is_empty()
+            && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
+            && changes.is_none_or(|c| c.other);
+        if untracked {
+            tracing::debug!(session = self.id, "untracked session state change; staying on this connection");
+            self.state.tie(Tie::UntrackedState);
+        }
+    }
+
     /// After a statement: learn the state, then keep the connection tied or give it back.
     fn finish(
         &mut self,
@@ -907,23 +919,13 @@ impl Session {
         outcome: &Outcome,
         effects: &[Effect],
         sql: &str,
-        changes: Option<&StateChanges>,
+        found_rows: bool,
     ) {
         if let Some(status) = outcome.status {
             self.state.observe_status(status);
         }
         if outcome.error.is_none() {
             self.state.apply(effects, sql);
-            let untracked = effects.is_empty()
-                && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
-                // A change that is only the commit's GTID is not session state.
-                && changes.is_none_or(|c| c.other);
-            if untracked {
-                // The server says session state changed in a way the classifier did not see
-                // (a stored procedure, say): only that connection has it now.
-                tracing::debug!(session = self.id, "untracked session state change; staying on this connection");
-                self.state.tie(Tie::UntrackedState);
-            }
         } else if effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
             self.state.read_only_transaction = false;
         }
@@ -932,8 +934,7 @@ impl Session {
         if self.state.schema.is_some() {
             conn.schema = self.state.schema.clone();
         }
-        let follow_up =
-            outcome.last_insert_id != 0 || outcome.warnings > 0 || contains_ignore_case(sql, "sql_calc_found_rows");
+        let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || found_rows;
         if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
             self.held = Some(conn);
             return;
@@ -1015,7 +1016,7 @@ impl Session {
         self.statement(
             decision.route,
             decision.reason,
-            false,
+            None,
             Job::Prepare { payload, sql: sql.clone(), client_id },
             &[],
             &sql,
@@ -1038,11 +1039,10 @@ impl Session {
         if statement.assigns_user_variables() {
             self.state.tie(Tie::UserVariables);
         }
-        let writes = changes_data(&statement, decision.reason);
         self.statement(
             decision.route,
             decision.reason,
-            writes,
+            Some(&statement),
             Job::Execute { payload, client_id: id },
             &decision.effects,
             &sql,
@@ -1132,7 +1132,7 @@ impl Session {
                     self.cursor = None;
                     self.state.untie(Tie::Cursor);
                 }
-                self.finish(conn, target, &outcome, &[], "", None);
+                self.finish(conn, target, &outcome, &[], "", false);
                 Ok(target)
             }
             Err(RelayError::Client(e)) => Err(client_gone(e)),
@@ -1183,10 +1183,6 @@ fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
         && t.get(keyword.len()).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
 }
 
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
 /// Queues COM_STMT_CLOSE (no response) for a backend statement; it goes out with the next
 /// command on that connection.
 fn close_backend_stmt(conn: &mut BackendConn, id: u32) {
@@ -1223,7 +1219,5 @@ mod tests {
         assert!(!starts_with_keyword("killer()", "kill"));
         assert!(!starts_with_keyword("SELECT 1", "kill"));
         assert!(starts_with_keyword("kill", "kill"));
-        assert!(contains_ignore_case("select SQL_CALC_FOUND_ROWS * from t", "sql_calc_found_rows"));
-        assert!(!contains_ignore_case("select 1", "sql_calc_found_rows"));
     }
 }

@@ -130,12 +130,6 @@ impl SessionState {
         !self.ties.is_empty()
     }
 
-    /// Ties that send every statement to the pinned connection, whatever the classifier said.
-    /// Temporary tables are not among them: other reads may still go to replicas.
-    pub fn sticky(&self) -> bool {
-        self.is_tied()
-    }
-
     /// Learns the truth from a response's final status flags.
     pub fn observe_status(&mut self, status: StatusFlags) {
         self.in_transaction = status.contains(StatusFlags::SERVER_STATUS_IN_TRANS);
