@@ -6,6 +6,31 @@
 use crate::protocol::connection::ConnError;
 use crate::protocol::packets::err_payload;
 
+/// Why a backend failed, typed so that callers decide on it without reading messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendCause {
+    /// No answer within the timeout (connecting, or waiting for a response).
+    Timeout,
+    /// The server would not take the connection or command: the connection limit, a failed
+    /// login, an ERR to one of rwsplit's own commands (state replay, reset).
+    Refused,
+    /// The connection closed or its socket failed.
+    Closed,
+    /// The server sent something that is not valid protocol where it was.
+    Protocol,
+}
+
+impl BackendCause {
+    /// The cause of a socket-level failure.
+    pub fn of(e: &ConnError) -> Self {
+        match e {
+            ConnError::Timeout(_) => BackendCause::Timeout,
+            ConnError::Closed | ConnError::Io(_) => BackendCause::Closed,
+            ConnError::TooLarge(_) => BackendCause::Protocol,
+        }
+    }
+}
+
 /// Who caused an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -36,8 +61,8 @@ pub enum ProxyError {
     InsecureTransport,
     /// A backend could not be reached, failed or timed out. `retryable` is true when no byte
     /// of the response has reached the client and the statement is safe to run elsewhere.
-    #[error("server {server}: {reason}")]
-    Backend { server: String, reason: String, retryable: bool },
+    #[error("server {server}: {detail}")]
+    Backend { server: String, cause: BackendCause, detail: String, retryable: bool },
     /// No server can take this statement now (no writer known, no replica and no fallback).
     #[error("no server available: {0}")]
     NoServer(String),
@@ -121,7 +146,12 @@ mod tests {
 
     #[test]
     fn sides_and_retry() {
-        let b = ProxyError::Backend { server: "replica1".into(), reason: "timeout".into(), retryable: true };
+        let b = ProxyError::Backend {
+            server: "replica1".into(),
+            cause: BackendCause::Timeout,
+            detail: "timeout".into(),
+            retryable: true,
+        };
         assert_eq!(b.side(), Side::Backend);
         assert!(b.retryable());
         assert!(!b.closes_client());

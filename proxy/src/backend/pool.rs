@@ -6,8 +6,9 @@
 //! The idle lists sit behind a `std::sync::Mutex` held only for a push or a pop, never across
 //! an await.
 
+use super::auth::AuthError;
 use super::conn::{BackendConn, OpenGuard};
-use crate::error::ProxyError;
+use crate::error::{BackendCause, ProxyError};
 use crate::protocol::CapabilityFlags;
 use rwsplit_config::{BackendConfig, ServerConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -97,7 +98,8 @@ impl Pool {
         if n >= self.settings.max_open {
             return Err(ProxyError::Backend {
                 server: sp.name.clone(),
-                reason: format!("connection limit ({}) reached", self.settings.max_open),
+                cause: BackendCause::Refused,
+                detail: format!("connection limit ({}) reached", self.settings.max_open),
                 retryable: true,
             });
         }
@@ -113,7 +115,12 @@ impl Pool {
         .await
         .map_err(|e| ProxyError::Backend {
             server: sp.name.clone(),
-            reason: format!("connect: {e}"),
+            cause: match &e {
+                AuthError::Conn(c) => BackendCause::of(c),
+                AuthError::Refused(_) | AuthError::Plugin(_) => BackendCause::Refused,
+                AuthError::Protocol(_) => BackendCause::Protocol,
+            },
+            detail: format!("connect: {e}"),
             retryable: true,
         })
     }
@@ -162,9 +169,7 @@ impl Pool {
                 let sql = format!("KILL QUERY {connection_id}");
                 let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
                 p.extend_from_slice(sql.as_bytes());
-                crate::session::relay::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout)
-                    .await
-                    .ok()
+                super::internal::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout).await.ok()
             };
             if tokio::time::timeout(timeout, work).await.ok().flatten().is_none() {
                 tracing::warn!(

@@ -8,6 +8,7 @@
 //! - [`handshake`]: the server side of the handshake (greeting, authentication of clients).
 //! - [`packets`]: the few packets rwsplit writes itself (OK, EOF) and reads (status flags).
 //! - [`session_track`]: what an OK packet's session-state information says changed.
+//! - [`stmt`]: reading and rewriting COM_STMT_* packets (statement ids, EXECUTE's head).
 //!
 //! Structures with a stable layout (handshake, handshake response, OK/ERR, statement OK) come
 //! from `mysql_common`; framing is our own because a relay must pass a 16 MiB packet's chunks
@@ -19,6 +20,7 @@ pub mod handshake;
 pub mod packets;
 pub mod response;
 pub mod session_track;
+pub mod stmt;
 
 pub use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 

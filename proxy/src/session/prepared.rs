@@ -1,15 +1,9 @@
-//! Prepared statements as the client sees them. Clients get rwsplit's own statement ids; each
-//! maps to the SQL text (and its classification), so the statement can be prepared on
-//! whichever backend connection runs it. Backend ids live on the connections
-//! (`BackendConn::stmts`).
-//!
-//! COM_STMT_EXECUTE with new-params-bound = 0 relies on the types of the previous EXECUTE of
-//! that statement on that connection; when the connection has not seen them, the packet is
-//! rewritten with the remembered types and the flag set. Pure functions, tested on bytes.
+//! Prepared statements and cursors as the client sees them. Clients get rwsplit's own statement
+//! ids; each maps to the SQL text (and its classification), so the statement can be prepared
+//! on whichever backend connection runs it. Backend ids live on the connections
+//! (`BackendConn::stmts`); the packet rewriting is pure (`crate::protocol::stmt`).
 
-use crate::classifier::Statement;
-use bytes::Bytes;
-use std::sync::Arc;
+use super::*;
 
 /// A statement the client prepared.
 #[derive(Debug, Clone)]
@@ -25,136 +19,257 @@ pub struct ClientStmt {
     pub long_data_bytes: usize,
 }
 
-/// The parts of a COM_STMT_EXECUTE packet rwsplit needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecuteHead<'a> {
-    pub stmt_id: u32,
-    /// Cursor type flags (CURSOR_TYPE_READ_ONLY = 1, …).
-    pub flags: u8,
-    /// Types sent with this execute, when new-params-bound = 1.
-    pub types: Option<&'a [u8]>,
-    /// Offset of the new-params-bound byte (None when the statement has no parameters).
-    bound_at: Option<usize>,
-}
-
-/// Reads the statement id of any COM_STMT_* packet ([0] = command, [1..5] = id).
-pub fn stmt_id(payload: &[u8]) -> Option<u32> {
-    let b = payload.get(1..5)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Parses a COM_STMT_EXECUTE for a statement with `params` parameters.
-pub fn parse_execute(payload: &[u8], params: u16) -> Option<ExecuteHead<'_>> {
-    let stmt_id = stmt_id(payload)?;
-    let flags = *payload.get(5)?;
-    payload.get(6..10)?; // iteration count
-    if params == 0 {
-        return Some(ExecuteHead { stmt_id, flags, types: None, bound_at: None });
+impl Session {
+    pub(super) async fn prepare(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
+        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
+        let decision = classifier::classify(&sql, &self.state.view());
+        let client_id = self.next_stmt;
+        self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
+        self.statement(
+            decision.route,
+            decision.reason,
+            None,
+            Job::Prepare { payload, sql: sql.clone(), client_id },
+            &[],
+            &sql,
+        )
+        .await
     }
-    let n = usize::from(params);
-    let bound_at = 10 + n.div_ceil(8);
-    let bound = *payload.get(bound_at)?;
-    let types = if bound == 1 { Some(payload.get(bound_at + 1..bound_at + 1 + 2 * n)?) } else { None };
-    Some(ExecuteHead { stmt_id, flags, types, bound_at: Some(bound_at) })
-}
 
-/// The EXECUTE to send to a backend: the backend's statement id, and the remembered `types`
-/// inserted when the client relied on earlier ones the backend has not seen.
-pub fn rewrite_execute(
-    payload: &[u8],
-    head: &ExecuteHead<'_>,
-    backend_id: u32,
-    insert_types: Option<&[u8]>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + insert_types.map_or(0, <[u8]>::len));
-    out.extend_from_slice(&payload[..1]);
-    out.extend_from_slice(&backend_id.to_le_bytes());
-    match (head.bound_at, insert_types) {
-        (Some(at), Some(types)) if head.types.is_none() => {
-            out.extend_from_slice(&payload[5..at]);
-            out.push(1);
-            out.extend_from_slice(types);
-            out.extend_from_slice(&payload[at + 1..]);
+    pub(super) async fn execute(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
+        let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_EXECUTE".into()))?;
+        let stmt = self.stmts.get_mut(&id).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_execute"))?;
+        let head = parse_execute(payload, stmt.params)
+            .ok_or_else(|| ProxyError::ClientProtocol("malformed COM_STMT_EXECUTE".into()))?;
+        if let Some(t) = head.types {
+            stmt.types = Some(t.to_vec());
         }
-        _ => out.extend_from_slice(&payload[5..]),
-    }
-    out
-}
-
-/// Any other COM_STMT_* packet with the statement id replaced.
-pub fn rewrite_id(payload: &[u8], backend_id: u32) -> Vec<u8> {
-    let mut out = payload.to_vec();
-    if out.len() >= 5 {
-        out[1..5].copy_from_slice(&backend_id.to_le_bytes());
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// EXECUTE of stmt 7 with 2 params, no cursor, bound types (LONG, VAR_STRING).
-    fn bound() -> Vec<u8> {
-        let mut p = vec![0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0];
-        p.push(0b00); // null bitmap for 2 params: 1 byte
-        p.push(1); // new params bound
-        p.extend_from_slice(&[0x03, 0, 0xFD, 0]);
-        p.extend_from_slice(&[42, 0, 0, 0, 2, b'h', b'i']);
-        p
-    }
-
-    fn unbound() -> Vec<u8> {
-        let mut p = vec![0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0b00, 0];
-        p.extend_from_slice(&[43, 0, 0, 0, 2, b'y', b'o']);
-        p
-    }
-
-    #[test]
-    fn parses_bound_types() {
-        let p = bound();
-        let h = parse_execute(&p, 2).unwrap();
-        assert_eq!(h.stmt_id, 7);
-        assert_eq!(h.types, Some(&[0x03, 0, 0xFD, 0][..]));
-        let p = unbound();
-        assert_eq!(parse_execute(&p, 2).unwrap().types, None);
-    }
-
-    #[test]
-    fn rewrite_keeps_bound_packets_but_id() {
-        let p = bound();
-        let h = parse_execute(&p, 2).unwrap();
-        let out = rewrite_execute(&p, &h, 99, Some(&[1, 2, 3, 4]));
-        assert_eq!(stmt_id(&out), Some(99));
-        assert_eq!(&out[5..], &p[5..], "bound packets keep their own types");
-    }
-
-    #[test]
-    fn rewrite_inserts_remembered_types() {
-        let p = unbound();
-        let h = parse_execute(&p, 2).unwrap();
-        let out = rewrite_execute(&p, &h, 5, Some(&[0x03, 0, 0xFD, 0]));
-        let mut expect = bound();
-        expect[1] = 5;
-        expect[10 + 1 + 1 + 4..].copy_from_slice(&[43, 0, 0, 0, 2, b'y', b'o']);
-        assert_eq!(out, expect);
-        let again = parse_execute(&out, 2).unwrap();
-        assert_eq!(again.types, Some(&[0x03, 0, 0xFD, 0][..]));
-        // Without remembered types it is passed through.
-        assert_eq!(&rewrite_execute(&p, &h, 5, None)[5..], &p[5..]);
-    }
-
-    #[test]
-    fn no_params_and_truncations() {
-        let p = [0x17, 1, 0, 0, 0, 1, 1, 0, 0, 0];
-        let h = parse_execute(&p, 0).unwrap();
-        assert_eq!(h.flags, 1);
-        assert_eq!(rewrite_execute(&p, &h, 2, None), vec![0x17, 2, 0, 0, 0, 1, 1, 0, 0, 0]);
-        let b = bound();
-        for n in 0..12 {
-            assert!(parse_execute(&b[..n], 2).is_none(), "{n}");
+        let statement: Statement = stmt.statement.clone();
+        let sql = stmt.sql.clone();
+        // With the text, temporary-table reads are told apart from other reads.
+        let decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
+        if statement.assigns_user_variables() {
+            self.state.tie(Tie::UserVariables);
         }
-        assert_eq!(rewrite_id(&[0x19, 1, 0, 0, 0], 9), vec![0x19, 9, 0, 0, 0]);
-        assert_eq!(rewrite_id(&[0x19], 9), vec![0x19]);
+        self.statement(
+            decision.route,
+            decision.reason,
+            Some(&statement),
+            Job::Execute { payload, client_id: id },
+            &decision.effects,
+            &sql,
+        )
+        .await
     }
+
+    /// Prepares `sql` on `conn` without telling the client (the statement was prepared on
+    /// another connection); returns the backend id.
+    pub(super) async fn prepare_on(
+        &mut self,
+        conn: &mut BackendConn,
+        sql: &Arc<str>,
+    ) -> Result<Result<u32, Vec<u8>>, RelayError> {
+        let mut p = vec![Command::COM_STMT_PREPARE as u8];
+        p.extend_from_slice(sql.as_bytes());
+        let (o, err) = internal(conn, &p, Expect::Prepare, self.timeouts.backend_response)
+            .await
+            .map_err(|e| RelayError::from_conn(&e, true))?;
+        match (o.prepared, err) {
+            (Some((id, _, _)), _) => {
+                if let Some(evicted) = conn.remember_stmt(sql.clone(), id) {
+                    close_backend_stmt(conn, evicted);
+                }
+                Ok(Ok(id))
+            }
+            (None, Some(e)) => Ok(Err(e)),
+            (None, None) => Err(RelayError::Backend {
+                cause: BackendCause::Protocol,
+                detail: "re-prepare returned no statement".into(),
+                before_client: true,
+            }),
+        }
+    }
+
+    /// COM_STMT_EXECUTE on `conn`: prepares the statement there first if that connection has
+    /// not seen it, sends long data and the remembered parameter types, then relays.
+    pub(super) async fn run_execute(
+        &mut self,
+        conn: &mut BackendConn,
+        payload: &[u8],
+        client_id: u32,
+    ) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+        let bt = self.timeouts.backend_response;
+        let ct = self.timeouts.client_write;
+        let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
+        let Some(stmt) = self.stmts.get(&client_id).cloned() else {
+            return Err(RelayError::Backend {
+                cause: BackendCause::Protocol,
+                detail: "statement vanished".into(),
+                before_client: true,
+            });
+        };
+        let backend_id = match conn.stmt(&stmt.sql).map(|s| s.id) {
+            Some(id) => id,
+            None => match self.prepare_on(conn, &stmt.sql).await? {
+                Ok(id) => id,
+                Err(err) => {
+                    // The server refused the statement here (a table missing on this
+                    // replica, say): its error is the answer to EXECUTE.
+                    self.client.send(1, &err, ct).await.map_err(RelayError::Client)?;
+                    let code = crate::protocol::packets::err_code(&err);
+                    return Ok((
+                        Outcome {
+                            status: None,
+                            error: code.or(Some(0)),
+                            prepared: None,
+                            warnings: 0,
+                            last_insert_id: 0,
+                        },
+                        None,
+                    ));
+                }
+            },
+        };
+        for long in &stmt.long_data {
+            // No response to COM_STMT_SEND_LONG_DATA; queued ahead of the EXECUTE.
+            conn.stream.queue(0, &rewrite_id(long, backend_id));
+        }
+        let head = parse_execute(payload, stmt.params).ok_or(RelayError::Backend {
+            cause: BackendCause::Protocol,
+            detail: "malformed COM_STMT_EXECUTE".into(),
+            before_client: true,
+        })?;
+        let known = conn.stmt(&stmt.sql).and_then(|s| s.types.clone());
+        let insert = match (&head.types, &stmt.types) {
+            (None, Some(t)) if known.as_ref() != Some(t) => Some(t.clone()),
+            _ => None,
+        };
+        let out = rewrite_execute(payload, &head, backend_id, insert.as_deref());
+        if let Some(s) = conn.stmt(&stmt.sql) {
+            if let Some(t) = head.types.map(<[u8]>::to_vec).or(insert) {
+                s.types = Some(t);
+            }
+        }
+        conn.stream.send(0, &out, bt).await.map_err(backend_err)?;
+        if let Some(s) = self.stmts.get_mut(&client_id) {
+            s.long_data.clear();
+            s.long_data_bytes = 0;
+        }
+        let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
+        if head.flags & 0x07 != 0
+            && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))
+        {
+            self.cursor = Some(client_id);
+            self.state.tie(Tie::Cursor);
+        }
+        Ok((outcome, last_ok))
+    }
+
+    pub(super) fn send_long_data(&mut self, payload: Bytes) -> Result<(), ProxyError> {
+        let id = stmt_id(&payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_SEND_LONG_DATA".into()))?;
+        let max = self.max_packet;
+        // No response is sent for this command, errors included (the EXECUTE reports them).
+        if let Some(stmt) = self.stmts.get_mut(&id) {
+            stmt.long_data_bytes += payload.len();
+            if stmt.long_data_bytes > max {
+                return Err(ProxyError::ClientProtocol(format!(
+                    "long data for statement {id} exceeds proxy.max_packet_bytes"
+                )));
+            }
+            stmt.long_data.push(payload);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn close_stmt(&mut self, payload: &[u8]) {
+        let Some(id) = stmt_id(payload) else { return };
+        let Some(stmt) = self.stmts.remove(&id) else { return };
+        if self.cursor == Some(id) {
+            self.close_cursor(&stmt.sql).await;
+        }
+    }
+
+    /// Closes the open cursor on the tied connection (COM_STMT_RESET ends it server-side).
+    pub(super) async fn close_cursor(&mut self, sql: &str) {
+        self.cursor = None;
+        self.state.untie(Tie::Cursor);
+        let Some(mut conn) = self.pinned.take() else { return };
+        if let Some(backend_id) = conn.stmt(sql).map(|s| s.id) {
+            let p = rewrite_id(&[Command::COM_STMT_RESET as u8, 0, 0, 0, 0], backend_id);
+            if internal(&mut conn, &p, Expect::Single, self.timeouts.backend_response).await.is_err() {
+                return;
+            }
+        }
+        self.keep_or_release(conn);
+    }
+
+    pub(super) async fn reset_stmt(&mut self, payload: &[u8]) -> Result<(), ProxyError> {
+        let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_RESET".into()))?;
+        let stmt = self.stmts.get_mut(&id).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_reset"))?;
+        stmt.long_data.clear();
+        stmt.long_data_bytes = 0;
+        let sql = stmt.sql.clone();
+        if self.cursor == Some(id) {
+            self.close_cursor(&sql).await;
+        }
+        // Long data lives in rwsplit until EXECUTE, so clearing it here is the whole reset.
+        self.reply_ok().await
+    }
+
+    pub(super) async fn fetch(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
+        let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_FETCH".into()))?;
+        let sql =
+            self.stmts.get(&id).map(|s| s.sql.clone()).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_fetch"))?;
+        if self.cursor != Some(id) {
+            return Err(ProxyError::Unsupported(format!("statement {id} has no open cursor")));
+        }
+        let mut conn =
+            self.pinned.take().ok_or_else(|| ProxyError::Internal("cursor without a tied connection".into()))?;
+        let target = self.last_target.unwrap_or(Target::Writer(conn.server));
+        let backend_id = conn
+            .stmt(&sql)
+            .map(|s| s.id)
+            .ok_or_else(|| ProxyError::Internal("cursor statement not on its connection".into()))?;
+        let out = rewrite_id(payload, backend_id);
+        let bt = self.timeouts.backend_response;
+        let sent = conn.stream.send(0, &out, bt).await;
+        let result = match sent {
+            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true)
+                .await
+                .map(|(o, _)| o),
+            Err(e) => Err(RelayError::from_conn(&e, true)),
+        };
+        match result {
+            Ok(outcome) => {
+                if outcome.error.is_some()
+                    || outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_LAST_ROW_SENT))
+                {
+                    self.cursor = None;
+                    self.state.untie(Tie::Cursor);
+                }
+                self.finish(conn, target, &outcome, &[], "", false);
+                Ok(target)
+            }
+            Err(RelayError::Client(e)) => Err(client_gone(e)),
+            Err(RelayError::Backend { cause, detail, before_client }) => {
+                self.lost_tied_connection();
+                if before_client {
+                    Err(ProxyError::Backend {
+                        server: self.shared.pool.name(conn.server).into(),
+                        cause,
+                        detail,
+                        retryable: false,
+                    })
+                } else {
+                    Err(ProxyError::ClientGone(ConnError::Closed))
+                }
+            }
+        }
+    }
+}
+
+/// Queues COM_STMT_CLOSE (no response) for a backend statement; it goes out with the next
+/// command on that connection.
+pub(super) fn close_backend_stmt(conn: &mut BackendConn, id: u32) {
+    conn.stream.queue(0, &rewrite_id(&[Command::COM_STMT_CLOSE as u8, 0, 0, 0, 0], id));
 }

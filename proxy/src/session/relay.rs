@@ -3,6 +3,7 @@
 //! [`ResponseTracker`] decides where the response ends. Rows are never decoded or re-encoded.
 
 use crate::backend::BackendConn;
+use crate::error::BackendCause;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::frame::{check_chunk, HEADER};
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
@@ -17,11 +18,18 @@ const FLUSH_AT: usize = 256 * 1024;
 pub enum RelayError {
     /// The backend failed; `before_client` is true when no byte reached the client yet (the
     /// statement may be retried elsewhere if it is a read).
-    #[error("{reason}")]
-    Backend { reason: String, before_client: bool },
+    #[error("{detail}")]
+    Backend { cause: BackendCause, detail: String, before_client: bool },
     /// Writing to or reading from the client failed.
     #[error("client: {0}")]
     Client(ConnError),
+}
+
+impl RelayError {
+    /// A socket-level failure on the backend side.
+    pub fn from_conn(e: &ConnError, before_client: bool) -> Self {
+        RelayError::Backend { cause: BackendCause::of(e), detail: e.to_string(), before_client }
+    }
 }
 
 /// Sends nothing; relays the backend's response to the command already sent on `conn`.
@@ -51,9 +59,11 @@ pub async fn relay(
         while let Some(c) = check_chunk(&conn.stream.buffered()[n..]) {
             let buf = conn.stream.buffered();
             let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
-            let step = tracker
-                .feed(c, head)
-                .map_err(|v| RelayError::Backend { reason: v.to_string(), before_client: !sent_any })?;
+            let step = tracker.feed(c, head).map_err(|v| RelayError::Backend {
+                cause: BackendCause::Protocol,
+                detail: v.to_string(),
+                before_client: !sent_any,
+            })?;
             if let Step::Done(o) = step {
                 if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
                     && head.first() == Some(&0x00)
@@ -95,7 +105,8 @@ pub async fn relay(
         if let Some(outcome) = done {
             if !conn.stream.buffered().is_empty() {
                 return Err(RelayError::Backend {
-                    reason: "server sent data after the end of a response".into(),
+                    cause: BackendCause::Protocol,
+                    detail: "server sent data after the end of a response".into(),
                     before_client: false,
                 });
             }
@@ -118,7 +129,7 @@ pub async fn relay(
             // pipelining client sends meanwhile stay buffered for its next command.
             tokio::select! {
                 r = conn.stream.fill(backend_timeout) => {
-                    r.map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: !sent_any })?;
+                    r.map_err(|e| RelayError::from_conn(&e, !sent_any))?;
                 }
                 r = client.fill(backend_timeout) => match r {
                     Ok(()) | Err(ConnError::Timeout(_)) => {}
@@ -145,93 +156,10 @@ async fn upload(
         let last = c.len == 0 && !continued;
         continued = c.continues();
         if last || conn.stream.queued() >= FLUSH_AT {
-            conn.stream
-                .flush(backend_timeout)
-                .await
-                .map_err(|e| RelayError::Backend { reason: e.to_string(), before_client: false })?;
+            conn.stream.flush(backend_timeout).await.map_err(|e| RelayError::from_conn(&e, false))?;
         }
         if last {
             return Ok(());
-        }
-    }
-}
-
-/// Runs an internal command on a backend connection and reads its whole response without
-/// relaying it (state replay, re-prepare, reset). Returns the outcome and, for errors, the
-/// server's ERR payload.
-pub async fn internal(
-    conn: &mut BackendConn,
-    payload: &[u8],
-    expect: Expect,
-    timeout: Duration,
-) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
-    conn.stream.send(0, payload, timeout).await?;
-    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
-    loop {
-        let c = conn.stream.next_chunk(timeout).await?;
-        let raw = conn.stream.take_raw(c.total());
-        let body = &raw[HEADER..];
-        match tracker.feed(c, &body[..body.len().min(64)]) {
-            Ok(Step::More) => {}
-            Ok(Step::Done(o)) => {
-                let err = o.error.map(|_| body.to_vec());
-                return Ok((o, err));
-            }
-            // rwsplit never sends LOAD DATA LOCAL itself; a server asking for it is broken.
-            Ok(Step::LocalInfile) | Err(_) => {
-                return Err(ConnError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "unexpected packet in internal response",
-                )));
-            }
-        }
-    }
-}
-
-/// Runs an internal query and returns the first column of its first row as text (`None` for
-/// NULL or no row). For the one-value queries of read-your-writes.
-pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration) -> Result<Option<String>, ConnError> {
-    let mut payload = Vec::with_capacity(sql.len() + 1);
-    payload.push(mysql_common::constants::Command::COM_QUERY as u8);
-    payload.extend_from_slice(sql.as_bytes());
-    conn.stream.send(0, &payload, timeout).await?;
-    let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
-    // Packets of the first result: column count, definitions, [EOF], first row.
-    let mut columns: Option<u64> = None;
-    let mut seen = 0u64;
-    let mut value = None;
-    loop {
-        let c = conn.stream.next_chunk(timeout).await?;
-        let raw = conn.stream.take_raw(c.total());
-        let body = &raw[HEADER..];
-        let step = tracker.feed(c, &body[..body.len().min(64)]);
-        if value.is_none() {
-            match columns {
-                None => columns = crate::protocol::packets::read_lenenc(body).map(|(n, _)| n),
-                Some(n) => {
-                    seen += 1;
-                    let first_row = n + if conn.deprecate_eof() { 1 } else { 2 };
-                    if seen == first_row {
-                        value = Some(match body.first() {
-                            Some(0xFB) => None,
-                            _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
-                                body.get(at..at + usize::try_from(len).ok()?)
-                                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                            }),
-                        });
-                    }
-                }
-            }
-        }
-        match step {
-            Ok(Step::More) => {}
-            Ok(Step::Done(o)) if o.error.is_none() => return Ok(value.flatten()),
-            _ => {
-                return Err(ConnError::Io(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "internal query failed",
-                )))
-            }
         }
     }
 }

@@ -1,0 +1,88 @@
+//! Running rwsplit's own commands on a backend connection (state replay, re-prepare, reset,
+//! GTID queries, KILL QUERY): the whole response is read here and never reaches a client.
+
+use super::BackendConn;
+use crate::protocol::connection::ConnError;
+use crate::protocol::frame::HEADER;
+use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use std::time::Duration;
+
+/// Runs an internal command on a backend connection and reads its whole response without
+/// relaying it (state replay, re-prepare, reset). Returns the outcome and, for errors, the
+/// server's ERR payload.
+pub async fn internal(
+    conn: &mut BackendConn,
+    payload: &[u8],
+    expect: Expect,
+    timeout: Duration,
+) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
+    conn.stream.send(0, payload, timeout).await?;
+    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
+    loop {
+        let c = conn.stream.next_chunk(timeout).await?;
+        let raw = conn.stream.take_raw(c.total());
+        let body = &raw[HEADER..];
+        match tracker.feed(c, &body[..body.len().min(64)]) {
+            Ok(Step::More) => {}
+            Ok(Step::Done(o)) => {
+                let err = o.error.map(|_| body.to_vec());
+                return Ok((o, err));
+            }
+            // rwsplit never sends LOAD DATA LOCAL itself; a server asking for it is broken.
+            Ok(Step::LocalInfile) | Err(_) => {
+                return Err(ConnError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "unexpected packet in internal response",
+                )));
+            }
+        }
+    }
+}
+
+/// Runs an internal query and returns the first column of its first row as text (`None` for
+/// NULL or no row). For the one-value queries of read-your-writes.
+pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration) -> Result<Option<String>, ConnError> {
+    let mut payload = Vec::with_capacity(sql.len() + 1);
+    payload.push(mysql_common::constants::Command::COM_QUERY as u8);
+    payload.extend_from_slice(sql.as_bytes());
+    conn.stream.send(0, &payload, timeout).await?;
+    let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
+    // Packets of the first result: column count, definitions, [EOF], first row.
+    let mut columns: Option<u64> = None;
+    let mut seen = 0u64;
+    let mut value = None;
+    loop {
+        let c = conn.stream.next_chunk(timeout).await?;
+        let raw = conn.stream.take_raw(c.total());
+        let body = &raw[HEADER..];
+        let step = tracker.feed(c, &body[..body.len().min(64)]);
+        if value.is_none() {
+            match columns {
+                None => columns = crate::protocol::packets::read_lenenc(body).map(|(n, _)| n),
+                Some(n) => {
+                    seen += 1;
+                    let first_row = n + if conn.deprecate_eof() { 1 } else { 2 };
+                    if seen == first_row {
+                        value = Some(match body.first() {
+                            Some(0xFB) => None,
+                            _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
+                                body.get(at..at + usize::try_from(len).ok()?)
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        match step {
+            Ok(Step::More) => {}
+            Ok(Step::Done(o)) if o.error.is_none() => return Ok(value.flatten()),
+            _ => {
+                return Err(ConnError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "internal query failed",
+                )))
+            }
+        }
+    }
+}

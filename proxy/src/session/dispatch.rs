@@ -1,0 +1,155 @@
+//! One client command: what each command byte means, and the replies rwsplit gives itself
+//! (OK to COM_PING and COM_RESET_CONNECTION, the status flags it reports).
+
+use super::*;
+
+impl Session {
+    pub(super) async fn command(&mut self, payload: Bytes) -> Result<(), ProxyError> {
+        let cmd = payload[0];
+        let started = Instant::now();
+        let target = match cmd {
+            c if c == Command::COM_QUERY as u8 => self.query(&payload).await?,
+            c if c == Command::COM_PING as u8 => {
+                self.reply_ok().await?;
+                return Ok(());
+            }
+            c if c == Command::COM_INIT_DB as u8 => {
+                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                let effects = [Effect::UseSchema(db.clone())];
+                self.statement(
+                    Route::Master,
+                    Reason::SessionCommand,
+                    None,
+                    Job::Forward { payload: &payload, expect: Expect::Single },
+                    &effects,
+                    &db,
+                )
+                .await?
+            }
+            c if c == Command::COM_FIELD_LIST as u8 => {
+                self.statement(
+                    Route::Replica,
+                    Reason::Read,
+                    None,
+                    Job::Forward { payload: &payload, expect: Expect::FieldList },
+                    &[],
+                    "",
+                )
+                .await?
+            }
+            c if c == Command::COM_STATISTICS as u8 => {
+                self.statement(
+                    Route::Master,
+                    Reason::SessionCommand,
+                    None,
+                    Job::Forward { payload: &payload, expect: Expect::Single },
+                    &[],
+                    "",
+                )
+                .await?
+            }
+            c if c == Command::COM_RESET_CONNECTION as u8 => {
+                self.reset(self.state.schema.clone(), self.login_collation);
+                self.reply_ok().await?;
+                return Ok(());
+            }
+            c if c == Command::COM_CHANGE_USER as u8 => {
+                self.change_user(&payload).await?;
+                return Ok(());
+            }
+            c if c == Command::COM_STMT_PREPARE as u8 => self.prepare(&payload).await?,
+            c if c == Command::COM_STMT_EXECUTE as u8 => self.execute(&payload).await?,
+            c if c == Command::COM_STMT_SEND_LONG_DATA as u8 => {
+                self.send_long_data(payload)?;
+                return Ok(());
+            }
+            c if c == Command::COM_STMT_CLOSE as u8 => {
+                self.close_stmt(&payload).await;
+                return Ok(());
+            }
+            c if c == Command::COM_STMT_RESET as u8 => {
+                self.reset_stmt(&payload).await?;
+                return Ok(());
+            }
+            c if c == Command::COM_STMT_FETCH as u8 => self.fetch(&payload).await?,
+            c if c == Command::COM_SET_OPTION as u8 => {
+                return Err(ProxyError::Unsupported("COM_SET_OPTION is not supported by rwsplit; multi-statements follow the capability negotiated at login".into()));
+            }
+            c if c == Command::COM_PROCESS_KILL as u8 => {
+                return Err(ProxyError::Unsupported(
+                    "COM_PROCESS_KILL: connection ids are rwsplit's own; use KILL on the server".into(),
+                ));
+            }
+            other => return Err(ProxyError::Unsupported(format!("command 0x{other:02x} is not supported by rwsplit"))),
+        };
+        self.shared.metrics.observe_latency(&target, started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    pub(super) async fn reply_ok(&mut self) -> Result<(), ProxyError> {
+        let status = self.status_flags();
+        self.client.send(1, &ok_payload(status, ""), self.timeouts.client_write).await.map_err(client_gone)?;
+        Ok(())
+    }
+
+    pub(super) fn status_flags(&self) -> StatusFlags {
+        let mut s = StatusFlags::empty();
+        if self.state.autocommit {
+            s |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.state.in_transaction {
+            s |= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        s
+    }
+
+    pub(super) async fn query(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
+        let sql = String::from_utf8_lossy(&payload[1..]);
+        if starts_with_keyword(&sql, "kill") {
+            // Clients know rwsplit's connection ids, not the servers': passing KILL on could
+            // end an unrelated connection.
+            return Err(ProxyError::Unsupported(
+                "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself"
+                    .into(),
+            ));
+        }
+        let statement = classifier::scan(&sql);
+        let mut decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
+        // A transaction must not leave the connection holding the session's temporary tables.
+        if self.state.holds_temp_tables() && decision.effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
+            decision.route = Route::Master;
+        }
+        if statement.assigns_user_variables() {
+            // The variables' values will live on that connection only.
+            self.state.tie(Tie::UserVariables);
+        }
+        let effects = std::mem::take(&mut decision.effects);
+        self.statement(
+            decision.route,
+            decision.reason,
+            Some(&statement),
+            Job::Forward { payload, expect: Expect::Query },
+            &effects,
+            &sql,
+        )
+        .await
+    }
+
+    /// COM_RESET_CONNECTION / COM_CHANGE_USER: a fresh session state on the same client.
+    pub(super) fn reset(&mut self, schema: Option<String>, collation: u8) {
+        self.pinned = None;
+        self.held = None;
+        self.cursor = None;
+        self.stmts.clear();
+        self.last_target = None;
+        self.state = SessionState::new(collation, schema);
+    }
+}
+
+/// True when `sql` begins with `keyword` (after white space), as a whole word.
+fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
+    let t = sql.trim_start().as_bytes();
+    t.len() >= keyword.len()
+        && t[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes())
+        && t.get(keyword.len()).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
+}

@@ -1,0 +1,357 @@
+//! Running one statement: choosing the target server, taking a connection (the tied one, the
+//! previous one, or a pooled one brought to the session's state), sending the command,
+//! relaying the response, and then learning what it changed and keeping or returning the
+//! connection. Reads that fail before any byte reached the client are retried once on the
+//! writer; writes never are.
+
+use super::*;
+
+/// What to send for one statement; the retry loop may send it more than once (reads only).
+pub(super) enum Job<'a> {
+    /// A command forwarded as the client sent it.
+    Forward { payload: &'a [u8], expect: Expect },
+    /// COM_STMT_PREPARE: forward, then map the backend's id to `client_id`.
+    Prepare { payload: &'a [u8], sql: Arc<str>, client_id: u32 },
+    /// COM_STMT_EXECUTE of a client statement.
+    Execute { payload: &'a [u8], client_id: u32 },
+}
+
+impl Session {
+    /// Routes, runs and relays one statement, with one transparent retry for reads that fail
+    /// before any byte reached the client.
+    pub(super) async fn statement(
+        &mut self,
+        route: Route,
+        reason: Reason,
+        statement: Option<&Statement>,
+        job: Job<'_>,
+        effects: &[Effect],
+        sql: &str,
+    ) -> Result<Target, ProxyError> {
+        let writes = statement.is_some_and(|s| changes_data(s, reason));
+        // `SELECT SQL_CALC_FOUND_ROWS …`: keep the connection for the FOUND_ROWS() that follows.
+        let found_rows = statement.is_some_and(Statement::calc_found_rows);
+        if writes {
+            self.check_semisync()?;
+        }
+        let needs_previous = route == Route::Previous || reason == Reason::LastInsertId;
+        if !needs_previous {
+            if let Some(h) = self.held.take() {
+                self.shared.pool.release(h);
+            }
+        }
+        let mut route = if reason == Reason::LastInsertId && self.held.is_some() { Route::Previous } else { route };
+        let read = route == Route::Replica && !self.state.is_tied();
+        let mut retried = false;
+        loop {
+            let target = self.target(route)?;
+            if route == Route::Replica {
+                self.shared.note_read_target(&target);
+            }
+            let mut conn = match self.acquire(target).await {
+                Ok(c) => c,
+                Err(e)
+                    if read
+                        && !retried
+                        && e.retryable()
+                        && !matches!(target, Target::Writer(_) | Target::FallbackWriter(_)) =>
+                {
+                    self.shared.metrics.backend_error(target.server());
+                    self.shared.metrics.read_retries.inc();
+                    tracing::warn!(session = self.id, error = %e, "read failed before reaching the client; retrying on the writer");
+                    retried = true;
+                    route = Route::Master;
+                    continue;
+                }
+                Err(e) => {
+                    if matches!(e, ProxyError::Backend { .. }) {
+                        self.shared.metrics.backend_error(target.server());
+                    }
+                    return Err(e);
+                }
+            };
+            if let Target::Replica(i) = target {
+                if !self.causally_ready(&mut conn, i).await {
+                    // The replica has not applied what this session must see: the writer has.
+                    self.shared.metrics.causal_fallbacks.inc();
+                    self.keep_or_release(conn);
+                    route = Route::Master;
+                    continue;
+                }
+            }
+            if self.consistency != Consistency::None && !matches!(target, Target::Replica(_)) {
+                self.track_gtids(&mut conn).await;
+            }
+            match self.run_job(&mut conn, &job).await {
+                Ok((outcome, last_ok)) => {
+                    self.shared.metrics.routed(&target, reason);
+                    let changes = last_ok.and_then(|ok| ok_state_changes(&ok, conn.hello.capabilities));
+                    if !matches!(target, Target::Replica(_)) && outcome.error.is_none() {
+                        // Before the client sees the end of the response: a read it sends
+                        // next, on any connection, must already find the new GTID.
+                        self.learn_gtid(&mut conn, writes, effects, &outcome, changes.as_ref()).await;
+                    }
+                    let flushed = self.client.flush(self.timeouts.client_write).await;
+                    self.note_untracked_changes(effects, &outcome, changes.as_ref());
+                    self.finish(conn, target, &outcome, effects, sql, found_rows);
+                    flushed.map_err(client_gone)?;
+                    return Ok(target);
+                }
+                Err(RelayError::Client(e)) => {
+                    // The statement may still be running for nobody.
+                    self.shared.pool.kill_query(conn.server, conn.hello.connection_id);
+                    return Err(client_gone(e));
+                }
+                Err(RelayError::Backend { cause, detail: why, before_client }) => {
+                    self.shared.metrics.backend_error(target.server());
+                    if cause == BackendCause::Timeout {
+                        self.shared.pool.kill_query(conn.server, conn.hello.connection_id);
+                    }
+                    let was_tied = self.state.is_tied();
+                    if was_tied {
+                        // The server rolls back and drops everything session-bound with the
+                        // connection; the client is told by the error below.
+                        self.lost_tied_connection();
+                    }
+                    if !before_client {
+                        // Part of the response is already with the client: its stream cannot
+                        // be continued. Close it, as a server that died mid-result would.
+                        return Err(ProxyError::ClientGone(ConnError::Closed));
+                    }
+                    if read && !retried && !was_tied {
+                        self.shared.metrics.read_retries.inc();
+                        tracing::warn!(session = self.id, server = self.shared.pool.name(target.server()), error = %why, "read failed before reaching the client; retrying on the writer");
+                        retried = true;
+                        route = Route::Master;
+                        continue;
+                    }
+                    return Err(self.backend_error(&conn, cause, why, false));
+                }
+            }
+        }
+    }
+
+    /// `routing.require_semisync`: refuse a write while the writer runs without semi-sync.
+    pub(super) fn check_semisync(&self) -> Result<(), ProxyError> {
+        if !self.shared.config().routing.require_semisync {
+            return Ok(());
+        }
+        let topology = self.shared.topology.load();
+        if topology.semisync.as_ref().is_some_and(|s| s.active) {
+            return Ok(());
+        }
+        self.shared.metrics.semisync_refusals.inc();
+        Err(ProxyError::Refused(
+            "semi-sync replication is off on the writer and routing.require_semisync is set: writes are refused until a replica acknowledges again".into(),
+        ))
+    }
+
+    pub(super) fn backend_error(
+        &self,
+        conn: &BackendConn,
+        cause: BackendCause,
+        detail: String,
+        retryable: bool,
+    ) -> ProxyError {
+        ProxyError::Backend { server: self.shared.pool.name(conn.server).to_string(), cause, detail, retryable }
+    }
+
+    /// The session's tied connection died: everything bound to it is gone.
+    pub(super) fn lost_tied_connection(&mut self) {
+        self.pinned = None;
+        self.cursor = None;
+        self.state.in_transaction = false;
+        self.state.read_only_transaction = false;
+        self.state.autocommit = true;
+        self.state.temp_tables.clear();
+        self.state.ties.clear();
+    }
+
+    /// Which server runs a statement with this route.
+    pub(super) fn target(&mut self, route: Route) -> Result<Target, ProxyError> {
+        if self.state.is_tied() {
+            if let Some(p) = &self.pinned {
+                return Ok(self.last_target.filter(|t| t.server() == p.server).unwrap_or(Target::Writer(p.server)));
+            }
+        }
+        let route = match route {
+            Route::Previous => match self.last_target {
+                Some(t) => return Ok(t),
+                None => Route::Master,
+            },
+            r => r,
+        };
+        let topology = self.shared.topology.load();
+        let tick = if route == Route::Replica {
+            self.read_tick = self.read_tick.wrapping_add(1);
+            self.read_tick
+        } else {
+            0
+        };
+        router::choose(route, &topology, self.shared.policy(), tick).map_err(|e| {
+            self.shared.metrics.no_server_errors.inc();
+            ProxyError::NoServer(
+                match e {
+                    NoTarget::NoWriter => "no writable server is known (all down, or none has read_only=OFF)",
+                    NoTarget::NoReplica => "no replica is usable and routing.fallback_to_master is off",
+                }
+                .into(),
+            )
+        })
+    }
+
+    /// The connection for `target`: the pinned one if it is on that server, else one from the
+    /// pool brought to the session's state.
+    pub(super) async fn acquire(&mut self, target: Target) -> Result<BackendConn, ProxyError> {
+        if self.held.as_ref().is_some_and(|h| h.server == target.server()) {
+            if let Some(h) = self.held.take() {
+                return Ok(h);
+            }
+        }
+        if self.pinned.as_ref().is_some_and(|p| p.server == target.server()) {
+            if let Some(p) = self.pinned.take() {
+                return Ok(p);
+            }
+        }
+        let fp = self.state.fingerprint();
+        let mut conn = self.shared.pool.lease(target.server(), self.key, fp).await?;
+        if self.state.schema.is_none() && conn.schema.is_some() {
+            // No command leaves a schema: take a connection that never entered one.
+            drop(conn);
+            conn = self.shared.pool.open(target.server(), self.key).await?;
+        }
+        self.sync(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Sends the job's command(s) and relays the response; returns the outcome and the final
+    /// OK's payload when it reports session state changes.
+    pub(super) async fn run_job(
+        &mut self,
+        conn: &mut BackendConn,
+        job: &Job<'_>,
+    ) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+        let bt = self.timeouts.backend_response;
+        let ct = self.timeouts.client_write;
+        let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
+        match job {
+            Job::Forward { payload, expect } => {
+                conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
+                relay(&mut self.client, conn, *expect, bt, ct, None, false).await
+            }
+            Job::Prepare { payload, sql, client_id } => {
+                conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
+                let (outcome, last_ok) =
+                    relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
+                if let Some((backend_id, columns, params)) = outcome.prepared {
+                    if let Some(old) = conn.stmt(sql).map(|s| s.id) {
+                        close_backend_stmt(conn, old);
+                    }
+                    if let Some(evicted) = conn.remember_stmt(sql.clone(), backend_id) {
+                        close_backend_stmt(conn, evicted);
+                    }
+                    let statement = classifier::scan(sql);
+                    self.stmts.insert(
+                        *client_id,
+                        ClientStmt {
+                            sql: sql.clone(),
+                            statement,
+                            params,
+                            columns,
+                            types: None,
+                            long_data: Vec::new(),
+                            long_data_bytes: 0,
+                        },
+                    );
+                }
+                Ok((outcome, last_ok))
+            }
+            Job::Execute { payload, client_id } => self.run_execute(conn, payload, *client_id).await,
+        }
+    }
+
+    /// The server says session state changed in a way the classifier did not see (a stored
+    /// procedure running USE or SET, say): only that connection has it now, so the session
+    /// stays there. A change that is only the commit's GTID is not session state.
+    pub(super) fn note_untracked_changes(
+        &mut self,
+        effects: &[Effect],
+        outcome: &Outcome,
+        changes: Option<&StateChanges>,
+    ) {
+        let untracked = outcome.error.is_none()
+            && effects.is_empty()
+            && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
+            && changes.is_none_or(|c| c.other);
+        if untracked {
+            tracing::debug!(session = self.id, "untracked session state change; staying on this connection");
+            self.state.tie(Tie::UntrackedState);
+        }
+    }
+
+    /// After a statement: learn the state, then keep the connection tied or give it back.
+    pub(super) fn finish(
+        &mut self,
+        mut conn: BackendConn,
+        target: Target,
+        outcome: &Outcome,
+        effects: &[Effect],
+        sql: &str,
+        found_rows: bool,
+    ) {
+        if let Some(status) = outcome.status {
+            self.state.observe_status(status);
+        }
+        if outcome.error.is_none() {
+            self.state.apply(effects, sql);
+        } else if effects.iter().any(|e| matches!(e, Effect::Begin { .. })) {
+            self.state.read_only_transaction = false;
+        }
+        self.last_target = Some(target);
+        conn.state = Some(self.state.fingerprint());
+        if self.state.schema.is_some() {
+            conn.schema = self.state.schema.clone();
+        }
+        let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || found_rows;
+        if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
+            self.held = Some(conn);
+            return;
+        }
+        self.keep_or_release(conn);
+    }
+
+    pub(super) fn keep_or_release(&mut self, conn: BackendConn) {
+        let writer = self.shared.topology.load().writer;
+        let keep = self.state.is_tied()
+            || (self.state.holds_temp_tables() && (Some(conn.server) == writer || self.pinned.is_none()));
+        if keep {
+            // One tied connection per session; a second would mean state split over two.
+            self.pinned = Some(conn);
+        } else {
+            self.shared.pool.release(conn);
+        }
+    }
+}
+
+/// Whether a statement changes data (what `require_semisync` refuses and what read-your-writes
+/// must wait for): writes, DDL, procedure calls, and reads with side effects.
+pub(super) fn changes_data(stmt: &Statement, reason: Reason) -> bool {
+    match stmt.kind() {
+        StatementKind::Insert
+        | StatementKind::Update
+        | StatementKind::Delete
+        | StatementKind::Replace
+        | StatementKind::Load
+        | StatementKind::Ddl
+        | StatementKind::Call
+        | StatementKind::Compound
+        | StatementKind::Execute
+        | StatementKind::Unknown => true,
+        // A read kind writes only through a sequence, a file or a user function; a locking read
+        // or a user variable changes no data.
+        _ => {
+            matches!(reason, Reason::Sequence | Reason::SelectInto | Reason::UserFunction)
+                && !stmt.assigns_user_variables()
+        }
+    }
+}
