@@ -5,7 +5,10 @@
 //!   replica only once that replica has applied it (MariaDB `MASTER_GTID_WAIT`, MySQL
 //!   `WAIT_FOR_EXECUTED_GTID_SET`, bounded by `routing.causal_timeout_ms`), else on the writer.
 //! - `causal_global`: the same, with the newest GTID any session wrote through this rwsplit, so
-//!   a write on one connection is visible to a read on another.
+//!   a write on one connection is visible to a read on another. What each replica is known to
+//!   have applied ([`AppliedGtids`], from waits that succeeded and the monitor's positions) is
+//!   shared by all sessions, so a replica is waited for once per new position, not once per
+//!   session.
 //!
 //! GTID text ends up inside SQL, so it is checked to contain only GTID characters first.
 
@@ -97,6 +100,42 @@ impl GtidPos {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether this position includes `other`: in every domain of `other`, a sequence number at
+    /// least as high (MariaDB sequence numbers grow per domain).
+    pub fn covers(&self, other: &GtidPos) -> bool {
+        other.0.iter().all(|(d, &(_, seq))| self.0.get(d).is_some_and(|&(_, have)| have >= seq))
+    }
+}
+
+/// What each server is known to have applied (MariaDB positions, by server index), learned
+/// from waits that succeeded and from the monitor's checks. Positions only grow, so a read
+/// that needs a position a server is known to hold needs no wait there: under
+/// `causal_global`, one session's wait spares every other session the same wait.
+#[derive(Debug, Default)]
+pub struct AppliedGtids(std::sync::Mutex<Vec<GtidPos>>);
+
+impl AppliedGtids {
+    /// Whether `server` is known to have applied `gtid` (false for text that is not a MariaDB
+    /// position: MySQL sets are not compared here).
+    pub fn covers(&self, server: usize, gtid: &str) -> bool {
+        let Some(need) = GtidPos::parse(gtid) else { return false };
+        let known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(server).is_some_and(|have| !need.is_empty() && have.covers(&need))
+    }
+
+    /// Records that `server` has applied `gtid`.
+    pub fn record(&self, server: usize, gtid: &str) {
+        let Some(pos) = GtidPos::parse(gtid) else { return };
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() <= server {
+            // Bounded by the number of configured servers (callers pass topology indexes).
+            known.resize(server + 1, GtidPos::default());
+        }
+        if let Some(have) = known.get_mut(server) {
+            have.merge(&pos);
+        }
+    }
 }
 
 impl fmt::Display for GtidPos {
@@ -167,6 +206,24 @@ mod tests {
         assert_eq!(GtidPos::parse("0-1"), None);
         assert_eq!(GtidPos::parse("x-1-2"), None);
         assert!(GtidPos::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn positions_cover_per_domain() {
+        let have = GtidPos::parse("0-1-42,1-2-7").unwrap();
+        assert!(have.covers(&GtidPos::parse("0-1-42").unwrap()));
+        assert!(have.covers(&GtidPos::parse("0-3-40,1-2-7").unwrap()));
+        assert!(!have.covers(&GtidPos::parse("0-1-43").unwrap()));
+        assert!(!have.covers(&GtidPos::parse("2-1-1").unwrap()));
+        let applied = AppliedGtids::default();
+        assert!(!applied.covers(1, "0-1-5"));
+        applied.record(1, "0-1-5");
+        assert!(applied.covers(1, "0-1-5"));
+        assert!(applied.covers(1, "0-1-4"));
+        assert!(!applied.covers(1, "0-1-6"));
+        assert!(!applied.covers(0, "0-1-1"));
+        assert!(!applied.covers(1, "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));
+        assert!(!applied.covers(1, ""));
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum ProxyError {
     /// A policy refused the statement (e.g. require_semisync while semi-sync is off).
     #[error("{0}")]
     Refused(String),
+    /// A statement that changes rows inside `START TRANSACTION READ ONLY` (the master's 1792).
+    #[error("Cannot execute statement in a READ ONLY transaction")]
+    ReadOnlyTransaction,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -82,7 +85,8 @@ impl ProxyError {
             | ProxyError::Unsupported(_)
             | ProxyError::UnknownStatement(..)
             | ProxyError::TooManyConnections
-            | ProxyError::InsecureTransport => Side::Client,
+            | ProxyError::InsecureTransport
+            | ProxyError::ReadOnlyTransaction => Side::Client,
             ProxyError::Backend { .. } | ProxyError::NoServer(_) | ProxyError::Refused(_) => Side::Backend,
             ProxyError::Internal(_) => Side::Internal,
         }
@@ -120,12 +124,13 @@ impl ProxyError {
             ProxyError::UnknownStatement(..) => (1243, b"HY000"), // ER_UNKNOWN_STMT_HANDLER
             ProxyError::Backend { .. } | ProxyError::NoServer(_) => (2003, b"HY000"),
             ProxyError::Refused(_) => (1290, b"HY000"), // ER_OPTION_PREVENTS_STATEMENT
+            ProxyError::ReadOnlyTransaction => (1792, b"25006"), // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
             ProxyError::Internal(_) => (1105, b"HY000"),
         };
         let message = match self {
             // MySQL's own wording, so tools that match on it keep working.
             ProxyError::AccessDenied { user } => format!("Access denied for user '{user}' (using password: YES)"),
-            ProxyError::UnknownStatement(..) => self.to_string(),
+            ProxyError::UnknownStatement(..) | ProxyError::ReadOnlyTransaction => self.to_string(),
             other => format!("rwsplit: {other}"),
         };
         err_payload(code, state, &message)

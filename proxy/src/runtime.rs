@@ -26,6 +26,8 @@ pub struct Shared {
     next_session: AtomicU32,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
+    /// What each server is known to have applied (causal reads skip the wait there).
+    pub applied_gtids: crate::consistency::AppliedGtids,
     /// Reads are currently falling back to the writer (for logging the change once).
     reads_on_writer: std::sync::atomic::AtomicBool,
     /// TLS towards clients, when `proxy.tls_cert` and `proxy.tls_key` are set.
@@ -68,6 +70,7 @@ impl Shared {
             server_version,
             next_session: AtomicU32::new(1),
             latest_gtid: Default::default(),
+            applied_gtids: Default::default(),
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
             tls,

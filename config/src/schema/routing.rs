@@ -9,11 +9,14 @@ use serde::Deserialize;
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     /// Reads go to any usable replica (replication lag may show older data).
-    #[default]
     None,
-    /// Read-your-writes: after a write, this session's reads wait for its own last GTID.
+    /// Read-your-writes (the default): after a write, this session's reads run on a replica
+    /// only once it has applied the session's last GTID (waiting briefly), else on the writer.
+    #[default]
     Causal,
-    /// A read waits for the writer's latest GTID, so writes from other sessions are seen too.
+    /// Also across connections: a read runs on a replica only once it has applied the newest
+    /// GTID written through this rwsplit, so an application's pool of connections sees its
+    /// own writes too. Replicas already known to have applied it need no wait.
     CausalGlobal,
 }
 
@@ -26,7 +29,7 @@ pub struct RoutingConfig {
     pub fallback_to_master: bool,
     /// Whether the writer also takes a share of reads (with its `weight`) while replicas are up.
     pub master_accepts_reads: bool,
-    /// Read-your-writes policy.
+    /// Read-your-writes policy (default `causal`).
     pub consistency: Consistency,
     /// Longest wait for a replica to catch up to a GTID in causal modes before the read goes
     /// to the writer instead.
@@ -45,7 +48,7 @@ impl Default for RoutingConfig {
         RoutingConfig {
             fallback_to_master: true,
             master_accepts_reads: false,
-            consistency: Consistency::None,
+            consistency: Consistency::Causal,
             causal_timeout_ms: 100,
             require_semisync: false,
             prefer_semisync_replicas: false,

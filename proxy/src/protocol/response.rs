@@ -98,6 +98,8 @@ pub struct ResponseTracker {
     prepared: Option<(u32, u16, u16)>,
     warnings: u16,
     last_insert_id: u64,
+    /// The chunk just fed was an OK packet reporting session state changes.
+    state_ok: bool,
 }
 
 impl ResponseTracker {
@@ -116,7 +118,15 @@ impl ResponseTracker {
             prepared: None,
             warnings: 0,
             last_insert_id: 0,
+            state_ok: false,
         }
+    }
+
+    /// Whether the chunk just fed was an OK packet (final, or one ending a result of a
+    /// multi-statement) whose status says session state changed: its payload then carries
+    /// what changed (`protocol::session_track`).
+    pub fn fed_state_change(&self) -> bool {
+        self.state_ok
     }
 
     fn done(&mut self, error: Option<u16>) -> Step {
@@ -150,6 +160,7 @@ impl ResponseTracker {
     fn ok(&mut self, head: &[u8]) -> bool {
         match ok_head(head) {
             Some(h) => {
+                self.state_ok = h.status.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED);
                 self.status = Some(h.status);
                 self.warnings = h.warnings;
                 self.last_insert_id = h.last_insert_id;
@@ -173,6 +184,7 @@ impl ResponseTracker {
     /// Feeds one chunk: its header and its payload (or at least the payload's first bytes;
     /// a terminator or OK must be given whole, which holds as they are far below a chunk).
     pub fn feed(&mut self, chunk: Chunk, head: &[u8]) -> Result<Step, Violation> {
+        self.state_ok = false;
         if self.continuation {
             self.continuation = chunk.continues();
             return Ok(Step::More);

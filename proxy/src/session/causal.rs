@@ -24,14 +24,23 @@ impl Session {
             self.caught_up = 0;
         }
         let bit = 1u64.checked_shl(server as u32).unwrap_or(0);
-        if self.caught_up & bit != 0 {
+        if self.caught_up & bit != 0 || self.shared.applied_gtids.covers(server, &gtid) {
             return true;
+        }
+        // The monitor's last look at the server is a lower bound of what it has applied.
+        let seen = self.shared.topology.load().servers.get(server).and_then(|s| s.gtid_position.clone());
+        if let Some(seen) = seen {
+            self.shared.applied_gtids.record(server, &seen);
+            if self.shared.applied_gtids.covers(server, &gtid) {
+                return true;
+            }
         }
         let timeout = std::time::Duration::from_millis(self.shared.config().routing.causal_timeout_ms);
         let Some(query) = Flavor::of(&conn.hello.version).wait_query(&gtid, timeout) else { return false };
         match internal_value(conn, &query, self.timeouts.backend_response.max(timeout * 2)).await {
             Ok(Some(v)) if v.trim() == "0" => {
                 self.caught_up |= bit;
+                self.shared.applied_gtids.record(server, &gtid);
                 true
             }
             _ => false,
@@ -51,7 +60,11 @@ impl Session {
         if self.consistency == Consistency::None {
             return;
         }
-        let in_trans = outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_IN_TRANS));
+        // An ERR carries no status flags: the transaction state is then as it was.
+        let in_trans = outcome
+            .status
+            .map(|s| s.contains(StatusFlags::SERVER_STATUS_IN_TRANS))
+            .unwrap_or(self.state.in_transaction);
         let ends = effects.iter().any(|e| matches!(e, Effect::EndTransaction));
         let committed = if in_trans {
             self.txn_wrote |= writes;
@@ -72,6 +85,12 @@ impl Session {
                 self.shared.latest_gtid.observe(flavor, &gtid);
             }
             self.causal_gtid = Some(gtid);
+            return;
+        }
+        if outcome.error.is_some() && conn.gtid_tracking {
+            // Tracking reports every commit, the error's predecessors' included: none came, so
+            // the failed statement committed nothing. (No query either: it would clear the
+            // warnings the client may ask for next.)
             return;
         }
         match internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response).await {

@@ -138,7 +138,12 @@ impl Session {
     /// COM_RESET_CONNECTION / COM_CHANGE_USER: a fresh session state on the same client.
     pub(super) fn reset(&mut self, schema: Option<String>, collation: u8) {
         self.pinned = None;
-        self.held = None;
+        if let Some(held) = self.held.take() {
+            // Nothing ties it to the session: the pool resets it before anyone else uses it.
+            self.shared.pool.release(held);
+        }
+        self.last_insert_id = 0;
+        self.last_insert_id_on = None;
         self.cursor = None;
         self.stmts.clear();
         self.last_target = None;

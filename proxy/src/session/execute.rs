@@ -29,18 +29,15 @@ impl Session {
         sql: &str,
     ) -> Result<Target, ProxyError> {
         let writes = statement.is_some_and(|s| changes_data(s, reason));
-        // `SELECT SQL_CALC_FOUND_ROWS …`: keep the connection for the FOUND_ROWS() that follows.
-        let found_rows = statement.is_some_and(Statement::calc_found_rows);
         if writes {
             self.check_semisync()?;
         }
-        let needs_previous = route == Route::Previous || reason == Reason::LastInsertId;
-        if !needs_previous {
-            if let Some(h) = self.held.take() {
-                self.shared.pool.release(h);
-            }
+        if self.state.read_only_transaction && statement.is_some_and(|s| is_dml(s.kind())) {
+            // The master refuses it before it looks at the tables; the replica running the
+            // transaction would refuse it for another reason (read_only).
+            return Err(ProxyError::ReadOnlyTransaction);
         }
-        let mut route = if reason == Reason::LastInsertId && self.held.is_some() { Route::Previous } else { route };
+        let mut route = route;
         let read = route == Route::Replica && !self.state.is_tied();
         let mut retried = false;
         loop {
@@ -82,18 +79,26 @@ impl Session {
             if self.consistency != Consistency::None && !matches!(target, Target::Replica(_)) {
                 self.track_gtids(&mut conn).await;
             }
+            if reason == Reason::LastInsertId {
+                self.bring_last_insert_id(&mut conn).await?;
+            }
             match self.run_job(&mut conn, &job).await {
-                Ok((outcome, last_ok)) => {
+                Ok((outcome, changes)) => {
                     self.shared.metrics.routed(&target, reason);
-                    let changes = last_ok.and_then(|ok| ok_state_changes(&ok, conn.hello.capabilities));
-                    if !matches!(target, Target::Replica(_)) && outcome.error.is_none() {
+                    if !matches!(target, Target::Replica(_)) {
                         // Before the client sees the end of the response: a read it sends
-                        // next, on any connection, must already find the new GTID.
+                        // next, on any connection, must already find the new GTID. Also after
+                        // an error: the statements of a multi-statement before the failing one
+                        // have committed.
                         self.learn_gtid(&mut conn, writes, effects, &outcome, changes.as_ref()).await;
+                    }
+                    if outcome.error.is_none() && outcome.last_insert_id != 0 {
+                        self.last_insert_id = outcome.last_insert_id;
+                        self.last_insert_id_on = Some((conn.server, conn.hello.connection_id));
                     }
                     let flushed = self.client.flush(self.timeouts.client_write).await;
                     self.note_untracked_changes(effects, &outcome, changes.as_ref());
-                    self.finish(conn, target, &outcome, effects, sql, found_rows);
+                    self.finish(conn, target, &outcome, effects, sql);
                     flushed.map_err(client_gone)?;
                     return Ok(target);
                 }
@@ -167,6 +172,25 @@ impl Session {
         self.state.ties.clear();
     }
 
+    /// LAST_INSERT_ID() answers from the connection that runs it: unless that is the
+    /// connection whose insert set the session's value, the value is set there first.
+    async fn bring_last_insert_id(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
+        if self.last_insert_id_on == Some((conn.server, conn.hello.connection_id)) {
+            return Ok(());
+        }
+        let sql = format!("SELECT LAST_INSERT_ID({})", self.last_insert_id);
+        let mut p = vec![Command::COM_QUERY as u8];
+        p.extend_from_slice(sql.as_bytes());
+        match internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+            Ok((o, _)) if o.error.is_none() => {
+                self.last_insert_id_on = Some((conn.server, conn.hello.connection_id));
+                Ok(())
+            }
+            Ok(_) => Err(self.backend_error(conn, BackendCause::Refused, "setting LAST_INSERT_ID failed".into(), true)),
+            Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
+        }
+    }
+
     /// Which server runs a statement with this route.
     pub(super) fn target(&mut self, route: Route) -> Result<Target, ProxyError> {
         if self.state.is_tied() {
@@ -203,10 +227,13 @@ impl Session {
     /// The connection for `target`: the pinned one if it is on that server, else one from the
     /// pool brought to the session's state.
     pub(super) async fn acquire(&mut self, target: Target) -> Result<BackendConn, ProxyError> {
-        if self.held.as_ref().is_some_and(|h| h.server == target.server()) {
-            if let Some(h) = self.held.take() {
-                return Ok(h);
+        if let Some(held) = self.held.take() {
+            if held.server == target.server() {
+                let mut conn = held;
+                self.sync(&mut conn).await?;
+                return Ok(conn);
             }
+            self.shared.pool.release(held);
         }
         if self.pinned.as_ref().is_some_and(|p| p.server == target.server()) {
             if let Some(p) = self.pinned.take() {
@@ -230,7 +257,7 @@ impl Session {
         &mut self,
         conn: &mut BackendConn,
         job: &Job<'_>,
-    ) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+    ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
         let bt = self.timeouts.backend_response;
         let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
@@ -241,7 +268,7 @@ impl Session {
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let (outcome, last_ok) =
+                let (outcome, changes) =
                     relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
@@ -264,7 +291,7 @@ impl Session {
                         },
                     );
                 }
-                Ok((outcome, last_ok))
+                Ok((outcome, changes))
             }
             Job::Execute { payload, client_id } => self.run_execute(conn, payload, *client_id).await,
         }
@@ -297,7 +324,6 @@ impl Session {
         outcome: &Outcome,
         effects: &[Effect],
         sql: &str,
-        found_rows: bool,
     ) {
         if let Some(status) = outcome.status {
             self.state.observe_status(status);
@@ -312,8 +338,10 @@ impl Session {
         if self.state.schema.is_some() {
             conn.schema = self.state.schema.clone();
         }
-        let follow_up = outcome.last_insert_id != 0 || outcome.warnings > 0 || found_rows;
-        if follow_up && !self.state.is_tied() && !self.state.holds_temp_tables() {
+        if !self.state.is_tied() && !self.state.holds_temp_tables() {
+            // What the statement left behind (ROW_COUNT(), FOUND_ROWS(), warnings, the
+            // last insert id) is asked of this very connection: keep it until the next
+            // statement shows whether it is needed.
             self.held = Some(conn);
             return;
         }
@@ -335,6 +363,18 @@ impl Session {
 
 /// Whether a statement changes data (what `require_semisync` refuses and what read-your-writes
 /// must wait for): writes, DDL, procedure calls, and reads with side effects.
+/// Statements that change table rows: what a read-only transaction refuses.
+fn is_dml(kind: StatementKind) -> bool {
+    matches!(
+        kind,
+        StatementKind::Insert
+            | StatementKind::Update
+            | StatementKind::Delete
+            | StatementKind::Replace
+            | StatementKind::Load
+    )
+}
+
 pub(super) fn changes_data(stmt: &Statement, reason: Reason) -> bool {
     match stmt.kind() {
         StatementKind::Insert

@@ -74,6 +74,8 @@ impl Session {
             state: SessionState::new(login.collation, None),
             pinned: None,
             held: None,
+            last_insert_id: 0,
+            last_insert_id_on: None,
             stmts: HashMap::new(),
             next_stmt: 1,
             cursor: None,

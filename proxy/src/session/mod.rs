@@ -34,7 +34,7 @@ use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
 use crate::protocol::packets::ok_payload;
 use crate::protocol::response::{Expect, Outcome};
-use crate::protocol::session_track::{ok_state_changes, StateChanges};
+use crate::protocol::session_track::StateChanges;
 use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id};
 use crate::protocol::{behaviour_capabilities, offered_capabilities, CapabilityFlags, Command, StatusFlags};
 use crate::router::{self, NoTarget, Target};
@@ -64,10 +64,15 @@ pub struct Session {
     state: SessionState,
     /// The connection the session is tied to, if any.
     pinned: Option<BackendConn>,
-    /// The previous statement's connection, kept until the next command when that command may
-    /// need it: after an auto-increment insert (LAST_INSERT_ID()), warnings (SHOW WARNINGS) or
-    /// SQL_CALC_FOUND_ROWS (FOUND_ROWS()). Given back to the pool as soon as it is not needed.
+    /// The previous statement's connection (when nothing ties the session to one), kept until
+    /// the next statement: ROW_COUNT(), FOUND_ROWS(), SHOW WARNINGS and the like must run on it,
+    /// and a next statement for the same server reuses it. Given back to the pool as soon as
+    /// the next statement goes to another server.
     held: Option<BackendConn>,
+    /// The session's LAST_INSERT_ID(), from the last OK that reported one, and the connection
+    /// (server, connection id) on which the server holds that value.
+    last_insert_id: u64,
+    last_insert_id_on: Option<(usize, u32)>,
     stmts: HashMap<u32, ClientStmt>,
     next_stmt: u32,
     /// The statement whose cursor is open on the pinned connection.

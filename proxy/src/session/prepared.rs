@@ -97,7 +97,7 @@ impl Session {
         conn: &mut BackendConn,
         payload: &[u8],
         client_id: u32,
-    ) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+    ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
         let bt = self.timeouts.backend_response;
         let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
@@ -155,14 +155,14 @@ impl Session {
             s.long_data.clear();
             s.long_data_bytes = 0;
         }
-        let (outcome, last_ok) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
+        let (outcome, changes) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
         if head.flags & 0x07 != 0
             && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))
         {
             self.cursor = Some(client_id);
             self.state.tie(Tie::Cursor);
         }
-        Ok((outcome, last_ok))
+        Ok((outcome, changes))
     }
 
     pub(super) fn send_long_data(&mut self, payload: Bytes) -> Result<(), ProxyError> {
@@ -247,7 +247,7 @@ impl Session {
                     self.cursor = None;
                     self.state.untie(Tie::Cursor);
                 }
-                self.finish(conn, target, &outcome, &[], "", false);
+                self.finish(conn, target, &outcome, &[], "");
                 Ok(target)
             }
             Err(RelayError::Client(e)) => Err(client_gone(e)),

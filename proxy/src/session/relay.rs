@@ -7,7 +7,7 @@ use crate::error::BackendCause;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::frame::{check_chunk, HEADER};
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
-use crate::protocol::StatusFlags;
+use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use std::time::Duration;
 
 /// Flush to the client once this much is queued, even if more is buffered.
@@ -36,8 +36,8 @@ impl RelayError {
 /// `patch_stmt_id`: for COM_STMT_PREPARE, the client-facing id written over the backend's.
 /// `flush_end`: false leaves the response's last bytes queued on `client`, so the caller can
 /// finish work that must precede the client seeing the end (learning a write's GTID) and
-/// flush then. Returns the outcome and, when the final OK reports session state changes, that
-/// OK's payload (see `protocol::session_track`).
+/// flush then. Returns the outcome and, when OK packets of the response reported session
+/// state changes, what they said together (see `protocol::session_track`).
 pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
@@ -46,11 +46,11 @@ pub async fn relay(
     client_timeout: Duration,
     patch_stmt_id: Option<u32>,
     flush_end: bool,
-) -> Result<(Outcome, Option<Vec<u8>>), RelayError> {
+) -> Result<(Outcome, Option<StateChanges>), RelayError> {
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     let mut sent_any = false;
     let mut first = true;
-    let mut last_ok = None;
+    let mut changes: Option<StateChanges> = None;
     loop {
         // Walk the complete chunks already buffered.
         let mut n = 0;
@@ -64,11 +64,15 @@ pub async fn relay(
                 detail: v.to_string(),
                 before_client: !sent_any,
             })?;
-            if let Step::Done(o) = step {
-                if o.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
-                    && head.first() == Some(&0x00)
-                {
-                    last_ok = Some(buf[n + HEADER..n + c.total()].to_vec());
+            if tracker.fed_state_change() {
+                // Every OK counts, not only the last: in a multi-statement that fails part way,
+                // the statements before the error committed (and their GTIDs matter).
+                if let Some(c) = ok_state_changes(&buf[n + HEADER..n + c.total()], conn.hello.capabilities) {
+                    let merged = changes.get_or_insert_with(StateChanges::default);
+                    merged.other |= c.other;
+                    if c.gtid.is_some() {
+                        merged.gtid = c.gtid;
+                    }
                 }
             }
             if first {
@@ -113,7 +117,7 @@ pub async fn relay(
             if flush_end {
                 client.flush(client_timeout).await.map_err(RelayError::Client)?;
             }
-            return Ok((outcome, last_ok));
+            return Ok((outcome, changes));
         }
         if infile {
             client.flush(client_timeout).await.map_err(RelayError::Client)?;
