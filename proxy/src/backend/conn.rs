@@ -59,6 +59,9 @@ pub struct BackendConn {
     pub schema: Option<String>,
     /// GTID session tracking is switched on (read-your-writes learns GTIDs from OK packets).
     pub gtid_tracking: bool,
+    /// The server accepts multi-statements on this connection: the capability it was opened
+    /// with, until a COM_SET_OPTION changes it (COM_RESET_CONNECTION keeps it).
+    pub multi_statements: bool,
     /// Prepared statements by SQL text.
     pub stmts: HashMap<Arc<str>, BackendStmt>,
     stmt_clock: u64,
@@ -91,6 +94,7 @@ impl BackendConn {
             state: None,
             schema: None,
             gtid_tracking: false,
+            multi_statements: key.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
             stmts: HashMap::new(),
             stmt_clock: 0,
             last_used: Instant::now(),

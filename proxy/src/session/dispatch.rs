@@ -73,7 +73,17 @@ impl Session {
             }
             c if c == Command::COM_STMT_FETCH as u8 => self.fetch(&payload).await?,
             c if c == Command::COM_SET_OPTION as u8 => {
-                return Err(ProxyError::Unsupported("COM_SET_OPTION is not supported by rwsplit; multi-statements follow the capability negotiated at login".into()));
+                // Session state: run where the session is (the server answers as it does), then
+                // applied to each connection that serves the session later (`sync`).
+                self.statement(
+                    Route::Previous,
+                    Reason::SessionCommand,
+                    None,
+                    Job::Forward { payload: &payload, expect: Expect::Single },
+                    &[],
+                    "",
+                )
+                .await?
             }
             c if c == Command::COM_PROCESS_KILL as u8 => {
                 return Err(ProxyError::Unsupported(
@@ -147,7 +157,10 @@ impl Session {
         self.cursor = None;
         self.stmts.clear();
         self.last_target = None;
+        let multi_statements = self.state.multi_statements;
         self.state = SessionState::new(collation, schema);
+        // The server keeps the COM_SET_OPTION setting across a reset or change of user.
+        self.state.multi_statements = multi_statements;
     }
 }
 

@@ -264,7 +264,14 @@ impl Session {
         match job {
             Job::Forward { payload, expect } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                relay(&mut self.client, conn, *expect, bt, ct, None, false).await
+                let (outcome, changes) = relay(&mut self.client, conn, *expect, bt, ct, None, false).await?;
+                if payload.first() == Some(&(Command::COM_SET_OPTION as u8)) && outcome.error.is_none() {
+                    // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (the server refused others).
+                    let on = payload.get(1..3) == Some(&[0, 0][..]);
+                    conn.multi_statements = on;
+                    self.state.multi_statements = on;
+                }
+                Ok((outcome, changes))
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;

@@ -89,6 +89,7 @@ impl Session {
             timeouts,
             max_packet: config.proxy.max_packet_bytes as usize,
         };
+        session.state.multi_statements = session.key.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS);
         if !session.enter_schema(login.schema.clone(), next).await? {
             return Ok(None);
         }

@@ -52,6 +52,11 @@ pub struct SessionState {
     pub ties: HashSet<Tie>,
     /// Named locks taken with GET_LOCK and not known to be released.
     pub named_locks: u32,
+    /// Whether the server accepts several statements in one COM_QUERY: the capability the
+    /// client logged in with, then whatever its COM_SET_OPTION said. Applied to each backend
+    /// connection before it serves the session (not part of the fingerprint: a connection
+    /// remembers its own setting).
+    pub multi_statements: bool,
     fingerprint: u64,
 }
 
@@ -75,6 +80,7 @@ impl SessionState {
             temp_tables: HashSet::new(),
             ties: HashSet::new(),
             named_locks: 0,
+            multi_statements: true,
             fingerprint: 0,
         };
         s.refresh_fingerprint();

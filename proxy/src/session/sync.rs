@@ -31,6 +31,9 @@ impl Session {
     /// Brings a pooled connection to this session's state: reset it unless it is pristine,
     /// then replay schema, character set and session variables.
     pub(super) async fn sync(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
+        if conn.multi_statements != self.state.multi_statements {
+            self.set_multi_statements(conn).await?;
+        }
         let fp = self.state.fingerprint();
         if conn.state == Some(fp) {
             return Ok(());
@@ -93,5 +96,21 @@ impl Session {
         }
         conn.state = Some(fp);
         Ok(())
+    }
+
+    /// COM_SET_OPTION on `conn` so that it takes multi-statements as the session does.
+    async fn set_multi_statements(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
+        let on = self.state.multi_statements;
+        let option: u16 = if on { 0 } else { 1 }; // MYSQL_OPTION_MULTI_STATEMENTS_ON / _OFF
+        let mut p = vec![Command::COM_SET_OPTION as u8];
+        p.extend_from_slice(&option.to_le_bytes());
+        match internal(conn, &p, Expect::Single, self.timeouts.backend_response).await {
+            Ok((o, _)) if o.error.is_none() => {
+                conn.multi_statements = on;
+                Ok(())
+            }
+            Ok(_) => Err(self.backend_error(conn, BackendCause::Refused, "COM_SET_OPTION refused".into(), true)),
+            Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
+        }
     }
 }
