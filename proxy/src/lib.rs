@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod router;
 pub mod runtime;
 pub mod session;
+pub mod sessions;
 pub mod tls;
 pub mod vrrp;
 

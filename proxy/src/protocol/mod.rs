@@ -7,6 +7,7 @@
 //!   result sets are relayed as they arrive without decoding rows.
 //! - [`handshake`]: the server side of the handshake (greeting, authentication of clients).
 //! - [`packets`]: the few packets rwsplit writes itself (OK, EOF) and reads (status flags).
+//! - [`resultset`]: result sets rwsplit answers itself (SHOW PROCESSLIST). Pure.
 //! - [`session_track`]: what an OK packet's session-state information says changed.
 //! - [`stmt`]: reading and rewriting COM_STMT_* packets (statement ids, EXECUTE's head).
 //!
@@ -19,6 +20,7 @@ pub mod frame;
 pub mod handshake;
 pub mod packets;
 pub mod response;
+pub mod resultset;
 pub mod session_track;
 pub mod stmt;
 

@@ -1,0 +1,157 @@
+//! The live client sessions by connection id — the id in rwsplit's handshake, which is also what
+//! `CONNECTION_ID()` returns through rwsplit — for what one session may ask about another:
+//! `KILL [QUERY | CONNECTION] id`, COM_PROCESS_KILL and `SHOW PROCESSLIST`.
+//!
+//! A session registers after login and is removed when it ends (its [`Registration`] is
+//! dropped), so the map holds at most `proxy.max_connections` entries. Each entry says what the
+//! session is doing now and on which backend connection, so that `KILL QUERY` can stop the
+//! statement on the server that runs it. Locks are `std::sync::Mutex`es held for a copy or an
+//! assignment, never across an await.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// What a session is doing, as `SHOW PROCESSLIST` shows it.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub user: String,
+    pub schema: Option<String>,
+    /// The command word (`Sleep`, `Query`, `Execute`, …).
+    pub command: &'static str,
+    /// When the current command (or the idle time) began.
+    pub since: Instant,
+    /// The statement text of a running COM_QUERY (the client's packet, shared, not copied).
+    pub statement: Option<Bytes>,
+    /// The backend connection running the current statement: (server index, connection id).
+    pub running_on: Option<(usize, u32)>,
+}
+
+/// One live session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    pub id: u32,
+    pub host: String,
+    activity: Mutex<Activity>,
+    killed: AtomicBool,
+    kill_signal: Notify,
+}
+
+impl SessionEntry {
+    /// A copy of what the session is doing.
+    pub fn activity(&self) -> Activity {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes what the session is doing.
+    pub fn update(&self, f: impl FnOnce(&mut Activity)) {
+        f(&mut self.activity.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Asks the session to end (KILL CONNECTION): it closes its client connection as soon as
+    /// it notices — at once when idle, after the current statement was stopped otherwise.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_signal.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when [`SessionEntry::kill`] was called (also if it was called before).
+    pub async fn killed(&self) {
+        if !self.is_killed() {
+            self.kill_signal.notified().await;
+        }
+    }
+}
+
+/// The registry of live sessions.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<u32, Arc<SessionEntry>>>,
+}
+
+impl Sessions {
+    /// Registers a session that just logged in; it stays listed while the returned
+    /// [`Registration`] lives.
+    pub fn register(self: &Arc<Self>, id: u32, host: String, user: String, schema: Option<String>) -> Registration {
+        let entry = Arc::new(SessionEntry {
+            id,
+            host,
+            activity: Mutex::new(Activity {
+                user,
+                schema,
+                command: "Sleep",
+                since: Instant::now(),
+                statement: None,
+                running_on: None,
+            }),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        });
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry.clone());
+        Registration { sessions: self.clone(), entry }
+    }
+
+    pub fn get(&self, id: u32) -> Option<Arc<SessionEntry>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    /// Every live session, ordered by id.
+    pub fn list(&self) -> Vec<Arc<SessionEntry>> {
+        let mut all: Vec<_> = self.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        all.sort_by_key(|e| e.id);
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A session's place in the registry; removes it when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    sessions: Arc<Sessions>,
+    pub entry: Arc<SessionEntry>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.sessions.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.entry.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_are_listed_while_registered_and_kill_is_seen() {
+        let sessions = Arc::new(Sessions::default());
+        let a = sessions.register(7, "127.0.0.1:1".into(), "app".into(), None);
+        let b = sessions.register(3, "127.0.0.1:2".into(), "other".into(), Some("db".into()));
+        assert_eq!(sessions.list().iter().map(|e| e.id).collect::<Vec<_>>(), vec![3, 7]);
+        assert_eq!(sessions.get(3).unwrap().activity().user, "other");
+        a.entry.update(|a| a.command = "Query");
+        assert_eq!(sessions.get(7).unwrap().activity().command, "Query");
+        assert!(!b.entry.is_killed());
+        sessions.get(3).unwrap().kill();
+        // A kill that came before the wait is not lost.
+        tokio::time::timeout(std::time::Duration::from_secs(1), b.entry.killed()).await.unwrap();
+        drop(b);
+        assert!(sessions.get(3).is_none());
+        assert_eq!(sessions.len(), 1);
+        drop(a);
+        assert!(sessions.is_empty());
+    }
+}
