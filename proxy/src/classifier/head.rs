@@ -3,9 +3,10 @@
 //! prepared statements. Reads tokens from a [`Cursor`] (a copy of the lexer), so the scanner's
 //! own pass over the whole text is not disturbed.
 
+use super::effect::{Effect, PinReason};
+use super::kind::{Flags, StatementKind};
 use super::lexer::{Lexer, Token, TokenKind};
-use super::statement::{upper, Flags, StatementKind};
-use super::{Effect, PinReason};
+use super::words::{identifier, upper};
 
 /// Tokens of one statement: ends at `;` or the end of the text.
 #[derive(Debug, Clone)]
@@ -161,7 +162,9 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
             }
             K::Transaction.into()
         }
-        "SET" => super::set_statement::read(cur, effects, flags),
+        // SET is read by `set_statement` (above this module; `statement` calls it). A SET
+        // arriving here is one inside SET STATEMENT … FOR, which is not valid.
+        "SET" => K::Unknown.into(),
         "USE" => match cur.next().and_then(|t| identifier(&t)) {
             Some(db) => {
                 effects.push(Effect::UseSchema(db));
@@ -512,17 +515,6 @@ fn drop(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> StatementKind {
         effects.push(Effect::EndTransaction);
     }
     StatementKind::Ddl
-}
-
-/// An identifier token's name: words as written, quoted ones without their quotes and with
-/// doubled quotes undone.
-pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
-    match t.kind {
-        TokenKind::Word => Some(t.text.to_string()),
-        TokenKind::QuotedIdent => Some(t.text.replace("``", "`")),
-        TokenKind::DoubleQuoted => Some(t.text.replace("\"\"", "\"")),
-        _ => None,
-    }
 }
 
 /// `name` or `db.name`, lower-cased, as the session keys its temporary tables.

@@ -13,7 +13,7 @@
 //! the more cautious result: backslashes in literals (`NO_BACKSLASH_ESCAPES`) and versioned
 //! executable comments (`/*!80013 … */`, `/*M! … */`), which run on some servers only.
 
-use super::Route;
+use super::route::Route;
 
 /// What a token is. Literal bodies and variable names are in [`Token::text`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

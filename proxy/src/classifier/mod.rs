@@ -101,218 +101,33 @@
 //!   the text says and may be corrected by them (e.g. COMMIT AND CHAIN of a read-only
 //!   transaction, `SET autocommit = @saved`).
 
+// The modules form layers; each uses only modules of the layers before it:
+// 1. `route`, `effect`, `kind`, `builtin` (plain data and tables), then `lexer` and `words`;
+// 2. `head` (leading keywords);
+// 3. `set_statement`, `tables`;
+// 4. `statement` (`scan`);
+// 5. `rules` (`decide`);
+// 6. this module, which only declares, re-exports and composes (`classify`).
 mod builtin;
+mod effect;
 mod head;
+mod kind;
 mod lexer;
+mod route;
 mod rules;
 mod set_statement;
 mod statement;
 mod tables;
+mod words;
 
 #[cfg(test)]
 mod tests;
 
-pub use rules::{decide, decide_with_text};
-pub use statement::{scan, Statement, StatementKind};
-
-use std::collections::HashSet;
-
-/// Where a statement may run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
-    Master,
-    Replica,
-    /// Wherever the session's previous statement ran (the same connection, when it still has
-    /// it).
-    Previous,
-}
-
-impl Route {
-    /// A stable snake_case name, for metric labels and logs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Route::Master => "master",
-            Route::Replica => "replica",
-            Route::Previous => "previous",
-        }
-    }
-}
-
-/// Why a statement was routed where it was: one variant per rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    Read,
-    Write,
-    Ddl,
-    InTransaction,
-    ReadOnlyTransaction,
-    AutocommitOff,
-    Serializable,
-    LockingRead,
-    LockFunction,
-    LastInsertId,
-    UserVariableAssign,
-    SelectInto,
-    Sequence,
-    UserFunction,
-    MasterStatus,
-    TempTable,
-    FollowsPrevious,
-    HintMaster,
-    HintReplica,
-    MultiStatement,
-    Call,
-    TransactionControl,
-    SessionCommand,
-    TableLock,
-    SqlPrepare,
-    Handler,
-    Admin,
-    Unparsed,
-}
-
-impl Reason {
-    /// Every reason, in declaration order (`Reason::ALL[r as usize] == r`).
-    pub const ALL: &'static [Reason] = &[
-        Reason::Read,
-        Reason::Write,
-        Reason::Ddl,
-        Reason::InTransaction,
-        Reason::ReadOnlyTransaction,
-        Reason::AutocommitOff,
-        Reason::Serializable,
-        Reason::LockingRead,
-        Reason::LockFunction,
-        Reason::LastInsertId,
-        Reason::UserVariableAssign,
-        Reason::SelectInto,
-        Reason::Sequence,
-        Reason::UserFunction,
-        Reason::MasterStatus,
-        Reason::TempTable,
-        Reason::FollowsPrevious,
-        Reason::HintMaster,
-        Reason::HintReplica,
-        Reason::MultiStatement,
-        Reason::Call,
-        Reason::TransactionControl,
-        Reason::SessionCommand,
-        Reason::TableLock,
-        Reason::SqlPrepare,
-        Reason::Handler,
-        Reason::Admin,
-        Reason::Unparsed,
-    ];
-
-    /// A stable snake_case name: a Prometheus label value and a log word.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Read => "read",
-            Reason::Write => "write",
-            Reason::Ddl => "ddl",
-            Reason::InTransaction => "in_transaction",
-            Reason::ReadOnlyTransaction => "read_only_transaction",
-            Reason::AutocommitOff => "autocommit_off",
-            Reason::Serializable => "serializable",
-            Reason::LockingRead => "locking_read",
-            Reason::LockFunction => "lock_function",
-            Reason::LastInsertId => "last_insert_id",
-            Reason::UserVariableAssign => "user_variable_assign",
-            Reason::SelectInto => "select_into",
-            Reason::Sequence => "sequence",
-            Reason::UserFunction => "user_function",
-            Reason::MasterStatus => "master_status",
-            Reason::TempTable => "temp_table",
-            Reason::FollowsPrevious => "follows_previous",
-            Reason::HintMaster => "hint_master",
-            Reason::HintReplica => "hint_replica",
-            Reason::MultiStatement => "multi_statement",
-            Reason::Call => "call",
-            Reason::TransactionControl => "transaction_control",
-            Reason::SessionCommand => "session_command",
-            Reason::TableLock => "table_lock",
-            Reason::SqlPrepare => "sql_prepare",
-            Reason::Handler => "handler",
-            Reason::Admin => "admin",
-            Reason::Unparsed => "unparsed",
-        }
-    }
-}
-
-/// The session state the rules depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionView<'a> {
-    /// An explicit transaction is open (BEGIN / START TRANSACTION, or the server's flag).
-    pub in_transaction: bool,
-    /// The open transaction was START TRANSACTION READ ONLY (and runs on a replica).
-    pub read_only_transaction: bool,
-    /// False after SET autocommit=0: counts as an open transaction.
-    pub autocommit: bool,
-    /// Session isolation is SERIALIZABLE: pins to the master.
-    pub serializable: bool,
-    /// Lower-cased names of TEMPORARY tables this session created (`db.t` or `t`).
-    pub temp_tables: &'a HashSet<String>,
-}
-
-/// Where a statement goes, why, and what it changes in the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub route: Route,
-    pub reason: Reason,
-    pub effects: Vec<Effect>,
-}
-
-/// A session-state change, applied by the session after the statement SUCCEEDS.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Effect {
-    /// BEGIN, `START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT]`, XA START,
-    /// COMMIT/ROLLBACK AND CHAIN (after its EndTransaction). `read_only` is true only for a
-    /// read-only transaction that was routed to a replica.
-    Begin { read_only: bool },
-    /// COMMIT, ROLLBACK (not ROLLBACK TO SAVEPOINT), XA COMMIT/ROLLBACK, and statements that
-    /// commit implicitly (DDL, LOCK TABLES, FLUSH, …; not CREATE/DROP TEMPORARY TABLE).
-    EndTransaction,
-    /// SET autocommit = literal (any spelling: @@autocommit, SESSION autocommit, ON/OFF, …).
-    SetAutocommit(bool),
-    /// `SET [SESSION] TRANSACTION ISOLATION LEVEL …`, `SET tx_isolation / transaction_isolation =
-    /// literal`. The one-shot `SET TRANSACTION ISOLATION LEVEL …` (no SESSION) applies to the
-    /// next transaction only and has no effect.
-    SetIsolation { serializable: bool },
-    /// USE db (backquotes removed, case kept).
-    UseSchema(String),
-    /// `SET NAMES x [COLLATE y]`, `SET CHARACTER SET x`, `SET CHARSET x` (lower-cased).
-    SetNames { charset: String, collation: Option<String> },
-    /// Any other SET of session state (session or user variables, sql_mode, time_zone, role):
-    /// the session replays the statement text on its other backend connections. `key` is the
-    /// sorted, lower-cased, comma-joined list of the variables it assigns (`@x` for user
-    /// variables), so that a later SET of the same variables replaces the earlier one.
-    SessionVariables { key: String },
-    /// `CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] name` (lower-cased, as
-    /// written, `db.` prefix included, quotes removed).
-    CreateTempTable(String),
-    /// `DROP [TEMPORARY] TABLE|SEQUENCE [IF EXISTS] a, b` (same form as above).
-    DropTables(Vec<String>),
-    /// The statement ties the session to the connection that ran it.
-    Pin(PinReason),
-    /// The statement may release such a tie (RELEASE_LOCK names one lock among possibly many:
-    /// the session decides whether any is left).
-    Unpin(PinReason),
-}
-
-/// What ties a session to one backend connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PinReason {
-    /// GET_LOCK; released by RELEASE_LOCK / RELEASE_ALL_LOCKS.
-    NamedLock,
-    /// LOCK TABLES, FLUSH TABLES … WITH READ LOCK / FOR EXPORT, LOCK INSTANCE FOR BACKUP,
-    /// MariaDB BACKUP STAGE / BACKUP LOCK; released by UNLOCK TABLES / INSTANCE, BACKUP
-    /// STAGE END, BACKUP UNLOCK.
-    TableLock,
-    /// SQL-level PREPARE name FROM …; released by DEALLOCATE / DROP PREPARE.
-    SqlPrepare,
-    /// HANDLER t OPEN; released by HANDLER t CLOSE.
-    Handler,
-}
+pub use effect::{Effect, PinReason};
+pub use kind::StatementKind;
+pub use route::{Reason, Route};
+pub use rules::{decide, decide_with_text, Decision, SessionView};
+pub use statement::{scan, Statement};
 
 /// Scans and decides in one call, using the text to settle the temporary-table rule exactly.
 pub fn classify(sql: &str, session: &SessionView<'_>) -> Decision {

@@ -19,10 +19,10 @@
 //! - `SET STATEMENT … FOR stmt` (MariaDB) is classified as `stmt`.
 //! - `SET PASSWORD` and `SET DEFAULT ROLE` are account management (DDL).
 
+use super::effect::Effect;
 use super::head::{self, Cursor, Head};
+use super::kind::{Flags, StatementKind};
 use super::lexer::{Token, TokenKind};
-use super::statement::{Flags, StatementKind};
-use super::Effect;
 
 pub(crate) fn read<'a>(cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &mut Flags) -> Head {
     use StatementKind as K;

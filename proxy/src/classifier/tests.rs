@@ -642,7 +642,7 @@ fn statement_accessors() {
 
 mod differential {
     use super::*;
-    use crate::classifier::statement::Flags;
+    use crate::classifier::kind::Flags;
     use sqlparser::ast::{Query, SetExpr, Statement as Ast, TableFactor};
     use sqlparser::dialect::MySqlDialect;
     use sqlparser::parser::Parser;
