@@ -34,15 +34,21 @@ pub enum Effect {
     DropTables(Vec<String>),
     /// The statement ties the session to the connection that ran it.
     Pin(PinReason),
-    /// The statement may release such a tie (RELEASE_LOCK names one lock among possibly many:
-    /// the session decides whether any is left).
+    /// The statement may release such a tie. For [`PinReason::NamedLock`] this is a
+    /// RELEASE_LOCK( call: it names one lock among possibly many (or one not held), so it does
+    /// not prove that none is left and the session keeps its tie.
     Unpin(PinReason),
+    /// A call of the built-in RELEASE_ALL_LOCKS( (a function token, not a literal, comment or
+    /// identifier, and not `db.release_all_locks(`): every named lock of the connection is
+    /// released, so the [`PinReason::NamedLock`] tie ends.
+    ReleaseAllNamedLocks,
 }
 
 /// What ties a session to one backend connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PinReason {
-    /// GET_LOCK; released by RELEASE_LOCK / RELEASE_ALL_LOCKS.
+    /// GET_LOCK; released by RELEASE_ALL_LOCKS ([`Effect::ReleaseAllNamedLocks`]); RELEASE_LOCK
+    /// releases one lock ([`Effect::Unpin`]).
     NamedLock,
     /// LOCK TABLES, FLUSH TABLES … WITH READ LOCK / FOR EXPORT, LOCK INSTANCE FOR BACKUP,
     /// MariaDB BACKUP STAGE / BACKUP LOCK; released by UNLOCK TABLES / INSTANCE, BACKUP

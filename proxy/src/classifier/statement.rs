@@ -83,9 +83,19 @@ impl Statement {
     /// Keeps the more cautious of two readings of the same text: a reading that is not a
     /// read wins over one that is, and facts found by either are kept.
     fn merge_cautious(&mut self, other: Statement) {
+        // Releasing every named lock ends a tie: only when every reading calls it.
+        let both_release_all = self.effects.contains(&Effect::ReleaseAllNamedLocks)
+            && other.effects.contains(&Effect::ReleaseAllNamedLocks);
         if self.kind.is_read() && !other.kind.is_read() {
             self.kind = other.kind;
             self.effects = other.effects;
+        }
+        if !both_release_all {
+            for effect in &mut self.effects {
+                if *effect == Effect::ReleaseAllNamedLocks {
+                    *effect = Effect::Unpin(PinReason::NamedLock);
+                }
+            }
         }
         self.flags.union(other.flags);
         self.idents.union(&other.idents);
@@ -162,6 +172,7 @@ fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> S
     let mut body = Body {
         stmt,
         read_kind: head.kind.is_read(),
+        runs_calls: runs_calls(head.kind),
         in_set: head.kind == StatementKind::Set,
         prev: None,
         prev2: None,
@@ -178,6 +189,14 @@ fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> S
         body.token(t, lx);
     }
     head.kind
+}
+
+/// Kinds whose function calls run when the statement runs. Not: DDL (a routine's, view's,
+/// trigger's or event's body is stored, not run), EXPLAIN / DESCRIBE (the statement is not
+/// executed), compound statements, PREPARE / EXECUTE, and whatever is unknown.
+fn runs_calls(kind: StatementKind) -> bool {
+    use StatementKind as K;
+    matches!(kind, K::Select | K::Do | K::Values | K::Set | K::Insert | K::Update | K::Delete | K::Replace | K::Call)
 }
 
 /// The words the walk over a statement reacts to.
@@ -247,6 +266,8 @@ struct Body<'s, 'a> {
     insert_columns_pending: bool,
     /// The statement is a read kind: only then are user-defined functions looked for.
     read_kind: bool,
+    /// The statement evaluates its function calls when it runs (see [`runs_calls`]).
+    runs_calls: bool,
     /// The statement is a SET.
     in_set: bool,
 }
@@ -424,6 +445,14 @@ impl<'a> Body<'_, 'a> {
                 self.flag(Flags::LOCK_FUNCTION);
                 self.stmt.effects.push(Effect::Unpin(PinReason::NamedLock));
             }
+            F::ReleaseAllLocks => {
+                self.flag(Flags::LOCK_FUNCTION);
+                // In a routine body, a view or an EXPLAIN the call is not run now: it may not
+                // release anything, like RELEASE_LOCK.
+                let effect =
+                    if self.runs_calls { Effect::ReleaseAllNamedLocks } else { Effect::Unpin(PinReason::NamedLock) };
+                self.stmt.effects.push(effect);
+            }
             F::LockState => self.flag(Flags::LOCK_FUNCTION),
             F::LastInsertId => self.flag(Flags::LAST_INSERT_ID),
             F::FollowsPrevious => self.flag(Flags::FOLLOWS_PREVIOUS),
@@ -438,8 +467,10 @@ impl<'a> Body<'_, 'a> {
 enum SpecialFunction {
     /// GET_LOCK
     GetLock,
-    /// RELEASE_LOCK, RELEASE_ALL_LOCKS
+    /// RELEASE_LOCK
     ReleaseLock,
+    /// RELEASE_ALL_LOCKS
+    ReleaseAllLocks,
     /// IS_USED_LOCK, IS_FREE_LOCK
     LockState,
     /// LAST_INSERT_ID
@@ -466,7 +497,7 @@ impl SpecialFunction {
             (12, b'R') => &[("RELEASE_LOCK", F::ReleaseLock)],
             (12, b'I') => &[("IS_USED_LOCK", F::LockState), ("IS_FREE_LOCK", F::LockState)],
             (14, b'L') => &[("LAST_INSERT_ID", F::LastInsertId)],
-            (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseLock)],
+            (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseAllLocks)],
             _ => return None,
         };
         candidates.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map(|&(_, f)| f)
