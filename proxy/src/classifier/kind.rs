@@ -152,6 +152,11 @@ impl Flags {
     pub const MULTI_STATEMENT: u32 = 1 << 11;
     /// SQL_CALC_FOUND_ROWS: the next FOUND_ROWS() must run on the same connection.
     pub const CALC_FOUND_ROWS: u32 = 1 << 12;
+    /// `SET @var = …` with a value that is not a constant literal: not replayable.
+    pub const USER_VAR_SET_EXPR: u32 = 1 << 13;
+    /// A user variable is assigned as a CALL argument (OUT / INOUT parameter) or by GET
+    /// DIAGNOSTICS.
+    pub const USER_VAR_OUT: u32 = 1 << 14;
 
     pub fn has(self, bits: u32) -> bool {
         self.0 & bits != 0

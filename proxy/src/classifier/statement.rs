@@ -73,11 +73,13 @@ impl Statement {
         self.flags.has(Flags::CALC_FOUND_ROWS)
     }
 
-    /// The statement assigns user variables outside SET (`SELECT @x := …`, `SELECT … INTO
-    /// @x`): their values exist only on the connection that ran it, and SET-replay cannot
-    /// carry them.
+    /// The statement assigns user variables in a way SET-replay cannot carry, so their values
+    /// exist only on the connection that ran it: `@x := …` anywhere (also inside a SET value),
+    /// `SELECT … INTO @x`, `CALL p(@x)` (an OUT or INOUT parameter), `GET DIAGNOSTICS @x = …`,
+    /// and `SET @x = <expr>` when the expression is not a constant literal (`SET @x = NOW()`;
+    /// such a SET has no `SessionVariables` effect). `SET @x = 5` is replayable: false.
     pub fn assigns_user_variables(&self) -> bool {
-        self.flags.has(Flags::USER_VAR_ASSIGN | Flags::INTO_VAR)
+        self.flags.has(Flags::USER_VAR_ASSIGN | Flags::INTO_VAR | Flags::USER_VAR_SET_EXPR | Flags::USER_VAR_OUT)
     }
 
     /// Keeps the more cautious of two readings of the same text: a reading that is not a
