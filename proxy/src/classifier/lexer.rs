@@ -114,6 +114,13 @@ impl<'a> Lexer<'a> {
         Lexer { src, pos: 0, mode, in_executable_comment: false, notes: LexNotes::default() }
     }
 
+    /// Where a token's text starts in the source, in bytes (a quoted literal's body starts after
+    /// its opening quote). Tokens are slices of the source, so this is exact for them; for any
+    /// other text the result is clamped to the source's length.
+    pub fn offset_of(&self, text: &str) -> usize {
+        (text.as_ptr() as usize).saturating_sub(self.src.as_ptr() as usize).min(self.src.len())
+    }
+
     fn byte(&self, at: usize) -> Option<u8> {
         self.src.as_bytes().get(at).copied()
     }

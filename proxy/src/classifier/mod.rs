@@ -12,6 +12,17 @@
 //! [`classify`] does both. Anything the lexer cannot place goes to the master with
 //! [`Reason::Unparsed`], which is counted.
 //!
+//! Besides routing, the module tells the session layer facts it acts on itself (each pure,
+//! never panicking, and reading the text with the same lexer, so literals and comments never
+//! count):
+//! - [`parse_kill`]: `KILL [HARD | SOFT] [CONNECTION | QUERY] <id>` → [`Kill`] (the id the
+//!   client wrote, to translate); None for `KILL QUERY ID`, `KILL USER`, expressions, and
+//!   anything else, which the caller refuses.
+//! - [`show_processlist`]: `SHOW [FULL] PROCESSLIST` → `Some(full)`.
+//! - [`connection_id_calls`]: the byte ranges of the calls `CONNECTION_ID()` in the text.
+//! - [`Statement::assigns_user_variables`]: user variables that only the connection that ran
+//!   the statement will have (see Limits).
+//!
 //! # Rules, in the order they apply
 //! 1. Session state wins over everything, hints included: SERIALIZABLE isolation → master
 //!    (`serializable`); autocommit off → master (`autocommit_off`); an open read-write
@@ -62,13 +73,15 @@
 //!    SETVAL(, `seq.nextval`), `select_into` (INTO @var, OUTFILE, DUMPFILE), `locking_read`
 //!    (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE, also in subqueries), `lock_function`
 //!    (GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_USED_LOCK, IS_FREE_LOCK),
-//!    `last_insert_id` (LAST_INSERT_ID(), @@last_insert_id, @@identity),
+//!    `last_insert_id` (LAST_INSERT_ID(), @@last_insert_id, @@identity; LAST_INSERT_ID
+//!    wins over FOUND_ROWS and the other rule-7 functions in the same statement),
 //!    `user_variable_assign` (`@x := …`), `user_function` (a call of a name that is not a
 //!    built-in function or keyword, `db.func(` and `` `func`( `` included: a stored function
 //!    may write; see `builtin.rs`).
 //! 7. Reads whose answer belongs to the connection that ran the previous statement:
-//!    FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS / PROFILES,
-//!    @@warning_count, @@error_count → [`Route::Previous`] (`follows_previous`).
+//!    FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS / COUNT(*) ERRORS
+//!    / PROFILES, @@warning_count, @@error_count (and GET DIAGNOSTICS, rule 4) →
+//!    [`Route::Previous`] (`follows_previous`).
 //! 8. Reads of a TEMPORARY table the session created → master (`temp_table`); see
 //!    `tables.rs` for how table references are found. [`decide`] has only the scanned facts
 //!    and answers "master" whenever the statement may name such a table;
@@ -90,11 +103,22 @@
 //! # Limits
 //! - A view or trigger that calls a writing function is invisible in the text: a SELECT from
 //!   such a view goes to a replica (use a master hint).
-//! - SET replay evaluates the expressions again on the other connection:
-//!   `SET @x = LAST_INSERT_ID()` or `SET @x = UUID()` gives another value there.
-//!   Variables assigned outside SET (`SELECT @x := …`, `SELECT … INTO @x`) cannot be
-//!   replayed at all; [`Statement::assigns_user_variables`] tells the session to keep the
-//!   connection.
+//! - SET replay evaluates the expressions again on the other connection, so it is offered
+//!   (`Effect::SessionVariables`) for user variables only when their values are constant
+//!   literals (`SET @x = 5`, `SET @s = _utf8mb4'x' COLLATE utf8mb4_bin`). `SET @x = UUID()`,
+//!   `SET @x = (SELECT …)`, `SET @a = @b + 1` and a SET mixing those with other variables get
+//!   no replay at all; like variables assigned outside SET (`SELECT @x := …`, `SELECT … INTO
+//!   @x`, `CALL p(@out)`, `GET DIAGNOSTICS @x = …`) they make
+//!   [`Statement::assigns_user_variables`] true, which tells the session to keep the
+//!   connection. System variables set to expressions (`SET time_zone = @tz`) are still
+//!   replayed, and evaluated again.
+//! - Named locks: GET_LOCK pins ([`Effect::Pin`]); RELEASE_LOCK cannot prove that no lock is
+//!   left ([`Effect::Unpin`], the tie stays); only a call of RELEASE_ALL_LOCKS() in a
+//!   statement that runs its calls (not in a routine body, a view or an EXPLAIN) gives
+//!   [`Effect::ReleaseAllNamedLocks`]. A call the server skips (a branch of IF or CASE not
+//!   taken, a SELECT that returns no row) still counts as run.
+//! - [`connection_id_calls`] reads the text the server's default way: under
+//!   `NO_BACKSLASH_ESCAPES`, a string containing a backslash may end elsewhere.
 //! - `SET TRANSACTION …` without SESSION applies to the next transaction only and has no
 //!   effect here: the session should keep its connection until that transaction starts.
 //! - Server status flags are the truth about transactions and autocommit; the effects are what
@@ -103,14 +127,16 @@
 
 // The modules form layers; each uses only modules of the layers before it:
 // 1. `route`, `effect`, `kind`, `builtin` (plain data and tables), then `lexer` and `words`;
-// 2. `head` (leading keywords);
+// 2. `head` (leading keywords); `kill`, then `connection_ids` (on the lexer alone);
 // 3. `set_statement`, `tables`;
 // 4. `statement` (`scan`);
 // 5. `rules` (`decide`);
 // 6. this module, which only declares, re-exports and composes (`classify`).
 mod builtin;
+mod connection_ids;
 mod effect;
 mod head;
+mod kill;
 mod kind;
 mod lexer;
 mod route;
@@ -123,7 +149,9 @@ mod words;
 #[cfg(test)]
 mod tests;
 
+pub use connection_ids::{connection_id_calls, show_processlist};
 pub use effect::{Effect, PinReason};
+pub use kill::{parse_kill, Kill};
 pub use kind::StatementKind;
 pub use route::{Reason, Route};
 pub use rules::{decide, decide_with_text, Decision, SessionView};

@@ -181,6 +181,7 @@ const ROUTES: &[(&str, Fx, Route, Reason)] = &[
     ("SELECT last_insert_id(5)", Idle, M, LastInsertId),
     ("select last_insert_id ( )", Idle, M, LastInsertId),
     ("SELECT * FROM t WHERE id = LAST_INSERT_ID()", Idle, M, LastInsertId),
+    ("SELECT LAST_INSERT_ID(), ROW_COUNT()", Idle, M, LastInsertId),
     ("SELECT @@last_insert_id", Idle, M, LastInsertId),
     ("SELECT @@IDENTITY", Idle, M, LastInsertId),
     ("SELECT @x := 1", Idle, M, UserVariableAssign),
