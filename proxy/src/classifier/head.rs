@@ -3,9 +3,10 @@
 //! prepared statements. Reads tokens from a [`Cursor`] (a copy of the lexer), so the scanner's
 //! own pass over the whole text is not disturbed.
 
+use super::effect::{Effect, PinReason};
+use super::kind::{Flags, StatementKind};
 use super::lexer::{Lexer, Token, TokenKind};
-use super::statement::{upper, Flags, StatementKind};
-use super::{Effect, PinReason};
+use super::words::{identifier, upper};
 
 /// Tokens of one statement: ends at `;` or the end of the text.
 #[derive(Debug, Clone)]
@@ -115,7 +116,12 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
             Head { kind: K::Ddl, swallow_rest: event }
         }
         "RENAME" | "TRUNCATE" | "GRANT" | "REVOKE" | "IMPORT" => end(effects, K::Ddl),
-        "CALL" => K::Call.into(),
+        "CALL" => {
+            if passes_user_variable(cur) {
+                flags.set(Flags::USER_VAR_OUT);
+            }
+            K::Call.into()
+        }
         "BEGIN" => {
             if cur.eat("NOT") {
                 compound()
@@ -161,7 +167,9 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
             }
             K::Transaction.into()
         }
-        "SET" => super::set_statement::read(cur, effects, flags),
+        // SET is read by `set_statement` (above this module; `statement` calls it). A SET
+        // arriving here is one inside SET STATEMENT … FOR, which is not valid.
+        "SET" => K::Unknown.into(),
         "USE" => match cur.next().and_then(|t| identifier(&t)) {
             Some(db) => {
                 effects.push(Effect::UseSchema(db));
@@ -245,6 +253,14 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
         "GET" => {
             let _ = cur.eat("CURRENT") || cur.eat("STACKED");
             if cur.eat("DIAGNOSTICS") {
+                // GET DIAGNOSTICS @n = NUMBER, CONDITION 1 @m = MESSAGE_TEXT: assigns @n, @m.
+                let mut prev: Option<Token<'_>> = None;
+                while let Some(t) = cur.next() {
+                    if t.is_punct(b'=') && prev.is_some_and(|p| p.kind == TokenKind::UserVar) {
+                        flags.set(Flags::USER_VAR_OUT);
+                    }
+                    prev = Some(t);
+                }
                 K::Diagnostics.into()
             } else {
                 K::Unknown.into()
@@ -262,6 +278,27 @@ pub(crate) fn read<'a>(first: Token<'a>, cur: &mut Cursor<'a>, effects: &mut Vec
         _ if cur.peek().is_some_and(|t| t.is_punct(b':')) => compound(),
         _ => K::Unknown.into(),
     }
+}
+
+/// `CALL p(…, @v, …)`: a user variable passed as a whole argument may be an OUT or INOUT
+/// parameter, which the procedure assigns (only its definition tells).
+fn passes_user_variable(cur: &mut Cursor<'_>) -> bool {
+    let mut depth = 0u32;
+    let mut prev: Option<Token<'_>> = None;
+    while let Some(t) = cur.next() {
+        match t.kind {
+            TokenKind::Punct(b'(') => depth = depth.saturating_add(1),
+            TokenKind::Punct(b')') => depth = depth.saturating_sub(1),
+            TokenKind::UserVar if depth == 1 && prev.is_some_and(|p| p.is_punct(b'(') || p.is_punct(b',')) => {
+                if cur.peek().is_some_and(|n| n.is_punct(b',') || n.is_punct(b')')) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        prev = Some(t);
+    }
+    false
 }
 
 /// `(` … : a parenthesized query; anything else in parentheses is not a statement.
@@ -512,17 +549,6 @@ fn drop(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> StatementKind {
         effects.push(Effect::EndTransaction);
     }
     StatementKind::Ddl
-}
-
-/// An identifier token's name: words as written, quoted ones without their quotes and with
-/// doubled quotes undone.
-pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
-    match t.kind {
-        TokenKind::Word => Some(t.text.to_string()),
-        TokenKind::QuotedIdent => Some(t.text.replace("``", "`")),
-        TokenKind::DoubleQuoted => Some(t.text.replace("\"\"", "\"")),
-        _ => None,
-    }
 }
 
 /// `name` or `db.name`, lower-cased, as the session keys its temporary tables.

@@ -13,7 +13,7 @@
 //! the more cautious result: backslashes in literals (`NO_BACKSLASH_ESCAPES`) and versioned
 //! executable comments (`/*!80013 … */`, `/*M! … */`), which run on some servers only.
 
-use super::Route;
+use super::route::Route;
 
 /// What a token is. Literal bodies and variable names are in [`Token::text`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,13 @@ fn is_word_byte(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, mode: LexMode) -> Self {
         Lexer { src, pos: 0, mode, in_executable_comment: false, notes: LexNotes::default() }
+    }
+
+    /// Where a token's text starts in the source, in bytes (a quoted literal's body starts after
+    /// its opening quote). Tokens are slices of the source, so this is exact for them; for any
+    /// other text the result is clamped to the source's length.
+    pub fn offset_of(&self, text: &str) -> usize {
+        (text.as_ptr() as usize).saturating_sub(self.src.as_ptr() as usize).min(self.src.len())
     }
 
     fn byte(&self, at: usize) -> Option<u8> {

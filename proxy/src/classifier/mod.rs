@@ -12,6 +12,17 @@
 //! [`classify`] does both. Anything the lexer cannot place goes to the master with
 //! [`Reason::Unparsed`], which is counted.
 //!
+//! Besides routing, the module tells the session layer facts it acts on itself (each pure,
+//! never panicking, and reading the text with the same lexer, so literals and comments never
+//! count):
+//! - [`parse_kill`]: `KILL [HARD | SOFT] [CONNECTION | QUERY] <id>` → [`Kill`] (the id the
+//!   client wrote, to translate); None for `KILL QUERY ID`, `KILL USER`, expressions, and
+//!   anything else, which the caller refuses.
+//! - [`show_processlist`]: `SHOW [FULL] PROCESSLIST` → `Some(full)`.
+//! - [`connection_id_calls`]: the byte ranges of the calls `CONNECTION_ID()` in the text.
+//! - [`Statement::assigns_user_variables`]: user variables that only the connection that ran
+//!   the statement will have (see Limits).
+//!
 //! # Rules, in the order they apply
 //! 1. Session state wins over everything, hints included: SERIALIZABLE isolation → master
 //!    (`serializable`); autocommit off → master (`autocommit_off`); an open read-write
@@ -62,13 +73,15 @@
 //!    SETVAL(, `seq.nextval`), `select_into` (INTO @var, OUTFILE, DUMPFILE), `locking_read`
 //!    (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE, also in subqueries), `lock_function`
 //!    (GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_USED_LOCK, IS_FREE_LOCK),
-//!    `last_insert_id` (LAST_INSERT_ID(), @@last_insert_id, @@identity),
+//!    `last_insert_id` (LAST_INSERT_ID(), @@last_insert_id, @@identity; LAST_INSERT_ID
+//!    wins over FOUND_ROWS and the other rule-7 functions in the same statement),
 //!    `user_variable_assign` (`@x := …`), `user_function` (a call of a name that is not a
 //!    built-in function or keyword, `db.func(` and `` `func`( `` included: a stored function
 //!    may write; see `builtin.rs`).
 //! 7. Reads whose answer belongs to the connection that ran the previous statement:
-//!    FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS / PROFILES,
-//!    @@warning_count, @@error_count → [`Route::Previous`] (`follows_previous`).
+//!    FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS / COUNT(*) ERRORS
+//!    / PROFILES, @@warning_count, @@error_count (and GET DIAGNOSTICS, rule 4) →
+//!    [`Route::Previous`] (`follows_previous`).
 //! 8. Reads of a TEMPORARY table the session created → master (`temp_table`); see
 //!    `tables.rs` for how table references are found. [`decide`] has only the scanned facts
 //!    and answers "master" whenever the statement may name such a table;
@@ -90,229 +103,59 @@
 //! # Limits
 //! - A view or trigger that calls a writing function is invisible in the text: a SELECT from
 //!   such a view goes to a replica (use a master hint).
-//! - SET replay evaluates the expressions again on the other connection:
-//!   `SET @x = LAST_INSERT_ID()` or `SET @x = UUID()` gives another value there.
-//!   Variables assigned outside SET (`SELECT @x := …`, `SELECT … INTO @x`) cannot be
-//!   replayed at all; [`Statement::assigns_user_variables`] tells the session to keep the
-//!   connection.
+//! - SET replay evaluates the expressions again on the other connection, so it is offered
+//!   (`Effect::SessionVariables`) for user variables only when their values are constant
+//!   literals (`SET @x = 5`, `SET @s = _utf8mb4'x' COLLATE utf8mb4_bin`). `SET @x = UUID()`,
+//!   `SET @x = (SELECT …)`, `SET @a = @b + 1` and a SET mixing those with other variables get
+//!   no replay at all; like variables assigned outside SET (`SELECT @x := …`, `SELECT … INTO
+//!   @x`, `CALL p(@out)`, `GET DIAGNOSTICS @x = …`) they make
+//!   [`Statement::assigns_user_variables`] true, which tells the session to keep the
+//!   connection. System variables set to expressions (`SET time_zone = @tz`) are still
+//!   replayed, and evaluated again.
+//! - Named locks: GET_LOCK pins ([`Effect::Pin`]); RELEASE_LOCK cannot prove that no lock is
+//!   left ([`Effect::Unpin`], the tie stays); only a call of RELEASE_ALL_LOCKS() in a
+//!   statement that runs its calls (not in a routine body, a view or an EXPLAIN) gives
+//!   [`Effect::ReleaseAllNamedLocks`]. A call the server skips (a branch of IF or CASE not
+//!   taken, a SELECT that returns no row) still counts as run.
+//! - [`connection_id_calls`] reads the text the server's default way: under
+//!   `NO_BACKSLASH_ESCAPES`, a string containing a backslash may end elsewhere.
 //! - `SET TRANSACTION …` without SESSION applies to the next transaction only and has no
 //!   effect here: the session should keep its connection until that transaction starts.
 //! - Server status flags are the truth about transactions and autocommit; the effects are what
 //!   the text says and may be corrected by them (e.g. COMMIT AND CHAIN of a read-only
 //!   transaction, `SET autocommit = @saved`).
 
+// The modules form layers; each uses only modules of the layers before it:
+// 1. `route`, `effect`, `kind`, `builtin` (plain data and tables), then `lexer` and `words`;
+// 2. `head` (leading keywords); `kill`, then `connection_ids` (on the lexer alone);
+// 3. `set_statement`, `tables`;
+// 4. `statement` (`scan`);
+// 5. `rules` (`decide`);
+// 6. this module, which only declares, re-exports and composes (`classify`).
 mod builtin;
+mod connection_ids;
+mod effect;
 mod head;
+mod kill;
+mod kind;
 mod lexer;
+mod route;
 mod rules;
 mod set_statement;
 mod statement;
 mod tables;
+mod words;
 
 #[cfg(test)]
 mod tests;
 
-pub use rules::{decide, decide_with_text};
-pub use statement::{scan, Statement, StatementKind};
-
-use std::collections::HashSet;
-
-/// Where a statement may run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
-    Master,
-    Replica,
-    /// Wherever the session's previous statement ran (the same connection, when it still has
-    /// it).
-    Previous,
-}
-
-impl Route {
-    /// A stable snake_case name, for metric labels and logs.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Route::Master => "master",
-            Route::Replica => "replica",
-            Route::Previous => "previous",
-        }
-    }
-}
-
-/// Why a statement was routed where it was: one variant per rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    Read,
-    Write,
-    Ddl,
-    InTransaction,
-    ReadOnlyTransaction,
-    AutocommitOff,
-    Serializable,
-    LockingRead,
-    LockFunction,
-    LastInsertId,
-    UserVariableAssign,
-    SelectInto,
-    Sequence,
-    UserFunction,
-    MasterStatus,
-    TempTable,
-    FollowsPrevious,
-    HintMaster,
-    HintReplica,
-    MultiStatement,
-    Call,
-    TransactionControl,
-    SessionCommand,
-    TableLock,
-    SqlPrepare,
-    Handler,
-    Admin,
-    Unparsed,
-}
-
-impl Reason {
-    /// Every reason, in declaration order (`Reason::ALL[r as usize] == r`).
-    pub const ALL: &'static [Reason] = &[
-        Reason::Read,
-        Reason::Write,
-        Reason::Ddl,
-        Reason::InTransaction,
-        Reason::ReadOnlyTransaction,
-        Reason::AutocommitOff,
-        Reason::Serializable,
-        Reason::LockingRead,
-        Reason::LockFunction,
-        Reason::LastInsertId,
-        Reason::UserVariableAssign,
-        Reason::SelectInto,
-        Reason::Sequence,
-        Reason::UserFunction,
-        Reason::MasterStatus,
-        Reason::TempTable,
-        Reason::FollowsPrevious,
-        Reason::HintMaster,
-        Reason::HintReplica,
-        Reason::MultiStatement,
-        Reason::Call,
-        Reason::TransactionControl,
-        Reason::SessionCommand,
-        Reason::TableLock,
-        Reason::SqlPrepare,
-        Reason::Handler,
-        Reason::Admin,
-        Reason::Unparsed,
-    ];
-
-    /// A stable snake_case name: a Prometheus label value and a log word.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Reason::Read => "read",
-            Reason::Write => "write",
-            Reason::Ddl => "ddl",
-            Reason::InTransaction => "in_transaction",
-            Reason::ReadOnlyTransaction => "read_only_transaction",
-            Reason::AutocommitOff => "autocommit_off",
-            Reason::Serializable => "serializable",
-            Reason::LockingRead => "locking_read",
-            Reason::LockFunction => "lock_function",
-            Reason::LastInsertId => "last_insert_id",
-            Reason::UserVariableAssign => "user_variable_assign",
-            Reason::SelectInto => "select_into",
-            Reason::Sequence => "sequence",
-            Reason::UserFunction => "user_function",
-            Reason::MasterStatus => "master_status",
-            Reason::TempTable => "temp_table",
-            Reason::FollowsPrevious => "follows_previous",
-            Reason::HintMaster => "hint_master",
-            Reason::HintReplica => "hint_replica",
-            Reason::MultiStatement => "multi_statement",
-            Reason::Call => "call",
-            Reason::TransactionControl => "transaction_control",
-            Reason::SessionCommand => "session_command",
-            Reason::TableLock => "table_lock",
-            Reason::SqlPrepare => "sql_prepare",
-            Reason::Handler => "handler",
-            Reason::Admin => "admin",
-            Reason::Unparsed => "unparsed",
-        }
-    }
-}
-
-/// The session state the rules depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionView<'a> {
-    /// An explicit transaction is open (BEGIN / START TRANSACTION, or the server's flag).
-    pub in_transaction: bool,
-    /// The open transaction was START TRANSACTION READ ONLY (and runs on a replica).
-    pub read_only_transaction: bool,
-    /// False after SET autocommit=0: counts as an open transaction.
-    pub autocommit: bool,
-    /// Session isolation is SERIALIZABLE: pins to the master.
-    pub serializable: bool,
-    /// Lower-cased names of TEMPORARY tables this session created (`db.t` or `t`).
-    pub temp_tables: &'a HashSet<String>,
-}
-
-/// Where a statement goes, why, and what it changes in the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub route: Route,
-    pub reason: Reason,
-    pub effects: Vec<Effect>,
-}
-
-/// A session-state change, applied by the session after the statement SUCCEEDS.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Effect {
-    /// BEGIN, `START TRANSACTION [READ ONLY | READ WRITE | WITH CONSISTENT SNAPSHOT]`, XA START,
-    /// COMMIT/ROLLBACK AND CHAIN (after its EndTransaction). `read_only` is true only for a
-    /// read-only transaction that was routed to a replica.
-    Begin { read_only: bool },
-    /// COMMIT, ROLLBACK (not ROLLBACK TO SAVEPOINT), XA COMMIT/ROLLBACK, and statements that
-    /// commit implicitly (DDL, LOCK TABLES, FLUSH, …; not CREATE/DROP TEMPORARY TABLE).
-    EndTransaction,
-    /// SET autocommit = literal (any spelling: @@autocommit, SESSION autocommit, ON/OFF, …).
-    SetAutocommit(bool),
-    /// `SET [SESSION] TRANSACTION ISOLATION LEVEL …`, `SET tx_isolation / transaction_isolation =
-    /// literal`. The one-shot `SET TRANSACTION ISOLATION LEVEL …` (no SESSION) applies to the
-    /// next transaction only and has no effect.
-    SetIsolation { serializable: bool },
-    /// USE db (backquotes removed, case kept).
-    UseSchema(String),
-    /// `SET NAMES x [COLLATE y]`, `SET CHARACTER SET x`, `SET CHARSET x` (lower-cased).
-    SetNames { charset: String, collation: Option<String> },
-    /// Any other SET of session state (session or user variables, sql_mode, time_zone, role):
-    /// the session replays the statement text on its other backend connections. `key` is the
-    /// sorted, lower-cased, comma-joined list of the variables it assigns (`@x` for user
-    /// variables), so that a later SET of the same variables replaces the earlier one.
-    SessionVariables { key: String },
-    /// `CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] name` (lower-cased, as
-    /// written, `db.` prefix included, quotes removed).
-    CreateTempTable(String),
-    /// `DROP [TEMPORARY] TABLE|SEQUENCE [IF EXISTS] a, b` (same form as above).
-    DropTables(Vec<String>),
-    /// The statement ties the session to the connection that ran it.
-    Pin(PinReason),
-    /// The statement may release such a tie (RELEASE_LOCK names one lock among possibly many:
-    /// the session decides whether any is left).
-    Unpin(PinReason),
-}
-
-/// What ties a session to one backend connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PinReason {
-    /// GET_LOCK; released by RELEASE_LOCK / RELEASE_ALL_LOCKS.
-    NamedLock,
-    /// LOCK TABLES, FLUSH TABLES … WITH READ LOCK / FOR EXPORT, LOCK INSTANCE FOR BACKUP,
-    /// MariaDB BACKUP STAGE / BACKUP LOCK; released by UNLOCK TABLES / INSTANCE, BACKUP
-    /// STAGE END, BACKUP UNLOCK.
-    TableLock,
-    /// SQL-level PREPARE name FROM …; released by DEALLOCATE / DROP PREPARE.
-    SqlPrepare,
-    /// HANDLER t OPEN; released by HANDLER t CLOSE.
-    Handler,
-}
+pub use connection_ids::{connection_id_calls, show_processlist};
+pub use effect::{Effect, PinReason};
+pub use kill::{parse_kill, Kill};
+pub use kind::StatementKind;
+pub use route::{Reason, Route};
+pub use rules::{decide, decide_with_text, Decision, SessionView};
+pub use statement::{scan, Statement};
 
 /// Scans and decides in one call, using the text to settle the temporary-table rule exactly.
 pub fn classify(sql: &str, session: &SessionView<'_>) -> Decision {

@@ -1,9 +1,35 @@
 //! [`decide`]: the routing rules (listed in the module doc of [`classifier`](super)) applied to
 //! a scanned [`Statement`] and the session's state. Pure.
 
-use super::statement::{Flags, Statement, StatementKind};
+use super::effect::Effect;
+use super::kind::{Flags, StatementKind};
+use super::route::{Reason, Route};
+use super::statement::Statement;
 use super::tables;
-use super::{Decision, Effect, Reason, Route, SessionView};
+use std::collections::HashSet;
+
+/// The session state the rules depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionView<'a> {
+    /// An explicit transaction is open (BEGIN / START TRANSACTION, or the server's flag).
+    pub in_transaction: bool,
+    /// The open transaction was START TRANSACTION READ ONLY (and runs on a replica).
+    pub read_only_transaction: bool,
+    /// False after SET autocommit=0: counts as an open transaction.
+    pub autocommit: bool,
+    /// Session isolation is SERIALIZABLE: pins to the master.
+    pub serializable: bool,
+    /// Lower-cased names of TEMPORARY tables this session created (`db.t` or `t`).
+    pub temp_tables: &'a HashSet<String>,
+}
+
+/// Where a statement goes, why, and what it changes in the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub route: Route,
+    pub reason: Reason,
+    pub effects: Vec<Effect>,
+}
 
 /// Decides from the scanned facts alone. For the temporary-table rule it can only tell that
 /// the statement *may* name one of the session's temporary tables, and then answers master;

@@ -10,6 +10,11 @@
 //!   removed, `tx_isolation`/`tx_read_only` under their new names), so a later SET of the same
 //!   variables replaces the earlier one when the session replays SETs on other connections.
 //!   Replay evaluates the expressions again on that connection.
+//! - A user variable set to anything but a constant literal (`SET @v = NOW()`,
+//!   `SET @v = (SELECT …)`, `SET @a = @b + 1`) would get another value on replay: such a SET
+//!   has no `SessionVariables` effect at all (replay runs the whole text), and the statement
+//!   reports [`assigns_user_variables`](super::Statement::assigns_user_variables), so that the
+//!   session keeps the connection. So does a `@x := …` inside a value. See [`is_constant`].
 //! - GLOBAL / PERSIST assignments are server administration (`StatementKind::Admin`), not
 //!   session state: replaying them on other servers would change those servers. A SET that
 //!   mixes them with session variables gets no `SessionVariables` effect for the same reason
@@ -19,10 +24,10 @@
 //! - `SET STATEMENT … FOR stmt` (MariaDB) is classified as `stmt`.
 //! - `SET PASSWORD` and `SET DEFAULT ROLE` are account management (DDL).
 
+use super::effect::Effect;
 use super::head::{self, Cursor, Head};
+use super::kind::{Flags, StatementKind};
 use super::lexer::{Token, TokenKind};
-use super::statement::{Flags, StatementKind};
-use super::Effect;
 
 pub(crate) fn read<'a>(cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &mut Flags) -> Head {
     use StatementKind as K;
@@ -57,7 +62,7 @@ pub(crate) fn read<'a>(cur: &mut Cursor<'a>, effects: &mut Vec<Effect>, flags: &
         transaction_characteristics(cur, effects);
         return K::Set.into();
     }
-    assignments(cur, effects)
+    assignments(cur, effects, flags)
 }
 
 /// True when the token after the next one is the word `keyword`.
@@ -152,31 +157,145 @@ fn charset_name(cur: &mut Cursor<'_>) -> Option<String> {
     Some(name.to_ascii_lowercase())
 }
 
-/// Reads a value up to the next `,` outside parentheses. Returns the value's only token (when
-/// it is a single token) and whether a `,` (another assignment) follows.
-fn value<'a>(cur: &mut Cursor<'a>) -> (Option<Token<'a>>, bool) {
+/// An assigned value: its tokens, and whether a `,` (another assignment) follows.
+struct Value<'a> {
+    tokens: Vec<Token<'a>>,
+    more: bool,
+}
+
+impl<'a> Value<'a> {
+    /// The value's only token, when it is a single token.
+    fn single(&self) -> Option<Token<'a>> {
+        match self.tokens.as_slice() {
+            [t] => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The value assigns a user variable itself (`SET @a = @b := 1`, `SET x = (@b := 1)`).
+    fn assigns(&self) -> bool {
+        self.tokens.iter().any(|t| t.kind == TokenKind::Assign)
+    }
+}
+
+/// Reads a value up to the next `,` outside parentheses.
+fn value<'a>(cur: &mut Cursor<'a>) -> Value<'a> {
     let mut depth = 0u32;
-    let mut first = None;
-    let mut count = 0usize;
+    let mut tokens = Vec::new();
     while let Some(t) = cur.next() {
         match t.kind {
-            TokenKind::Punct(b',') if depth == 0 => return (first.filter(|_| count == 1), true),
+            TokenKind::Punct(b',') if depth == 0 => return Value { tokens, more: true },
             TokenKind::Punct(b'(') => depth += 1,
             TokenKind::Punct(b')') => depth = depth.saturating_sub(1),
             _ => {}
         }
-        if count == 0 {
-            first = Some(t);
-        }
-        count += 1;
+        tokens.push(t);
     }
-    (first.filter(|_| count == 1), false)
+    Value { tokens, more: false }
+}
+
+/// Whether a value is a constant literal, which gives the same value wherever the SET is
+/// replayed: a number, NULL, TRUE or FALSE, or a string (`'x'`, `"x"`, adjacent strings
+/// concatenated, with an optional introducer `_charset`, `N`, `X` or `B` and an optional
+/// `COLLATE name`), after any number of unary signs. Anything else (a variable, a function
+/// call, a subquery, an operator, a `?` placeholder, parentheses) is not.
+pub(crate) fn is_constant(tokens: &[Token<'_>]) -> bool {
+    let mut rest = tokens;
+    while let [t, tail @ ..] = rest {
+        if t.is_punct(b'-') || t.is_punct(b'+') {
+            rest = tail;
+        } else {
+            break;
+        }
+    }
+    match rest {
+        [] => false,
+        [t] if t.is_word("NULL") || t.is_word("TRUE") || t.is_word("FALSE") => true,
+        [first, ..] if first.kind == TokenKind::Word && first.text.starts_with(|c: char| c.is_ascii_digit()) => {
+            is_number_tokens(rest)
+        }
+        [first, ..] if first.is_punct(b'.') => is_number_tokens(rest),
+        _ => is_string_literal(rest),
+    }
+}
+
+/// The tokens are one numeric literal: written without spaces (`1.5e-3` is lexed as `1`, `.`,
+/// `5e`, `-`, `3`), and the text they make is a decimal, hexadecimal (`0x1F`) or binary
+/// (`0b101`) number.
+fn is_number_tokens(tokens: &[Token<'_>]) -> bool {
+    let adjacent = tokens.windows(2).all(|w| match w {
+        [a, b] => a.text.as_ptr() as usize + a.text.len() == b.text.as_ptr() as usize,
+        _ => true,
+    });
+    let pieces_ok =
+        tokens.iter().all(|t| t.kind == TokenKind::Word || t.is_punct(b'.') || t.is_punct(b'-') || t.is_punct(b'+'));
+    if !adjacent || !pieces_ok {
+        return false;
+    }
+    let text: String = tokens.iter().map(|t| t.text).collect();
+    is_number(&text)
+}
+
+fn is_number(s: &str) -> bool {
+    let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
+    if let Some(hex) = s.strip_prefix("0x") {
+        return !hex.is_empty() && hex.bytes().all(|c| c.is_ascii_hexdigit());
+    }
+    if let Some(bin) = s.strip_prefix("0b") {
+        return !bin.is_empty() && bin.bytes().all(|c| c == b'0' || c == b'1');
+    }
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (s.get(..i).unwrap_or(""), Some(s.get(i + 1..).unwrap_or(""))),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !(digits(int) && digits(frac)) || (int.is_empty() && frac.is_empty()) {
+        return false;
+    }
+    match exponent {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && digits(e)
+        }
+    }
+}
+
+/// `[introducer] 'text' ['more' …] [COLLATE name]`
+fn is_string_literal(tokens: &[Token<'_>]) -> bool {
+    let is_string = |t: &Token<'_>| matches!(t.kind, TokenKind::SingleQuoted | TokenKind::DoubleQuoted);
+    let mut rest = tokens;
+    if let [intro, next, ..] = rest {
+        let introducer = intro.kind == TokenKind::Word
+            && (intro.text.starts_with('_') || ["N", "X", "B"].iter().any(|p| intro.text.eq_ignore_ascii_case(p)));
+        if introducer && is_string(next) {
+            rest = rest.get(1..).unwrap_or_default();
+        }
+    }
+    let strings = rest.iter().take_while(|t| is_string(t)).count();
+    if strings == 0 {
+        return false;
+    }
+    match rest.get(strings..).unwrap_or_default() {
+        [] => true,
+        [collate, name] => {
+            collate.is_word("COLLATE")
+                && matches!(
+                    name.kind,
+                    TokenKind::Word | TokenKind::QuotedIdent | TokenKind::SingleQuoted | TokenKind::DoubleQuoted
+                )
+        }
+        _ => false,
+    }
 }
 
 /// The comma-separated assignment list of a SET.
-fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
+fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>, flags: &mut Flags) -> Head {
     let mut global_scope = false;
     let mut any_global = false;
+    // A user variable set to something other than a constant: the statement's text cannot be
+    // replayed elsewhere with the same result.
+    let mut unreplayable = false;
     let mut keys: Vec<String> = Vec::new();
     while let Some(mut t) = cur.next() {
         // GLOBAL / SESSION stay in force for the following assignments that name no scope.
@@ -198,7 +317,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
                 let collation = if cur.eat("COLLATE") { charset_name(cur) } else { None };
                 effects.push(Effect::SetNames { charset, collation });
             }
-            if value(cur).1 {
+            if value(cur).more {
                 continue;
             }
             break;
@@ -207,7 +326,7 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
             if let Some(charset) = charset_name(cur) {
                 effects.push(Effect::SetNames { charset, collation: None });
             }
-            if value(cur).1 {
+            if value(cur).more {
                 continue;
             }
             break;
@@ -228,9 +347,17 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
         if !(cur.eat_punct(b'=') || cur.peek().is_some_and(|t| t.kind == TokenKind::Assign) && cur.next().is_some()) {
             return StatementKind::Unknown.into();
         }
-        let (single, more) = value(cur);
+        let value = value(cur);
+        let (single, more) = (value.single(), value.more);
+        if value.assigns() {
+            flags.set(Flags::USER_VAR_ASSIGN);
+        }
         if name.starts_with('@') {
-            keys.push(name);
+            if is_constant(&value.tokens) {
+                keys.push(name);
+            } else {
+                unreplayable = true;
+            }
         } else if global {
             any_global = true;
         } else {
@@ -252,10 +379,13 @@ fn assignments(cur: &mut Cursor<'_>, effects: &mut Vec<Effect>) -> Head {
             break;
         }
     }
+    if unreplayable {
+        flags.set(Flags::USER_VAR_SET_EXPR);
+    }
     if any_global {
         return StatementKind::Admin.into();
     }
-    if !keys.is_empty() {
+    if !keys.is_empty() && !unreplayable {
         keys.sort();
         keys.dedup();
         effects.push(Effect::SessionVariables { key: keys.join(",") });

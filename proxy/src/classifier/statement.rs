@@ -1,175 +1,18 @@
 //! [`scan`]: the facts about a statement that its text alone tells, gathered in one pass of
-//! the lexer. The leading keywords are read by [`head`] (kind and session-state
-//! effects); the rest of the text is walked here for what may appear anywhere: locking
+//! the lexer. The leading keywords are read by [`head`] (kind and session-state effects; SET
+//! by [`set_statement`]); the rest of the text is walked here for what may appear anywhere: locking
 //! clauses, `INTO`, function calls, `@var :=`, system variables, `;`, and the identifiers a
 //! temporary table could be named by.
 
 use super::builtin;
+use super::effect::{Effect, PinReason};
 use super::head::{self, Cursor};
+use super::kind::{Flags, StatementKind};
 use super::lexer::{LexMode, LexNotes, Lexer, Token, TokenKind};
+use super::route::Route;
+use super::set_statement;
 use super::tables::IdentFilter;
-use super::{Effect, PinReason, Route};
-
-/// What a statement is, from its leading keywords.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StatementKind {
-    /// Nothing but whitespace, comments or `;`.
-    Empty,
-    /// A leading keyword the classifier does not know, or garbage.
-    Unknown,
-    /// SELECT, `(SELECT …)`, `WITH … SELECT`.
-    Select,
-    Show,
-    /// DESCRIBE / DESC / EXPLAIN of a table.
-    Describe,
-    /// EXPLAIN of a statement (it is not executed), EXPLAIN ANALYZE of a read, MariaDB's
-    /// ANALYZE of a SELECT.
-    Explain,
-    /// `TABLE t` (MySQL 8).
-    Table,
-    /// `VALUES ROW(…)` (MySQL 8).
-    Values,
-    Help,
-    /// `DO expr`: evaluated like a SELECT list, so the same function rules apply.
-    Do,
-    Insert,
-    Update,
-    Delete,
-    Replace,
-    /// LOAD DATA / LOAD XML.
-    Load,
-    /// CREATE, ALTER, DROP, RENAME, TRUNCATE, GRANT, REVOKE, IMPORT, account management.
-    Ddl,
-    Call,
-    /// BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, RELEASE SAVEPOINT, XA.
-    Transaction,
-    /// SET of session state (variables, names, autocommit, isolation, role).
-    Set,
-    Use,
-    LockTables,
-    UnlockTables,
-    /// SQL-level PREPARE.
-    Prepare,
-    /// SQL-level EXECUTE, MariaDB's EXECUTE IMMEDIATE.
-    Execute,
-    /// DEALLOCATE PREPARE / DROP PREPARE.
-    Deallocate,
-    /// HANDLER … OPEN / READ / CLOSE.
-    Handler,
-    /// Server administration: FLUSH, KILL, OPTIMIZE/ANALYZE/REPAIR/CHECK TABLE, replication
-    /// control, plugins, SET GLOBAL, …
-    Admin,
-    /// MariaDB compound statements at top level (BEGIN NOT ATOMIC, IF, CASE, LOOP, WHILE,
-    /// REPEAT, labels), DECLARE.
-    Compound,
-    /// `GET [CURRENT | STACKED] DIAGNOSTICS`.
-    Diagnostics,
-}
-
-impl StatementKind {
-    /// Kinds that only read data (before the function and clause rules are applied).
-    pub fn is_read(self) -> bool {
-        matches!(
-            self,
-            StatementKind::Select
-                | StatementKind::Show
-                | StatementKind::Describe
-                | StatementKind::Explain
-                | StatementKind::Table
-                | StatementKind::Values
-                | StatementKind::Help
-                | StatementKind::Do
-        )
-    }
-
-    /// DML that changes rows.
-    pub fn is_dml_write(self) -> bool {
-        matches!(
-            self,
-            StatementKind::Insert
-                | StatementKind::Update
-                | StatementKind::Delete
-                | StatementKind::Replace
-                | StatementKind::Load
-        )
-    }
-
-    /// A stable snake_case name, for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StatementKind::Empty => "empty",
-            StatementKind::Unknown => "unknown",
-            StatementKind::Select => "select",
-            StatementKind::Show => "show",
-            StatementKind::Describe => "describe",
-            StatementKind::Explain => "explain",
-            StatementKind::Table => "table",
-            StatementKind::Values => "values",
-            StatementKind::Help => "help",
-            StatementKind::Do => "do",
-            StatementKind::Insert => "insert",
-            StatementKind::Update => "update",
-            StatementKind::Delete => "delete",
-            StatementKind::Replace => "replace",
-            StatementKind::Load => "load",
-            StatementKind::Ddl => "ddl",
-            StatementKind::Call => "call",
-            StatementKind::Transaction => "transaction",
-            StatementKind::Set => "set",
-            StatementKind::Use => "use",
-            StatementKind::LockTables => "lock_tables",
-            StatementKind::UnlockTables => "unlock_tables",
-            StatementKind::Prepare => "prepare",
-            StatementKind::Execute => "execute",
-            StatementKind::Deallocate => "deallocate",
-            StatementKind::Handler => "handler",
-            StatementKind::Admin => "admin",
-            StatementKind::Compound => "compound",
-            StatementKind::Diagnostics => "diagnostics",
-        }
-    }
-}
-
-/// Facts found anywhere in the text, as bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub(crate) struct Flags(u32);
-
-impl Flags {
-    /// FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE.
-    pub const LOCKING_READ: u32 = 1;
-    /// GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_USED_LOCK, IS_FREE_LOCK.
-    pub const LOCK_FUNCTION: u32 = 1 << 1;
-    /// LAST_INSERT_ID(), @@last_insert_id, @@identity.
-    pub const LAST_INSERT_ID: u32 = 1 << 2;
-    /// `@var := …`.
-    pub const USER_VAR_ASSIGN: u32 = 1 << 3;
-    /// `INTO @var` (or INTO a stored-program variable).
-    pub const INTO_VAR: u32 = 1 << 4;
-    /// `INTO OUTFILE` / `INTO DUMPFILE`: writes a file on the server.
-    pub const INTO_FILE: u32 = 1 << 5;
-    /// NEXT VALUE FOR, NEXTVAL(), SETVAL(), `seq.nextval`: changes a sequence.
-    pub const SEQUENCE_ADVANCE: u32 = 1 << 6;
-    /// PREVIOUS VALUE FOR, LASTVAL(), `seq.currval`: the session's last sequence value.
-    pub const SEQUENCE_STATE: u32 = 1 << 7;
-    /// A call of a function that is not a known built-in.
-    pub const USER_FUNCTION: u32 = 1 << 8;
-    /// SHOW MASTER/BINLOG/SLAVE/REPLICA STATUS, BINARY LOGS, PROCESSLIST, EXPLAIN FOR CONNECTION.
-    pub const MASTER_STATUS: u32 = 1 << 9;
-    /// FOUND_ROWS(), ROW_COUNT(), SHOW WARNINGS/ERRORS/PROFILES, @@warning_count, @@error_count.
-    pub const FOLLOWS_PREVIOUS: u32 = 1 << 10;
-    /// More than one statement.
-    pub const MULTI_STATEMENT: u32 = 1 << 11;
-    /// SQL_CALC_FOUND_ROWS: the next FOUND_ROWS() must run on the same connection.
-    pub const CALC_FOUND_ROWS: u32 = 1 << 12;
-
-    pub fn has(self, bits: u32) -> bool {
-        self.0 & bits != 0
-    }
-
-    pub fn set(&mut self, bits: u32) {
-        self.0 |= bits;
-    }
-}
+use super::words::upper;
 
 /// What [`scan`] learned about a statement: no session state in it, so it can be kept with a
 /// prepared statement and decided again at every execution.
@@ -230,21 +73,33 @@ impl Statement {
         self.flags.has(Flags::CALC_FOUND_ROWS)
     }
 
-    /// The statement assigns user variables outside SET (`SELECT @x := …`, `SELECT … INTO
-    /// @x`): their values exist only on the connection that ran it, and SET-replay cannot
-    /// carry them.
+    /// The statement assigns user variables in a way SET-replay cannot carry, so their values
+    /// exist only on the connection that ran it: `@x := …` anywhere (also inside a SET value),
+    /// `SELECT … INTO @x`, `CALL p(@x)` (an OUT or INOUT parameter), `GET DIAGNOSTICS @x = …`,
+    /// and `SET @x = <expr>` when the expression is not a constant literal (`SET @x = NOW()`;
+    /// such a SET has no `SessionVariables` effect). `SET @x = 5` is replayable: false.
     pub fn assigns_user_variables(&self) -> bool {
-        self.flags.has(Flags::USER_VAR_ASSIGN | Flags::INTO_VAR)
+        self.flags.has(Flags::USER_VAR_ASSIGN | Flags::INTO_VAR | Flags::USER_VAR_SET_EXPR | Flags::USER_VAR_OUT)
     }
 
     /// Keeps the more cautious of two readings of the same text: a reading that is not a
     /// read wins over one that is, and facts found by either are kept.
     fn merge_cautious(&mut self, other: Statement) {
+        // Releasing every named lock ends a tie: only when every reading calls it.
+        let both_release_all = self.effects.contains(&Effect::ReleaseAllNamedLocks)
+            && other.effects.contains(&Effect::ReleaseAllNamedLocks);
         if self.kind.is_read() && !other.kind.is_read() {
             self.kind = other.kind;
             self.effects = other.effects;
         }
-        self.flags.set(other.flags.0);
+        if !both_release_all {
+            for effect in &mut self.effects {
+                if *effect == Effect::ReleaseAllNamedLocks {
+                    *effect = Effect::Unpin(PinReason::NamedLock);
+                }
+            }
+        }
+        self.flags.union(other.flags);
         self.idents.union(&other.idents);
         if other.hint == Some(Route::Master) {
             self.hint = Some(Route::Master);
@@ -311,10 +166,15 @@ fn scan_with(sql: &str, mode: LexMode) -> (Statement, LexNotes) {
 /// Scans one statement starting at `first`, up to and including its `;`.
 fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> StatementKind {
     let mut cursor = Cursor::new(lx.clone());
-    let head = head::read(first, &mut cursor, &mut stmt.effects, &mut stmt.flags);
+    let head = if first.is_word("SET") {
+        set_statement::read(&mut cursor, &mut stmt.effects, &mut stmt.flags)
+    } else {
+        head::read(first, &mut cursor, &mut stmt.effects, &mut stmt.flags)
+    };
     let mut body = Body {
         stmt,
         read_kind: head.kind.is_read(),
+        runs_calls: runs_calls(head.kind),
         in_set: head.kind == StatementKind::Set,
         prev: None,
         prev2: None,
@@ -333,14 +193,12 @@ fn scan_one<'a>(lx: &mut Lexer<'a>, first: Token<'a>, stmt: &mut Statement) -> S
     head.kind
 }
 
-/// Upper-cases an ASCII word into `buf`; None when it is too long to be a keyword.
-pub(crate) fn upper<'b>(word: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
-    let src = word.as_bytes();
-    let dst = buf.get_mut(..src.len())?;
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = s.to_ascii_uppercase();
-    }
-    std::str::from_utf8(dst).ok()
+/// Kinds whose function calls run when the statement runs. Not: DDL (a routine's, view's,
+/// trigger's or event's body is stored, not run), EXPLAIN / DESCRIBE (the statement is not
+/// executed), compound statements, PREPARE / EXECUTE, and whatever is unknown.
+fn runs_calls(kind: StatementKind) -> bool {
+    use StatementKind as K;
+    matches!(kind, K::Select | K::Do | K::Values | K::Set | K::Insert | K::Update | K::Delete | K::Replace | K::Call)
 }
 
 /// The words the walk over a statement reacts to.
@@ -410,6 +268,8 @@ struct Body<'s, 'a> {
     insert_columns_pending: bool,
     /// The statement is a read kind: only then are user-defined functions looked for.
     read_kind: bool,
+    /// The statement evaluates its function calls when it runs (see [`runs_calls`]).
+    runs_calls: bool,
     /// The statement is a SET.
     in_set: bool,
 }
@@ -587,6 +447,14 @@ impl<'a> Body<'_, 'a> {
                 self.flag(Flags::LOCK_FUNCTION);
                 self.stmt.effects.push(Effect::Unpin(PinReason::NamedLock));
             }
+            F::ReleaseAllLocks => {
+                self.flag(Flags::LOCK_FUNCTION);
+                // In a routine body, a view or an EXPLAIN the call is not run now: it may not
+                // release anything, like RELEASE_LOCK.
+                let effect =
+                    if self.runs_calls { Effect::ReleaseAllNamedLocks } else { Effect::Unpin(PinReason::NamedLock) };
+                self.stmt.effects.push(effect);
+            }
             F::LockState => self.flag(Flags::LOCK_FUNCTION),
             F::LastInsertId => self.flag(Flags::LAST_INSERT_ID),
             F::FollowsPrevious => self.flag(Flags::FOLLOWS_PREVIOUS),
@@ -601,8 +469,10 @@ impl<'a> Body<'_, 'a> {
 enum SpecialFunction {
     /// GET_LOCK
     GetLock,
-    /// RELEASE_LOCK, RELEASE_ALL_LOCKS
+    /// RELEASE_LOCK
     ReleaseLock,
+    /// RELEASE_ALL_LOCKS
+    ReleaseAllLocks,
     /// IS_USED_LOCK, IS_FREE_LOCK
     LockState,
     /// LAST_INSERT_ID
@@ -629,7 +499,7 @@ impl SpecialFunction {
             (12, b'R') => &[("RELEASE_LOCK", F::ReleaseLock)],
             (12, b'I') => &[("IS_USED_LOCK", F::LockState), ("IS_FREE_LOCK", F::LockState)],
             (14, b'L') => &[("LAST_INSERT_ID", F::LastInsertId)],
-            (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseLock)],
+            (17, b'R') => &[("RELEASE_ALL_LOCKS", F::ReleaseAllLocks)],
             _ => return None,
         };
         candidates.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map(|&(_, f)| f)

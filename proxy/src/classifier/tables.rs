@@ -22,6 +22,7 @@
 //! different explicit schemas do not match.
 
 use super::lexer::{LexMode, Lexer, Token, TokenKind};
+use super::words::{identifier, upper};
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, ObjectName, ObjectNamePart, Query, Select,
     SelectItem, SetExpr, Statement as Ast, TableFactor, TableWithJoins,
@@ -383,7 +384,7 @@ fn lexer_table_refs(sql: &str) -> Option<Vec<TableRef>> {
         expecting = false;
         if t.kind == TokenKind::Word {
             let mut buf = [0u8; 48];
-            match super::statement::upper(t.text, &mut buf) {
+            match upper(t.text, &mut buf) {
                 Some("FROM") => {
                     expecting = true;
                     from_lists.push(depth);
@@ -405,7 +406,7 @@ fn lexer_table_refs(sql: &str) -> Option<Vec<TableRef>> {
 }
 
 fn unquoted_lower(t: &Token<'_>) -> String {
-    super::head::identifier(t).unwrap_or_default().to_lowercase()
+    identifier(t).unwrap_or_default().to_lowercase()
 }
 
 #[cfg(test)]

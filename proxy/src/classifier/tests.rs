@@ -171,11 +171,17 @@ const ROUTES: &[(&str, Fx, Route, Reason)] = &[
     ("SELECT GET_LOCK('job', 10)", Idle, M, LockFunction),
     ("SELECT RELEASE_LOCK('job')", Idle, M, LockFunction),
     ("SELECT RELEASE_ALL_LOCKS()", Idle, M, LockFunction),
+    ("SELECT release_all_locks ()", Idle, M, LockFunction),
+    ("SELECT 'release_all_locks'", Idle, R, Read),
+    ("SELECT /* release_all_locks() */ 1", Idle, R, Read),
     ("SELECT IS_USED_LOCK('job')", Idle, M, LockFunction),
     ("select is_free_lock ('job')", Idle, M, LockFunction),
     ("DO GET_LOCK('x', 0)", Idle, M, LockFunction),
     ("SELECT LAST_INSERT_ID()", Idle, M, LastInsertId),
     ("SELECT last_insert_id(5)", Idle, M, LastInsertId),
+    ("select last_insert_id ( )", Idle, M, LastInsertId),
+    ("SELECT * FROM t WHERE id = LAST_INSERT_ID()", Idle, M, LastInsertId),
+    ("SELECT LAST_INSERT_ID(), ROW_COUNT()", Idle, M, LastInsertId),
     ("SELECT @@last_insert_id", Idle, M, LastInsertId),
     ("SELECT @@IDENTITY", Idle, M, LastInsertId),
     ("SELECT @x := 1", Idle, M, UserVariableAssign),
@@ -208,6 +214,15 @@ const ROUTES: &[(&str, Fx, Route, Reason)] = &[
     ("SHOW COUNT(*) WARNINGS", Idle, P, FollowsPrevious),
     ("SELECT @@warning_count", Idle, P, FollowsPrevious),
     ("SELECT @@session.error_count", Idle, P, FollowsPrevious),
+    ("SELECT @@error_count", Idle, P, FollowsPrevious),
+    ("SHOW ERRORS", Idle, P, FollowsPrevious),
+    ("SHOW COUNT(*) ERRORS", Idle, P, FollowsPrevious),
+    ("show count ( * ) warnings", Idle, P, FollowsPrevious),
+    ("SHOW WARNINGS LIMIT 2, 5", Idle, P, FollowsPrevious),
+    ("GET CURRENT DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT", Idle, P, FollowsPrevious),
+    ("GET STACKED DIAGNOSTICS @n = NUMBER", Idle, P, FollowsPrevious),
+    ("select row_count()", Idle, P, FollowsPrevious),
+    ("SELECT found_rows ( )", Idle, P, FollowsPrevious),
     ("GET DIAGNOSTICS @n = NUMBER", Idle, P, FollowsPrevious),
     ("SHOW PROFILES", Idle, P, FollowsPrevious),
     // Writes.
@@ -516,7 +531,13 @@ fn effects_table() {
         ("SET NAMES DEFAULT", Idle, vec![names("default", None)]),
         ("/*!40101 SET NAMES utf8mb4 */", Idle, vec![names("utf8mb4", None)]),
         ("SET @x = 1", Idle, vec![vars("@x")]),
-        ("SET @X := 1, @y = (SELECT 1 FROM t)", Idle, vec![vars("@x,@y")]),
+        ("SET @X := 1, @y := 2", Idle, vec![vars("@x,@y")]),
+        // A user variable set to an expression is not replayable: no replay at all.
+        ("SET @X := 1, @y = (SELECT 1 FROM t)", Idle, vec![]),
+        ("SET @s = _utf8mb4'x' COLLATE utf8mb4_bin", Idle, vec![vars("@s")]),
+        ("SET @v = -1.5e-3, @w = NULL, @x = 0x1F, @y = X'41', @z = 'a' 'b'", Idle, vec![vars("@v,@w,@x,@y,@z")]),
+        ("SET sql_mode = 'ANSI', @v = NOW()", Idle, vec![]),
+        ("SET autocommit = 0, @v = NOW()", Idle, vec![SetAutocommit(false)]),
         ("SET SESSION sql_mode = 'ANSI', @@session.time_zone = '+00:00'", Idle, vec![vars("sql_mode,time_zone")]),
         ("SET time_zone = 'UTC', sql_mode = ''", Idle, vec![vars("sql_mode,time_zone")]),
         ("SET LOCAL wait_timeout = 10", Idle, vec![vars("wait_timeout")]),
@@ -524,7 +545,8 @@ fn effects_table() {
         ("SET character_set_client = utf8mb4", Idle, vec![vars("character_set_client")]),
         ("SET GLOBAL a = 1, SESSION b = 2", Idle, vec![]),
         ("SET ROLE r1", Idle, vec![vars("role")]),
-        ("/*!40101 SET @saved_cs_client = @@character_set_client */", Idle, vec![vars("@saved_cs_client")]),
+        // mysqldump's prologue: the saved value is the connection's own, so it stays there.
+        ("/*!40101 SET @saved_cs_client = @@character_set_client */", Idle, vec![]),
         ("CREATE TEMPORARY TABLE tmp (a INT)", Idle, vec![CreateTempTable(s("tmp"))]),
         ("CREATE TEMPORARY TABLE IF NOT EXISTS `Db`.`Tmp` (a INT)", Idle, vec![CreateTempTable(s("db.tmp"))]),
         ("CREATE OR REPLACE TEMPORARY TABLE t1 AS SELECT 1", Idle, vec![CreateTempTable(s("t1"))]),
@@ -558,7 +580,27 @@ fn effects_table() {
         ("BACKUP STAGE END", Idle, vec![Unpin(TableLock)]),
         ("SELECT GET_LOCK('a', 1)", Idle, vec![Pin(NamedLock)]),
         ("SELECT RELEASE_LOCK('a')", Idle, vec![Unpin(NamedLock)]),
-        ("SELECT RELEASE_ALL_LOCKS()", Idle, vec![Unpin(NamedLock)]),
+        ("SELECT RELEASE_ALL_LOCKS()", Idle, vec![ReleaseAllNamedLocks]),
+        // RELEASE_ALL_LOCKS releases the locks only as a call of the built-in.
+        ("SELECT release_all_locks()", Idle, vec![ReleaseAllNamedLocks]),
+        ("DO Release_All_Locks ( )", Idle, vec![ReleaseAllNamedLocks]),
+        ("SELECT 'release_all_locks'", Idle, vec![]),
+        ("SELECT 'release_all_locks()'", Idle, vec![]),
+        ("SELECT RELEASE_LOCK('x'), 'release_all_locks'", Idle, vec![Unpin(NamedLock)]),
+        ("SELECT /* release_all_locks() */ 1", Idle, vec![]),
+        ("SELECT 1 -- release_all_locks()", Idle, vec![]),
+        ("SELECT release_all_locks FROM t", Idle, vec![]),
+        ("SELECT `release_all_locks`()", Idle, vec![]),
+        ("SELECT db.release_all_locks()", Idle, vec![]),
+        ("SELECT @release_all_locks", Idle, vec![]),
+        ("SELECT GET_LOCK('a', 1), RELEASE_ALL_LOCKS()", Idle, vec![Pin(NamedLock), ReleaseAllNamedLocks]),
+        ("/*!40101 SELECT RELEASE_ALL_LOCKS() */", Idle, vec![ReleaseAllNamedLocks]),
+        // Not run now, or not by every server: it may release nothing.
+        ("SELECT 1 /*!80013 , RELEASE_ALL_LOCKS() */", Idle, vec![Unpin(NamedLock)]),
+        ("EXPLAIN SELECT RELEASE_ALL_LOCKS()", Idle, vec![Unpin(NamedLock)]),
+        ("CREATE VIEW v AS SELECT RELEASE_ALL_LOCKS()", Idle, vec![EndTransaction, Unpin(NamedLock)]),
+        ("CREATE PROCEDURE p() BEGIN DO RELEASE_ALL_LOCKS(); END", Idle, vec![EndTransaction, Unpin(NamedLock)]),
+        ("PREPARE s FROM 'SELECT RELEASE_ALL_LOCKS()'", Idle, vec![Pin(SqlPrepare)]),
         ("SELECT GET_LOCK('a', 1), RELEASE_LOCK('b')", Idle, vec![Pin(NamedLock), Unpin(NamedLock)]),
         ("SELECT IS_FREE_LOCK('a')", Idle, vec![]),
         ("INSERT INTO t SELECT GET_LOCK('x', 1)", Idle, vec![Pin(NamedLock)]),
@@ -637,12 +679,108 @@ fn statement_accessors() {
     assert!(!scan("SELECT 1; SELECT 2").is_read());
 }
 
+#[test]
+fn assigns_user_variables_table() {
+    let cases: &[(&str, bool)] = &[
+        // OUT / INOUT parameters.
+        ("CALL p(1, @out)", true),
+        ("CALL p(@a)", true),
+        ("call db.p(@a, 2)", true),
+        ("CALL p(1, @`o u t`) ;", true),
+        ("CALL p(1, /* out */ @o /* c */)", true),
+        ("CALL p()", false),
+        ("CALL p", false),
+        ("CALL p(1, 'x')", false),
+        ("CALL p(@a + 1)", false),
+        ("CALL p((@a))", false),
+        ("CALL p(f(@a))", false),
+        // SELECT … INTO.
+        ("SELECT 1 INTO @v", true),
+        ("SELECT a FROM t LIMIT 1 INTO @v", true),
+        ("SELECT a, b INTO @a, @b FROM t WHERE id = 1", true),
+        ("EXPLAIN FORMAT=JSON INTO @plan SELECT 1", true),
+        // `@v := …` anywhere.
+        ("SELECT @v := 1", true),
+        ("DO @v := 1", true),
+        ("INSERT INTO t VALUES (@v := 1)", true),
+        ("UPDATE t SET a = (@v := a + 1)", true),
+        ("SELECT * FROM t WHERE (@n := @n + 1) < 10", true),
+        ("SET @a = @b := 1", true),
+        ("SET autocommit = (@x := 0)", true),
+        ("SET sql_mode = (@old := @@sql_mode)", true),
+        // SET @v = <not a constant>.
+        ("SET @v = (SELECT max(id) FROM t)", true),
+        ("SET @v = NOW()", true),
+        ("SET @a = @b + 1", true),
+        ("SET @a = @b", true),
+        ("SET @v := NOW()", true),
+        ("SET @v = @@sql_mode", true),
+        ("SET @v = ?", true),
+        ("SET @v = 1 + 1", true),
+        ("SET @v = 5 - 3", true),
+        ("SET @v = (5)", true),
+        ("SET @v = CONCAT('a', 'b')", true),
+        ("SET @v = 'a' COLLATE utf8mb4_bin || 'b'", true),
+        ("SET @v = DEFAULT", true),
+        ("SET @v = 1.2.3", true),
+        ("SET @v = 1e", true),
+        ("SET @v = 1 . 5", true),
+        ("SET @a = 1, @b = UUID()", true),
+        ("SET sql_mode = 'ANSI', @v = NOW()", true),
+        ("SET SESSION time_zone = '+00:00', @v := @@time_zone", true),
+        ("SET GLOBAL max_connections = 10, @v = NOW()", true),
+        ("/*!40101 SET @saved_cs_client = @@character_set_client */", true),
+        // GET DIAGNOSTICS assigns its targets.
+        ("GET DIAGNOSTICS @n = NUMBER, @r = ROW_COUNT", true),
+        ("GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT", true),
+        // Constants are replayed by the session: not tied.
+        ("SET @v = 5", false),
+        ("SET @v := 5", false),
+        ("SET @s = 'x'", false),
+        ("SET @s = \"x\"", false),
+        ("SET @s = _utf8mb4'x' COLLATE utf8mb4_bin", false),
+        ("SET @s = _latin1 'x' COLLATE 'latin1_bin'", false),
+        ("SET @s = N'x', @t = x'4142', @u = b'0101', @w = 'a' 'b' 'c'", false),
+        ("SET @v = -5, @w = +5, @x = - -5", false),
+        ("SET @v = 1.5, @w = .5, @x = 5., @y = 1e10, @z = 1.5E-3", false),
+        ("SET @v = 1.5e+3, @w = 0x1F, @x = 0b101", false),
+        ("SET @v = NULL, @w = TRUE, @x = false", false),
+        ("SET @v = 5 /* five */", false),
+        ("SET @v = 5;", false),
+        ("SET sql_mode = NOW()", false),
+        ("SET autocommit = 0, @x = 1", false),
+        // Reading a variable assigns nothing.
+        ("SELECT @a", false),
+        ("SELECT @a = 1", false),
+        ("EXECUTE s USING @a", false),
+        ("SELECT 'INTO @x'", false),
+        ("SELECT '@a := 1'", false),
+    ];
+    let mut failures = Vec::new();
+    for &(sql, expected) in cases {
+        let got = scan(sql).assigns_user_variables();
+        if got != expected {
+            failures.push(format!("{sql:?}: expected {expected}, got {got}"));
+        }
+        if expected && sql.trim_start().to_ascii_uppercase().starts_with("SET @") {
+            // A SET that cannot be replayed has no replayable effect for its user variables.
+            let d = classify(sql, &view(Idle));
+            assert!(
+                !d.effects.iter().any(|e| matches!(e, Effect::SessionVariables { .. })),
+                "{sql:?}: {:?}",
+                d.effects
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Differential test against sqlparser.
 
 mod differential {
     use super::*;
-    use crate::classifier::statement::Flags;
+    use crate::classifier::kind::Flags;
     use sqlparser::ast::{Query, SetExpr, Statement as Ast, TableFactor};
     use sqlparser::dialect::MySqlDialect;
     use sqlparser::parser::Parser;

@@ -187,10 +187,10 @@ impl SessionState {
                 Effect::Unpin(PinReason::NamedLock) => {
                     // RELEASE_LOCK may name a lock that is not held, so only releasing all
                     // locks proves none is left; until then the session stays pinned.
-                    if sql.to_ascii_lowercase().contains("release_all_locks") {
-                        self.named_locks = 0;
-                        self.ties.remove(&Tie::Pin(PinReason::NamedLock));
-                    }
+                }
+                Effect::ReleaseAllNamedLocks => {
+                    self.named_locks = 0;
+                    self.ties.remove(&Tie::Pin(PinReason::NamedLock));
                 }
                 Effect::Pin(r) => {
                     self.ties.insert(Tie::Pin(*r));
@@ -289,8 +289,20 @@ mod tests {
         s.apply(&[Effect::Pin(PinReason::NamedLock)], "SELECT GET_LOCK('a', 1)");
         s.apply(&[Effect::Unpin(PinReason::NamedLock)], "SELECT RELEASE_LOCK('b')");
         assert!(s.is_tied());
-        s.apply(&[Effect::Unpin(PinReason::NamedLock)], "SELECT RELEASE_ALL_LOCKS()");
+        s.apply(&[Effect::ReleaseAllNamedLocks], "SELECT RELEASE_ALL_LOCKS()");
         assert!(!s.is_tied());
+        assert_eq!(s.named_locks, 0);
+    }
+
+    #[test]
+    fn release_lock_never_unties_whatever_the_text_says() {
+        let mut s = SessionState::default();
+        s.apply(&[Effect::Pin(PinReason::NamedLock)], "SELECT GET_LOCK('a', 1)");
+        // The text only names release_all_locks in a literal: the effect is what counts.
+        s.apply(&[Effect::Unpin(PinReason::NamedLock)], "SELECT RELEASE_LOCK('x'), 'release_all_locks'");
+        s.apply(&[], "SELECT 'release_all_locks'");
+        assert!(s.is_tied());
+        assert_eq!(s.named_locks, 1);
     }
 
     #[test]

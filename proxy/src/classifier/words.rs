@@ -1,0 +1,25 @@
+//! Helpers on the lexer's words: upper-casing a word for keyword matching without
+//! allocating, and the name an identifier token denotes.
+
+use super::lexer::{Token, TokenKind};
+
+/// Upper-cases an ASCII word into `buf`; None when it is too long to be a keyword.
+pub(crate) fn upper<'b>(word: &str, buf: &'b mut [u8; 48]) -> Option<&'b str> {
+    let src = word.as_bytes();
+    let dst = buf.get_mut(..src.len())?;
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_ascii_uppercase();
+    }
+    std::str::from_utf8(dst).ok()
+}
+
+/// An identifier token's name: words as written, quoted ones without their quotes and with
+/// doubled quotes undone.
+pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
+    match t.kind {
+        TokenKind::Word => Some(t.text.to_string()),
+        TokenKind::QuotedIdent => Some(t.text.replace("``", "`")),
+        TokenKind::DoubleQuoted => Some(t.text.replace("\"\"", "\"")),
+        _ => None,
+    }
+}
