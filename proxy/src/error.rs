@@ -69,6 +69,18 @@ pub enum ProxyError {
     /// A policy refused the statement (e.g. require_semisync while semi-sync is off).
     #[error("{0}")]
     Refused(String),
+    /// KILL of a connection id that no session has (the server's 1094).
+    #[error("Unknown thread id: {0}")]
+    UnknownThread(u64),
+    /// KILL of another user's session (the server's 1095).
+    #[error("You are not owner of thread {0}")]
+    NotThreadOwner(u64),
+    /// The session's own statement was killed (KILL QUERY of itself; the server's 1317).
+    #[error("Query execution was interrupted")]
+    QueryInterrupted,
+    /// The session was killed (KILL of itself; the server's 1927): the connection ends.
+    #[error("Connection was killed")]
+    ConnectionKilled,
     /// A statement that changes rows inside `START TRANSACTION READ ONLY` (the master's 1792).
     #[error("Cannot execute statement in a READ ONLY transaction")]
     ReadOnlyTransaction,
@@ -86,7 +98,11 @@ impl ProxyError {
             | ProxyError::UnknownStatement(..)
             | ProxyError::TooManyConnections
             | ProxyError::InsecureTransport
-            | ProxyError::ReadOnlyTransaction => Side::Client,
+            | ProxyError::ReadOnlyTransaction
+            | ProxyError::UnknownThread(_)
+            | ProxyError::NotThreadOwner(_)
+            | ProxyError::QueryInterrupted
+            | ProxyError::ConnectionKilled => Side::Client,
             ProxyError::Backend { .. } | ProxyError::NoServer(_) | ProxyError::Refused(_) => Side::Backend,
             ProxyError::Internal(_) => Side::Internal,
         }
@@ -109,6 +125,7 @@ impl ProxyError {
                 | ProxyError::ClientProtocol(_)
                 | ProxyError::AccessDenied { .. }
                 | ProxyError::TooManyConnections
+                | ProxyError::ConnectionKilled
         )
     }
 
@@ -125,12 +142,22 @@ impl ProxyError {
             ProxyError::Backend { .. } | ProxyError::NoServer(_) => (2003, b"HY000"),
             ProxyError::Refused(_) => (1290, b"HY000"), // ER_OPTION_PREVENTS_STATEMENT
             ProxyError::ReadOnlyTransaction => (1792, b"25006"), // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+            ProxyError::UnknownThread(_) => (1094, b"HY000"), // ER_NO_SUCH_THREAD
+            ProxyError::NotThreadOwner(_) => (1095, b"HY000"), // ER_KILL_DENIED_ERROR
+            ProxyError::QueryInterrupted => (1317, b"70100"), // ER_QUERY_INTERRUPTED
+            ProxyError::ConnectionKilled => (1927, b"70100"), // ER_CONNECTION_KILLED
             ProxyError::Internal(_) => (1105, b"HY000"),
         };
         let message = match self {
             // MySQL's own wording, so tools that match on it keep working.
             ProxyError::AccessDenied { user } => format!("Access denied for user '{user}' (using password: YES)"),
-            ProxyError::UnknownStatement(..) | ProxyError::ReadOnlyTransaction => self.to_string(),
+            // The server's own wording for what the server would have said.
+            ProxyError::UnknownStatement(..)
+            | ProxyError::ReadOnlyTransaction
+            | ProxyError::UnknownThread(_)
+            | ProxyError::NotThreadOwner(_)
+            | ProxyError::QueryInterrupted
+            | ProxyError::ConnectionKilled => self.to_string(),
             other => format!("rwsplit: {other}"),
         };
         err_payload(code, state, &message)

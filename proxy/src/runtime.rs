@@ -26,6 +26,8 @@ pub struct Shared {
     next_session: AtomicU32,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
+    /// The live client sessions by connection id (KILL, SHOW PROCESSLIST).
+    pub sessions: Arc<crate::sessions::Sessions>,
     /// What each server is known to have applied (causal reads skip the wait there).
     pub applied_gtids: crate::consistency::AppliedGtids,
     /// Reads are currently falling back to the writer (for logging the change once).
@@ -71,6 +73,7 @@ impl Shared {
             next_session: AtomicU32::new(1),
             latest_gtid: Default::default(),
             applied_gtids: Default::default(),
+            sessions: Default::default(),
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
             tls,

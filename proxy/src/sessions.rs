@@ -38,6 +38,9 @@ pub struct SessionEntry {
     activity: Mutex<Activity>,
     killed: AtomicBool,
     kill_signal: Notify,
+    /// Another session is killing the statement this session runs: the backend connection
+    /// must not be given to anyone else, since the KILL may land after the statement ended.
+    kill_in_flight: AtomicBool,
 }
 
 impl SessionEntry {
@@ -56,6 +59,15 @@ impl SessionEntry {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
         self.kill_signal.notify_one();
+    }
+
+    pub fn mark_kill_in_flight(&self) {
+        self.kill_in_flight.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a KILL was sent for the current statement's connection (and forgets it).
+    pub fn take_kill_in_flight(&self) -> bool {
+        self.kill_in_flight.swap(false, Ordering::Relaxed)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -93,6 +105,7 @@ impl Sessions {
             }),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
+            kill_in_flight: AtomicBool::new(false),
         });
         self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry.clone());
         Registration { sessions: self.clone(), entry }

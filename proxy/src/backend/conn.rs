@@ -62,6 +62,8 @@ pub struct BackendConn {
     /// The server accepts multi-statements on this connection: the capability it was opened
     /// with, until a COM_SET_OPTION changes it (COM_RESET_CONNECTION keeps it).
     pub multi_statements: bool,
+    /// Must not be reused (a KILL for it may still be on its way): dropped instead of pooled.
+    pub discard: bool,
     /// Prepared statements by SQL text.
     pub stmts: HashMap<Arc<str>, BackendStmt>,
     stmt_clock: u64,
@@ -95,6 +97,7 @@ impl BackendConn {
             schema: None,
             gtid_tracking: false,
             multi_statements: key.contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS),
+            discard: false,
             stmts: HashMap::new(),
             stmt_clock: 0,
             last_used: Instant::now(),

@@ -149,6 +149,9 @@ impl Pool {
     /// transaction, no locks, nothing unread); otherwise just drop it.
     pub fn release(&self, mut conn: BackendConn) {
         let Some(sp) = self.servers.get(conn.server) else { return };
+        if conn.discard {
+            return;
+        }
         conn.last_used = Instant::now();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.settings.max_idle {
@@ -158,27 +161,34 @@ impl Pool {
 
     /// Stops the statement still running on a connection rwsplit abandoned mid-response (the
     /// client went away, or the response timed out): dropping the socket alone lets a long
-    /// query run on until it tries to send. Runs `KILL QUERY` from a fresh connection, in the
-    /// background, bounded by the connect timeout twice over.
+    /// query run on until it tries to send. Runs [`Pool::kill`] in the background.
     pub fn kill_query(self: &std::sync::Arc<Self>, server: usize, connection_id: u32) {
         let pool = self.clone();
-        tokio::spawn(async move {
-            let timeout = pool.settings.connect_timeout * 2;
-            let work = async {
-                let mut conn = pool.open(server, CapabilityFlags::empty()).await.ok()?;
-                let sql = format!("KILL QUERY {connection_id}");
-                let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
-                p.extend_from_slice(sql.as_bytes());
-                super::internal::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout).await.ok()
-            };
-            if tokio::time::timeout(timeout, work).await.ok().flatten().is_none() {
-                tracing::warn!(
-                    server = pool.name(server),
-                    connection_id,
-                    "could not KILL QUERY on an abandoned connection"
-                );
+        tokio::spawn(async move { pool.kill(server, connection_id, true).await });
+    }
+
+    /// `KILL QUERY id` (or `KILL CONNECTION id`) of a backend connection, run from a fresh
+    /// connection to that server, bounded by the connect timeout twice over. Returns whether
+    /// the server accepted it.
+    pub async fn kill(&self, server: usize, connection_id: u32, query_only: bool) -> bool {
+        let timeout = self.settings.connect_timeout * 2;
+        let work = async {
+            let mut conn = self.open(server, CapabilityFlags::empty()).await.ok()?;
+            let sql = if query_only { format!("KILL QUERY {connection_id}") } else { format!("KILL {connection_id}") };
+            let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
+            p.extend_from_slice(sql.as_bytes());
+            super::internal::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout)
+                .await
+                .ok()
+                .map(|(o, _)| o.error.is_none())
+        };
+        match tokio::time::timeout(timeout, work).await.ok().flatten() {
+            Some(ok) => ok,
+            None => {
+                tracing::warn!(server = self.name(server), connection_id, "could not KILL on the server");
+                false
             }
-        });
+        }
     }
 
     /// Closes every idle connection (shutdown, or a server left the topology).

@@ -77,7 +77,12 @@ pub fn row_payload(values: &[Option<String>]) -> Vec<u8> {
 }
 
 /// Every packet payload of a complete result set, in order (the caller numbers them from 1).
-pub fn result_set(columns: &[ColumnDef], rows: &[Vec<Option<String>>], format: Format, status: StatusFlags) -> Vec<Vec<u8>> {
+pub fn result_set(
+    columns: &[ColumnDef],
+    rows: &[Vec<Option<String>>],
+    format: Format,
+    status: StatusFlags,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
     let mut count = Vec::new();
     put_lenenc(&mut count, columns.len() as u64);

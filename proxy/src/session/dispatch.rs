@@ -7,8 +7,14 @@ impl Session {
     pub(super) async fn command(&mut self, payload: Bytes) -> Result<(), ProxyError> {
         let cmd = payload[0];
         let started = Instant::now();
+        self.show_command(&payload);
         let target = match cmd {
-            c if c == Command::COM_QUERY as u8 => self.query(&payload).await?,
+            c if c == Command::COM_QUERY as u8 => {
+                if self.answer_locally(&payload).await? {
+                    return Ok(());
+                }
+                self.query(&payload).await?
+            }
             c if c == Command::COM_PING as u8 => {
                 self.reply_ok().await?;
                 return Ok(());
@@ -86,9 +92,8 @@ impl Session {
                 .await?
             }
             c if c == Command::COM_PROCESS_KILL as u8 => {
-                return Err(ProxyError::Unsupported(
-                    "COM_PROCESS_KILL: connection ids are rwsplit's own; use KILL on the server".into(),
-                ));
+                self.process_kill(&payload).await?;
+                return Ok(());
             }
             other => return Err(ProxyError::Unsupported(format!("command 0x{other:02x} is not supported by rwsplit"))),
         };
@@ -113,16 +118,42 @@ impl Session {
         s
     }
 
+    /// The statements about connection ids, which rwsplit answers itself (see `process`):
+    /// KILL (passed on, it could end an unrelated server connection) and SHOW PROCESSLIST.
+    /// True when the statement was one of them and has been answered.
+    async fn answer_locally(&mut self, payload: &[u8]) -> Result<bool, ProxyError> {
+        let sql = String::from_utf8_lossy(payload.get(1..).unwrap_or_default());
+        if starts_with_keyword(&sql, "kill") {
+            match classifier::parse_kill(&sql) {
+                Some(kill) => self.kill(kill).await?,
+                None => {
+                    return Err(ProxyError::Unsupported(
+                        "only KILL [QUERY | CONNECTION] <connection id> is supported through rwsplit".into(),
+                    ))
+                }
+            }
+            return Ok(true);
+        }
+        if let Some(full) = classifier::show_processlist(&sql) {
+            self.show_processlist(full).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     pub(super) async fn query(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let sql = String::from_utf8_lossy(&payload[1..]);
-        if starts_with_keyword(&sql, "kill") {
-            // Clients know rwsplit's connection ids, not the servers': passing KILL on could
-            // end an unrelated connection.
-            return Err(ProxyError::Unsupported(
-                "KILL through rwsplit is refused: connection ids differ per server; run KILL on the server itself"
-                    .into(),
-            ));
-        }
+        let rewritten = process::rewrite_connection_id(&sql, self.id);
+        let rewritten_payload = rewritten.as_ref().map(|text| {
+            let mut p = Vec::with_capacity(text.len() + 1);
+            p.push(Command::COM_QUERY as u8);
+            p.extend_from_slice(text.as_bytes());
+            p
+        });
+        let (sql, payload): (std::borrow::Cow<'_, str>, &[u8]) = match (&rewritten, &rewritten_payload) {
+            (Some(text), Some(p)) => (std::borrow::Cow::Borrowed(text.as_str()), p.as_slice()),
+            _ => (sql, payload),
+        };
         let statement = classifier::scan(&sql);
         let mut decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
         // A transaction must not leave the connection holding the session's temporary tables.

@@ -82,7 +82,17 @@ impl Session {
             if reason == Reason::LastInsertId {
                 self.bring_last_insert_id(&mut conn).await?;
             }
-            match self.run_job(&mut conn, &job).await {
+            let running_on = (conn.server, conn.hello.connection_id);
+            self.registration.entry.update(|a| a.running_on = Some(running_on));
+            let result = self.run_job(&mut conn, &job).await;
+            self.registration.entry.update(|a| a.running_on = None);
+            if self.registration.entry.take_kill_in_flight() && !self.state.is_tied() {
+                // Another session's KILL for this connection may land after the statement: the
+                // connection must serve nobody else. (A tied connection stays with this session.)
+                conn.state = None;
+                conn.discard = true;
+            }
+            match result {
                 Ok((outcome, changes)) => {
                     self.shared.metrics.routed(&target, reason);
                     if !matches!(target, Target::Replica(_)) {
@@ -344,6 +354,9 @@ impl Session {
         conn.state = Some(self.state.fingerprint());
         if self.state.schema.is_some() {
             conn.schema = self.state.schema.clone();
+        }
+        if conn.discard {
+            return;
         }
         if !self.state.is_tied() && !self.state.holds_temp_tables() {
             // What the statement left behind (ROW_COUNT(), FOUND_ROWS(), warnings, the

@@ -62,11 +62,14 @@ impl Session {
             client.send(next, &ProxyError::AccessDenied { user: login.user }.err_packet(), timeouts.handshake).await?;
             return Ok(None);
         }
+        let registration = shared.sessions.register(id, peer.clone(), login.user.clone(), None);
         let mut session = Session {
             id,
             shared: shared.clone(),
             client,
             peer,
+            registration,
+            extended_metadata: false,
             user: login.user.clone(),
             nonce,
             key: behaviour_capabilities(login.capabilities),
@@ -93,6 +96,7 @@ impl Session {
         if !session.enter_schema(login.schema.clone(), next).await? {
             return Ok(None);
         }
+        session.show_idle();
         tracing::debug!(session = id, user = %session.user, "client logged in");
         Ok(Some(session))
     }
@@ -152,7 +156,8 @@ impl Session {
         }
         self.consistency = self.shared.consistency(&user);
         self.causal_gtid = None;
-        self.user = user;
+        self.user = user.clone();
+        self.registration.entry.update(|a| a.user = user);
         self.login_collation = collation;
         self.reset(None, collation);
         match self.enter_schema(schema, seq).await {

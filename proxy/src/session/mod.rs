@@ -8,6 +8,7 @@
 //! - [`sync`]: bringing a backend connection to the session's state;
 //! - [`causal`]: read-your-writes (learning GTIDs, waiting for them on replicas);
 //! - [`prepared`]: prepared statements and cursors;
+//! - [`process`]: the session's connection id: KILL, SHOW PROCESSLIST, CONNECTION_ID();
 //! - [`relay`]: moving one response from a backend to the client;
 //! - [`state`]: the session state itself (pure).
 //!
@@ -21,6 +22,7 @@ mod dispatch;
 mod execute;
 mod login;
 pub mod prepared;
+mod process;
 pub mod relay;
 pub mod state;
 mod sync;
@@ -56,6 +58,11 @@ pub struct Session {
     shared: Arc<Shared>,
     client: PacketStream,
     peer: String,
+    /// The session's entry in the registry of live sessions (removed when the session ends).
+    registration: crate::sessions::Registration,
+    /// MariaDB extended metadata (type names such as json, uuid, inet6 in column definitions)
+    /// negotiated with the client, and asked of the backend connections serving it.
+    extended_metadata: bool,
     user: String,
     nonce: [u8; 20],
     /// Pool key: the capabilities that shape the server's responses.
@@ -119,8 +126,14 @@ fn client_gone(e: ConnError) -> ProxyError {
 impl Session {
     /// The command loop.
     pub(super) async fn run(&mut self) {
+        let entry = self.registration.entry.clone();
         loop {
-            let (seq, payload) = match self.client.read_packet(self.max_packet, self.timeouts.client_idle).await {
+            let read = tokio::select! {
+                r = self.client.read_packet(self.max_packet, self.timeouts.client_idle) => r,
+                // KILL CONNECTION from another session while this one waits for its client.
+                () = entry.killed() => break,
+            };
+            let (seq, payload) = match read {
                 Ok(p) => p,
                 Err(ConnError::TooLarge(n)) => {
                     let e = ProxyError::ClientProtocol(format!("packet of {n} bytes exceeds proxy.max_packet_bytes"));
@@ -143,6 +156,11 @@ impl Session {
                 break;
             }
             let result = self.command(payload).await;
+            self.show_idle();
+            if entry.is_killed() {
+                // Killed while it ran a statement: the connection ends, as on the server.
+                break;
+            }
             if let Err(e) = result {
                 if let ProxyError::ClientGone(_) = e {
                     break;
@@ -163,5 +181,36 @@ impl Session {
         if let Some(h) = self.held.take() {
             self.shared.pool.release(h);
         }
+    }
+
+    /// Shows the session as idle in SHOW PROCESSLIST (after login and after each command).
+    fn show_idle(&self) {
+        let schema = self.state.schema.clone();
+        self.registration.entry.update(|a| {
+            a.command = "Sleep";
+            a.since = Instant::now();
+            a.statement = None;
+            a.running_on = None;
+            a.schema = schema;
+        });
+    }
+
+    /// Shows the command the session runs now in SHOW PROCESSLIST.
+    fn show_command(&self, payload: &Bytes) {
+        let command = match payload.first().copied() {
+            Some(c) if c == Command::COM_QUERY as u8 => "Query",
+            Some(c) if c == Command::COM_STMT_EXECUTE as u8 => "Execute",
+            Some(c) if c == Command::COM_STMT_PREPARE as u8 => "Prepare",
+            Some(c) if c == Command::COM_STMT_FETCH as u8 => "Fetch",
+            Some(c) if c == Command::COM_INIT_DB as u8 => "Init DB",
+            Some(c) if c == Command::COM_FIELD_LIST as u8 => "Field List",
+            _ => "Query",
+        };
+        let statement = (command == "Query").then(|| payload.clone());
+        self.registration.entry.update(|a| {
+            a.command = command;
+            a.since = Instant::now();
+            a.statement = statement;
+        });
     }
 }
