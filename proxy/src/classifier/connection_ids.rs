@@ -104,7 +104,8 @@ mod tests {
 
     #[test]
     fn connection_id_call_ranges() {
-        assert_eq!(connection_id_calls("SELECT CONNECTION_ID()"), [7..22]);
+        let name_to_paren: Range<usize> = 7..22;
+        assert_eq!(connection_id_calls("SELECT CONNECTION_ID()"), [name_to_paren]);
         assert_eq!(calls("SELECT CONNECTION_ID()"), ["CONNECTION_ID()"]);
         assert_eq!(calls("select connection_id ( ) , Connection_Id()"), ["connection_id ( )", "Connection_Id()"]);
         assert_eq!(calls("SELECT CONNECTION_ID/* c */(/* d */)"), ["CONNECTION_ID/* c */(/* d */)"]);

@@ -289,10 +289,12 @@ fn passes_user_variable(cur: &mut Cursor<'_>) -> bool {
         match t.kind {
             TokenKind::Punct(b'(') => depth = depth.saturating_add(1),
             TokenKind::Punct(b')') => depth = depth.saturating_sub(1),
-            TokenKind::UserVar if depth == 1 && prev.is_some_and(|p| p.is_punct(b'(') || p.is_punct(b',')) => {
-                if cur.peek().is_some_and(|n| n.is_punct(b',') || n.is_punct(b')')) {
-                    return true;
-                }
+            TokenKind::UserVar
+                if depth == 1
+                    && prev.is_some_and(|p| p.is_punct(b'(') || p.is_punct(b','))
+                    && cur.peek().is_some_and(|n| n.is_punct(b',') || n.is_punct(b')')) =>
+            {
+                return true;
             }
             _ => {}
         }
