@@ -182,6 +182,14 @@ fn fmt_value(v: &Value) -> String {
     }
 }
 
+/// Rows as `[a, b]; [c, d]` (values as [`fmt_value`] renders them).
+fn fmt_rows(rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)".into();
+    }
+    rows.iter().map(|r| format!("[{}]", r.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
 fn fmt_row(row: Row) -> Vec<String> {
     row.unwrap().iter().map(fmt_value).collect()
 }
@@ -367,7 +375,7 @@ fn diff_outcomes(sql: &str, master: &Outcome, rwsplit: &Outcome) -> Result<(), S
             }
         }
         if m.rows != p.rows {
-            parts.push(format!("result {i} rows: master {:?} / rwsplit {:?}", m.rows, p.rows));
+            parts.push(format!("result {i} rows: master {} / rwsplit {}", fmt_rows(&m.rows), fmt_rows(&p.rows)));
         }
         if m.affected_rows != p.affected_rows {
             parts.push(format!("result {i} affected rows: master {} / rwsplit {}", m.affected_rows, p.affected_rows));
@@ -386,10 +394,8 @@ fn diff_outcomes(sql: &str, master: &Outcome, rwsplit: &Outcome) -> Result<(), S
         }
     }
     if master.show_warnings != rwsplit.show_warnings {
-        parts.push(format!(
-            "SHOW WARNINGS: master {:?} / rwsplit {:?}",
-            master.show_warnings, rwsplit.show_warnings
-        ));
+        let w = |o: &Outcome| o.show_warnings.as_deref().map_or("(not run)".to_string(), fmt_rows);
+        parts.push(format!("SHOW WARNINGS: master {} / rwsplit {}", w(master), w(rwsplit)));
     }
     Err(format!(
         "`{sql}` differs:\n  - {}\nmaster answered:\n{}rwsplit answered:\n{}",
@@ -605,7 +611,7 @@ async fn kill_observations(side: Side, db: &str) -> Result<Vec<(String, String)>
     let mut b = side.conn(db).await?;
     let a_id = a.id();
     let cid = run_step(&mut a, TEXT, "SELECT CONNECTION_ID()").await;
-    let equal = cid.first_value() == Some(a_id.to_string().as_str());
+    let equal = cid.first_value() == Some(format!("{:?}", a_id.to_string()).as_str());
     rec.push((
         format!("A: SELECT CONNECTION_ID() = A's handshake id ({a_id} / {:?})", cid.first_value()),
         format!("equal: {equal}"),
@@ -924,7 +930,7 @@ async fn row_count_found_rows_warnings_see_own_statement() {
 const EXT_SETUP: [&str; 2] = [
     "CREATE TABLE t (id INT PRIMARY KEY, j JSON, ip INET6, u UUID, p POINT NULL)",
     "INSERT INTO t VALUES (1, '{\"a\": [1, 2]}', '::1', '123e4567-e89b-12d3-a456-426655440000', NULL), \
-     (2, NULL, '192.0.2.1', NULL, POINT(1, 2))",
+     (2, NULL, '::ffff:192.0.2.1', NULL, POINT(1, 2))",
 ];
 
 /// `mariadb --column-type-info -e sql` on `port` as app; stdout and stderr, with the connection
