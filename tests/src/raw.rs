@@ -200,9 +200,22 @@ pub enum Ctx {
 /// A decoded packet (the fields that matter to a client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
-    Ok { affected: u64, insert_id: u64, status: u16, warnings: u16, info: String },
-    Err { code: u16, state: String, message: String },
-    Eof { warnings: u16, status: u16 },
+    Ok {
+        affected: u64,
+        insert_id: u64,
+        status: u16,
+        warnings: u16,
+        info: String,
+    },
+    Err {
+        code: u16,
+        state: String,
+        message: String,
+    },
+    Eof {
+        warnings: u16,
+        status: u16,
+    },
     ColumnCount(u64),
     ColumnDef {
         schema: String,

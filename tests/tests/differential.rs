@@ -256,7 +256,10 @@ impl Outcome {
 }
 
 /// Reads every result of a query: columns, rows and the OK values of each.
-async fn collect_sets<P: Protocol>(mut r: QueryResult<'_, '_, P>, sets: &mut Vec<ResultSet>) -> Result<(), mysql_async::Error> {
+async fn collect_sets<P: Protocol>(
+    mut r: QueryResult<'_, '_, P>,
+    sets: &mut Vec<ResultSet>,
+) -> Result<(), mysql_async::Error> {
     for _ in 0..1000 {
         let mut set = ResultSet { columns: r.columns_ref().iter().map(Col::of).collect(), ..ResultSet::default() };
         let fill = |set: &mut ResultSet, r: &QueryResult<'_, '_, P>| {
@@ -315,10 +318,8 @@ async fn run_step(conn: &mut Conn, runner: Runner, sql: &str) -> Outcome {
         },
         Proto::Binary => match conn.prep(sql).await {
             Ok(stmt) => {
-                out.prepared = Some((
-                    stmt.params().iter().map(Col::of).collect(),
-                    stmt.columns().iter().map(Col::of).collect(),
-                ));
+                out.prepared =
+                    Some((stmt.params().iter().map(Col::of).collect(), stmt.columns().iter().map(Col::of).collect()));
                 match conn.exec_iter(&stmt, ()).await {
                     Ok(r) => collect_sets(r, &mut out.sets).await,
                     Err(e) => Err(e),
@@ -470,23 +471,40 @@ fn assert_all_ok(what: &str, results: Vec<Result<(), String>>) {
 /// A labelled sequence of observations per side (for scenarios that are not a plain list of
 /// statements on one connection); compares label by label.
 fn diff_records(master: &[(String, String)], rwsplit: &[(String, String)]) -> Result<(), String> {
-    for (i, (m, p)) in master.iter().zip(rwsplit).enumerate() {
-        if m != p {
-            return Err(format!(
-                "observation {}/{} differs: {}\nmaster:\n  {}\nrwsplit ({}):\n  {}",
-                i + 1,
+    let differing: Vec<usize> = (0..master.len().min(rwsplit.len())).filter(|&i| master[i] != rwsplit[i]).collect();
+    let mut msg = String::new();
+    if let Some(&i) = differing.first() {
+        let (m, p) = (&master[i], &rwsplit[i]);
+        let _ = write!(
+            msg,
+            "observation {}/{} differs: {}\nmaster:\n  {}\nrwsplit ({}):\n  {}",
+            i + 1,
+            master.len(),
+            m.0,
+            m.1.trim_end().replace('\n', "\n  "),
+            p.0,
+            p.1.trim_end().replace('\n', "\n  ")
+        );
+        for &j in &differing[1..] {
+            let _ = write!(
+                msg,
+                "\nobservation {}/{} differs too: {}\n  master:  {}\n  rwsplit: {}",
+                j + 1,
                 master.len(),
-                m.0,
-                m.1.trim_end().replace('\n', "\n  "),
-                p.0,
-                p.1.trim_end().replace('\n', "\n  ")
-            ));
+                master[j].0,
+                master[j].1.trim_end().replace('\n', "\n           "),
+                rwsplit[j].1.trim_end().replace('\n', "\n           ")
+            );
         }
     }
     if master.len() != rwsplit.len() {
-        return Err(format!("master made {} observations, rwsplit {}", master.len(), rwsplit.len()));
+        let _ = write!(msg, "\nmaster made {} observations, rwsplit {}", master.len(), rwsplit.len());
     }
-    Ok(())
+    if msg.is_empty() {
+        Ok(())
+    } else {
+        Err(msg)
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -505,7 +523,12 @@ async fn stale_pairs(conn: &mut Conn, first_id: u64, n: u64) -> Result<(u64, Opt
         let rows: Vec<u64> = conn.query(&sql).await.map_err(|e| format!("{sql}: {e}"))?;
         if rows != [id] {
             stale += 1;
-            first.get_or_insert_with(|| format!("pair {}: `{sql}` right after inserting it returned {rows:?}, the master [{id}]", id - first_id + 1));
+            first.get_or_insert_with(|| {
+                format!(
+                    "pair {}: `{sql}` right after inserting it returned {rows:?}, the master [{id}]",
+                    id - first_id + 1
+                )
+            });
         }
     }
     Ok((stale, first))
@@ -636,10 +659,7 @@ async fn kill_observations(side: Side, db: &str) -> Result<Vec<(String, String)>
         format!("within 1 s: {}", took < Duration::from_secs(1)),
     ));
     rec.push(("A after KILL QUERY: SELECT 1".into(), run_step(&mut a, TEXT_PLAIN, "SELECT 1").await.render()));
-    rec.push((
-        "B: KILL 999999999 (unknown id)".into(),
-        run_step(&mut b, TEXT_PLAIN, "KILL 999999999").await.render(),
-    ));
+    rec.push(("B: KILL 999999999 (unknown id)".into(), run_step(&mut b, TEXT_PLAIN, "KILL 999999999").await.render()));
     rec.push(("B: KILL <A's id>".into(), run_step(&mut b, TEXT_PLAIN, &format!("KILL {a_id}")).await.render()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = timeout(Duration::from_secs(10), run_step(&mut a, TEXT_PLAIN, "SELECT 1"))
@@ -752,8 +772,12 @@ async fn call_out_parameter_keeps_value_and_type() {
     let mut results = Vec::new();
     for runner in [TEXT, BINARY] {
         results.push(
-            bounded("call_out_parameter_keeps_value_and_type", SCENARIO_TIMEOUT, run_scenario("diff_outparam", &setup, &steps, runner))
-                .await,
+            bounded(
+                "call_out_parameter_keeps_value_and_type",
+                SCENARIO_TIMEOUT,
+                run_scenario("diff_outparam", &setup, &steps, runner),
+            )
+            .await,
         );
     }
     assert_all_ok("CALL with an OUT parameter, SELECT ... INTO, SET @x := (subquery), SELECT @x := v", results);
@@ -844,7 +868,12 @@ async fn check_iteration(conn: &mut Conn, i: u32) -> Result<(), String> {
 }
 
 /// A background session's statements, changing every session-scoped counter the checker asks.
-async fn background_session(side: Side, db: String, n: u32, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<u64, String> {
+async fn background_session(
+    side: Side,
+    db: String,
+    n: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<u64, String> {
     let mut conn = side.conn(&db).await?;
     let mut rounds = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -873,9 +902,12 @@ async fn row_count_found_rows_warnings_see_own_statement() {
 
     // The sequence without concurrency, step by step against the master.
     let steps: Vec<String> = (0..20).flat_map(check_steps).collect();
-    let sequential =
-        bounded("row_count_found_rows (sequential)", SCENARIO_TIMEOUT, run_scenario(db, &CHECK_SETUP, &steps, TEXT_PLAIN))
-            .await;
+    let sequential = bounded(
+        "row_count_found_rows (sequential)",
+        SCENARIO_TIMEOUT,
+        run_scenario(db, &CHECK_SETUP, &steps, TEXT_PLAIN),
+    )
+    .await;
 
     // The checks hold on the master directly (they are what the server does).
     reset_db(db, &CHECK_SETUP).await.unwrap();
@@ -887,9 +919,8 @@ async fn row_count_found_rows_warnings_see_own_statement() {
     // 500 iterations through rwsplit while 20 other sessions change the same counters.
     const ITERATIONS: u32 = 500;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let bg: Vec<_> = (0..20)
-        .map(|n| tokio::spawn(background_session(Side::Rwsplit, db.to_string(), n, stop.clone())))
-        .collect();
+    let bg: Vec<_> =
+        (0..20).map(|n| tokio::spawn(background_session(Side::Rwsplit, db.to_string(), n, stop.clone()))).collect();
     let concurrent = timeout(Duration::from_secs(180), async {
         let mut conn = Side::Rwsplit.conn(db).await?;
         let mut failed = Vec::new();
@@ -937,7 +968,14 @@ const EXT_SETUP: [&str; 2] = [
 /// id (which legitimately differs) masked.
 fn mariadb_cli(port: u16, db: &str, sql: &str) -> String {
     let out = Command::new("mariadb")
-        .args(["--no-defaults", "--protocol=tcp", "-h127.0.0.1", "--connect-timeout=10", "--column-type-info"])
+        .args([
+            "--no-defaults",
+            "--protocol=tcp",
+            "-h127.0.0.1",
+            "--connect-timeout=10",
+            "--table",
+            "--column-type-info",
+        ])
         .arg(format!("-P{port}"))
         .arg(format!("-u{APP_USER}"))
         .arg(format!("-p{APP_PASSWORD}"))
@@ -996,7 +1034,9 @@ async fn extended_metadata_json_column() {
     let mut r = Side::Rwsplit.conn(db).await.unwrap();
     for runner in [TEXT, BINARY] {
         for sql in ["SELECT * FROM t ORDER BY id", "SELECT j, JSON_TYPE(j), ip, u FROM t ORDER BY id"] {
-            let d = bounded("extended_metadata_json_column", SCENARIO_TIMEOUT, compare_step(&mut m, &mut r, runner, sql)).await;
+            let d =
+                bounded("extended_metadata_json_column", SCENARIO_TIMEOUT, compare_step(&mut m, &mut r, runner, sql))
+                    .await;
             results.push(d.map_err(|e| format!("{:?} protocol: {e}", runner.proto)));
         }
     }
@@ -1028,8 +1068,12 @@ async fn write_in_read_only_transaction_gets_master_error() {
     let mut results = Vec::new();
     for runner in [TEXT, BINARY] {
         results.push(
-            bounded("write_in_read_only_transaction", SCENARIO_TIMEOUT, run_scenario("diff_ro_trx", &setup, &steps, runner))
-                .await,
+            bounded(
+                "write_in_read_only_transaction",
+                SCENARIO_TIMEOUT,
+                run_scenario("diff_ro_trx", &setup, &steps, runner),
+            )
+            .await,
         );
     }
     assert_all_ok("a write inside START TRANSACTION READ ONLY", results);
@@ -1062,7 +1106,10 @@ async fn named_lock_observations(side: Side, db: &str) -> Result<Vec<(String, St
         }
         let _ = o.disconnect().await;
     }
-    rec.push(("A: SELECT RELEASE_LOCK('l1')".into(), run_step(&mut a, TEXT_PLAIN, "SELECT RELEASE_LOCK('l1')").await.render()));
+    rec.push((
+        "A: SELECT RELEASE_LOCK('l1')".into(),
+        run_step(&mut a, TEXT_PLAIN, "SELECT RELEASE_LOCK('l1')").await.render(),
+    ));
     let _ = a.disconnect().await;
     Ok(rec)
 }
@@ -1160,7 +1207,14 @@ async fn values_types_errors_match() {
     let steps = strings(&SWEEP);
     let mut results = Vec::new();
     for runner in [TEXT, BINARY] {
-        results.push(bounded("values_types_errors_match", SCENARIO_TIMEOUT, run_scenario("diff_sweep", &SWEEP_SETUP, &steps, runner)).await);
+        results.push(
+            bounded(
+                "values_types_errors_match",
+                SCENARIO_TIMEOUT,
+                run_scenario("diff_sweep", &SWEEP_SETUP, &steps, runner),
+            )
+            .await,
+        );
     }
     assert_all_ok("values, types, errors, affected rows", results);
 }
