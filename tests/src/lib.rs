@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 pub use mysql_async;
 
+pub mod raw;
+
 /// Bound of every wait in the harness (server start, proxy start, replication catch-up).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
