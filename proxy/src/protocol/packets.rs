@@ -75,6 +75,36 @@ pub fn ok_head(payload: &[u8]) -> Option<OkHead> {
     })
 }
 
+/// An OK packet (header 0x00 or 0xFE) from a connection with CLIENT_SESSION_TRACK, in the
+/// form a server sends to a client without it: the same fields and info string, no session
+/// state after them, and SERVER_SESSION_STATE_CHANGED off.
+/// `None` when the packet is malformed (it is then passed on as it is).
+pub fn ok_without_session_state(payload: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 1;
+    at += read_lenenc(payload.get(at..)?)?.1;
+    at += read_lenenc(payload.get(at..)?)?.1;
+    let status_at = at;
+    let s = payload.get(at..at + 2)?;
+    let status = StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]]))
+        - StatusFlags::SERVER_SESSION_STATE_CHANGED;
+    at += 4;
+    let rest = payload.get(at..)?;
+    // The info string keeps its length prefix: servers send it length-encoded to every client
+    // (MariaDB does even without session tracking, and clients read it so).
+    let info = if rest.is_empty() {
+        rest
+    } else {
+        let (len, n) = read_lenenc(rest)?;
+        rest.get(..n.checked_add(usize::try_from(len).ok()?)?)?
+    };
+    let mut out = Vec::with_capacity(at + info.len());
+    out.extend_from_slice(payload.get(..status_at)?);
+    out.extend_from_slice(&status.bits().to_le_bytes());
+    out.extend_from_slice(payload.get(status_at + 2..at)?);
+    out.extend_from_slice(info);
+    Some(out)
+}
+
 /// Status flags of an OK packet (header 0x00 or 0xFE), or `None` if it is malformed.
 pub fn ok_status(payload: &[u8]) -> Option<StatusFlags> {
     ok_head(payload).map(|h| h.status)
@@ -143,6 +173,28 @@ pub fn err_message(payload: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn session_state_is_removed_for_clients_without_tracking() {
+        use super::*;
+        // What MariaDB 10.11 sent: affected 2, insert id 953301, status 0x4002, info, then
+        // session state (last_gtid = 0-1-9).
+        let mut ok = vec![0x00, 0x02, 0xfd, 0xd5, 0x8b, 0x0e, 0x02, 0x40, 0x00, 0x00, 0x05];
+        ok.extend_from_slice(b"Rec 2");
+        let state = [0x00, 0x0f, 0x09, b'l', b'a', b's', b't', b'_', b'g', b't', b'i', b'd', 0x05, b'0', b'-', b'1', b'-'];
+        ok.push(state.len() as u8);
+        ok.extend_from_slice(&state);
+        let plain = ok_without_session_state(&ok).unwrap();
+        let mut want = vec![0x00, 0x02, 0xfd, 0xd5, 0x8b, 0x0e, 0x02, 0x00, 0x00, 0x00, 0x05];
+        want.extend_from_slice(b"Rec 2");
+        assert_eq!(plain, want);
+        // No info: the packet ends after the warnings.
+        let bare = [0x00, 0x01, 0x00, 0x02, 0x40, 0x00, 0x00];
+        assert_eq!(ok_without_session_state(&bare).unwrap(), vec![0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00]);
+        // Truncated or garbage: no rewrite, never a panic.
+        assert_eq!(ok_without_session_state(&[0x00, 0xfd, 0x01]), None);
+        assert_eq!(ok_without_session_state(&[0x00, 0x01, 0x00, 0x02, 0x40, 0x00, 0x00, 0x09, b'x']), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

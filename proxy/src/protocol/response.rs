@@ -100,6 +100,8 @@ pub struct ResponseTracker {
     last_insert_id: u64,
     /// The chunk just fed was an OK packet reporting session state changes.
     state_ok: bool,
+    /// The chunk just fed was an OK packet (or an OK-form terminator).
+    fed_ok: bool,
 }
 
 impl ResponseTracker {
@@ -119,6 +121,7 @@ impl ResponseTracker {
             warnings: 0,
             last_insert_id: 0,
             state_ok: false,
+            fed_ok: false,
         }
     }
 
@@ -127,6 +130,12 @@ impl ResponseTracker {
     /// what changed (`protocol::session_track`).
     pub fn fed_state_change(&self) -> bool {
         self.state_ok
+    }
+
+    /// Whether the chunk just fed was an OK packet (also an OK-form terminator with
+    /// CLIENT_DEPRECATE_EOF), whatever it reported.
+    pub fn fed_ok(&self) -> bool {
+        self.fed_ok
     }
 
     fn done(&mut self, error: Option<u16>) -> Step {
@@ -160,6 +169,7 @@ impl ResponseTracker {
     fn ok(&mut self, head: &[u8]) -> bool {
         match ok_head(head) {
             Some(h) => {
+                self.fed_ok = true;
                 self.state_ok = h.status.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED);
                 self.status = Some(h.status);
                 self.warnings = h.warnings;
@@ -185,6 +195,7 @@ impl ResponseTracker {
     /// a terminator or OK must be given whole, which holds as they are far below a chunk).
     pub fn feed(&mut self, chunk: Chunk, head: &[u8]) -> Result<Step, Violation> {
         self.state_ok = false;
+        self.fed_ok = false;
         if self.continuation {
             self.continuation = chunk.continues();
             return Ok(Step::More);

@@ -87,10 +87,11 @@ impl Session {
             self.causal_gtid = Some(gtid);
             return;
         }
-        if outcome.error.is_some() && conn.gtid_tracking {
-            // Tracking reports every commit, the error's predecessors' included: none came, so
-            // the failed statement committed nothing. (No query either: it would clear the
-            // warnings the client may ask for next.)
+        if conn.gtid_tracking {
+            // Tracking reports every commit (in a multi-statement, those before an error too):
+            // none came, so nothing was committed — an UPDATE that changed no row, a failed
+            // statement. No query either: it would clear the ROW_COUNT() and warnings the
+            // client may ask for next.
             return;
         }
         match internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response).await {

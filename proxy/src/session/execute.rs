@@ -188,6 +188,7 @@ impl Session {
         if self.last_insert_id_on == Some((conn.server, conn.hello.connection_id)) {
             return Ok(());
         }
+        
         let sql = format!("SELECT LAST_INSERT_ID({})", self.last_insert_id);
         let mut p = vec![Command::COM_QUERY as u8];
         p.extend_from_slice(sql.as_bytes());

@@ -7,7 +7,9 @@ use crate::error::BackendCause;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::frame::{check_chunk, HEADER};
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use crate::protocol::packets::ok_without_session_state;
 use crate::protocol::session_track::{ok_state_changes, StateChanges};
+use crate::protocol::CapabilityFlags;
 use std::time::Duration;
 
 /// Flush to the client once this much is queued, even if more is buffered.
@@ -51,6 +53,8 @@ pub async fn relay(
     let mut sent_any = false;
     let mut first = true;
     let mut changes: Option<StateChanges> = None;
+    let plain_ok = !conn.key.contains(CapabilityFlags::CLIENT_SESSION_TRACK)
+        && conn.hello.capabilities.contains(CapabilityFlags::CLIENT_SESSION_TRACK);
     loop {
         // Walk the complete chunks already buffered.
         let mut n = 0;
@@ -72,6 +76,34 @@ pub async fn relay(
                     merged.other |= c.other;
                     if c.gtid.is_some() {
                         merged.gtid = c.gtid;
+                    }
+                }
+            }
+            if plain_ok && tracker.fed_ok() {
+                // The client did not negotiate session tracking: it gets the OK in its plain
+                // form. What came before it goes out first, in order.
+                let seq = c.seq;
+                let total = c.total();
+                if let Some(plain) = ok_without_session_state(&buf[n + HEADER..n + total]) {
+                    if n > 0 {
+                        let raw = conn.stream.take_raw(n);
+                        client.queue_raw(&raw);
+                    }
+                    conn.stream.take_raw(total);
+                    client.queue(seq, &plain);
+                    sent_any = true;
+                    first = false;
+                    n = 0;
+                    match step {
+                        Step::More => continue,
+                        Step::LocalInfile => {
+                            infile = true;
+                            break;
+                        }
+                        Step::Done(o) => {
+                            done = Some(o);
+                            break;
+                        }
                     }
                 }
             }
