@@ -22,5 +22,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = ok_state_changes(stream, offered_capabilities() | CapabilityFlags::CLIENT_SESSION_TRACK);
+    // What a client without session tracking gets instead of an OK: never longer, never a panic.
+    if let Some(plain) = rwsplit_proxy::protocol::packets::ok_without_session_state(stream) {
+        assert!(plain.len() <= stream.len());
+    }
     let _ = rwsplit_proxy::protocol::handshake::parse_greeting(stream);
 });

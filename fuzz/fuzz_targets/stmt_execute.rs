@@ -2,7 +2,7 @@
 //! of a parsed packet always parses again with the same statement id.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rwsplit_proxy::session::prepared::{parse_execute, rewrite_execute, stmt_id};
+use rwsplit_proxy::protocol::stmt::{parse_execute, rewrite_execute, stmt_id};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&params, payload)) = data.split_first() else { return };

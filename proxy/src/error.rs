@@ -81,9 +81,6 @@ pub enum ProxyError {
     /// The session was killed (KILL of itself; the server's 1927): the connection ends.
     #[error("Connection was killed")]
     ConnectionKilled,
-    /// A statement that changes rows inside `START TRANSACTION READ ONLY` (the master's 1792).
-    #[error("Cannot execute statement in a READ ONLY transaction")]
-    ReadOnlyTransaction,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -98,7 +95,6 @@ impl ProxyError {
             | ProxyError::UnknownStatement(..)
             | ProxyError::TooManyConnections
             | ProxyError::InsecureTransport
-            | ProxyError::ReadOnlyTransaction
             | ProxyError::UnknownThread(_)
             | ProxyError::NotThreadOwner(_)
             | ProxyError::QueryInterrupted
@@ -141,7 +137,6 @@ impl ProxyError {
             ProxyError::UnknownStatement(..) => (1243, b"HY000"), // ER_UNKNOWN_STMT_HANDLER
             ProxyError::Backend { .. } | ProxyError::NoServer(_) => (2003, b"HY000"),
             ProxyError::Refused(_) => (1290, b"HY000"), // ER_OPTION_PREVENTS_STATEMENT
-            ProxyError::ReadOnlyTransaction => (1792, b"25006"), // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
             ProxyError::UnknownThread(_) => (1094, b"HY000"), // ER_NO_SUCH_THREAD
             ProxyError::NotThreadOwner(_) => (1095, b"HY000"), // ER_KILL_DENIED_ERROR
             ProxyError::QueryInterrupted => (1317, b"70100"), // ER_QUERY_INTERRUPTED
@@ -153,7 +148,6 @@ impl ProxyError {
             ProxyError::AccessDenied { user } => format!("Access denied for user '{user}' (using password: YES)"),
             // The server's own wording for what the server would have said.
             ProxyError::UnknownStatement(..)
-            | ProxyError::ReadOnlyTransaction
             | ProxyError::UnknownThread(_)
             | ProxyError::NotThreadOwner(_)
             | ProxyError::QueryInterrupted

@@ -5,7 +5,7 @@
 
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::packets::{err_message, ERR, OK};
-use crate::protocol::CapabilityFlags;
+use crate::protocol::{CapabilityFlags, ResponseFormat};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
 use mysql_common::proto::MySerialize;
@@ -77,13 +77,13 @@ fn rsa_encrypt_password(password: &str, nonce: &[u8], pem: &[u8]) -> Result<Vec<
         .map_err(|_| AuthError::Protocol("server sent an unusable RSA public key"))
 }
 
-/// Logs into the server on `stream` as `user`. `wanted` are the behaviour capabilities of the
+/// Logs into the server on `stream` as `user`. `wanted` is the response format of the
 /// clients this connection will serve; the result says what is in force.
 pub async fn login(
     stream: &mut PacketStream,
     user: &str,
     password: &str,
-    wanted: CapabilityFlags,
+    wanted: ResponseFormat,
     timeout: Duration,
 ) -> Result<ServerHello, AuthError> {
     let (seq, greeting) = stream.read_packet(1 << 16, timeout).await?;
@@ -95,7 +95,13 @@ pub async fn login(
     if !server_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
         return Err(AuthError::Protocol("server does not speak protocol 4.1"));
     }
-    let caps = (base_capabilities() | wanted) & server_caps;
+    let mut caps = (base_capabilities() | wanted.caps) & server_caps;
+    // MariaDB reads the extended capabilities only from clients that leave CLIENT_MYSQL
+    // (CLIENT_LONG_PASSWORD) out.
+    let mariadb_caps = wanted.mariadb_capabilities() & hello.mariadb_ext_capabilities();
+    if !mariadb_caps.is_empty() && !server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+        caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+    }
     let mut nonce = hello.nonce();
     let plugin = hello.auth_plugin_name_ref().unwrap_or(b"mysql_native_password").to_vec();
     let version = hello.server_version_str().into_owned();
@@ -111,7 +117,8 @@ pub async fn login(
         caps,
         None,
         1 << 30,
-    );
+    )
+    .with_mariadb_ext_capabilities(mariadb_caps);
     let mut out = Vec::with_capacity(128);
     response.serialize(&mut out);
     stream.send(seq.wrapping_add(1), &out, timeout).await?;

@@ -3,7 +3,7 @@
 
 use super::auth::{login, AuthError, ServerHello};
 use crate::protocol::connection::PacketStream;
-use crate::protocol::CapabilityFlags;
+use crate::protocol::{CapabilityFlags, ResponseFormat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub struct BackendConn {
     pub server: usize,
     pub hello: ServerHello,
     /// The client behaviour capabilities this connection was opened for (its pool key).
-    pub key: CapabilityFlags,
+    pub key: ResponseFormat,
     /// Fingerprint of the session state last applied, `None` when unknown (must be reset
     /// before another session uses it).
     pub state: Option<u64>,
@@ -78,7 +78,7 @@ impl BackendConn {
         address: &str,
         user: &str,
         password: &str,
-        key: CapabilityFlags,
+        key: ResponseFormat,
         timeout: Duration,
         open: OpenGuard,
     ) -> Result<BackendConn, AuthError> {

@@ -9,7 +9,7 @@
 use super::auth::AuthError;
 use super::conn::{BackendConn, OpenGuard};
 use crate::error::{BackendCause, ProxyError};
-use crate::protocol::CapabilityFlags;
+use crate::protocol::{CapabilityFlags, ResponseFormat};
 use rwsplit_config::{BackendConfig, ServerConfig};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ impl Pool {
 
     /// A connection to `server` for clients with behaviour capabilities `key`, preferring an
     /// idle one whose applied state is `state` (so nothing needs resetting).
-    pub async fn lease(&self, server: usize, key: CapabilityFlags, state: u64) -> Result<BackendConn, ProxyError> {
+    pub async fn lease(&self, server: usize, key: ResponseFormat, state: u64) -> Result<BackendConn, ProxyError> {
         let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
         if let Some(conn) = self.take_idle(sp, key, state) {
             return Ok(conn);
@@ -91,7 +91,7 @@ impl Pool {
     }
 
     /// A new connection to `server`, never an idle one.
-    pub async fn open(&self, server: usize, key: CapabilityFlags) -> Result<BackendConn, ProxyError> {
+    pub async fn open(&self, server: usize, key: ResponseFormat) -> Result<BackendConn, ProxyError> {
         let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
         let n = sp.open.fetch_add(1, Ordering::Relaxed);
         let guard = OpenGuard(sp.open.clone());
@@ -125,7 +125,7 @@ impl Pool {
         })
     }
 
-    fn take_idle(&self, sp: &ServerPool, key: CapabilityFlags, state: u64) -> Option<BackendConn> {
+    fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64) -> Option<BackendConn> {
         let now = Instant::now();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|c| now.duration_since(c.last_used) < self.settings.idle_timeout);
@@ -173,7 +173,8 @@ impl Pool {
     pub async fn kill(&self, server: usize, connection_id: u32, query_only: bool) -> bool {
         let timeout = self.settings.connect_timeout * 2;
         let work = async {
-            let mut conn = self.open(server, CapabilityFlags::empty()).await.ok()?;
+            let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
+            let mut conn = self.open(server, plain).await.ok()?;
             let sql = if query_only { format!("KILL QUERY {connection_id}") } else { format!("KILL {connection_id}") };
             let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
             p.extend_from_slice(sql.as_bytes());

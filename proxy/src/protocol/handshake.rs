@@ -6,7 +6,7 @@
 //! the client sends `SHA1(pw) XOR SHA1(nonce + SHA1(SHA1(pw)))`; XOR-ing with
 //! `SHA1(nonce + stored)` gives back SHA1(pw), whose SHA1 must equal `stored`.
 
-use super::{CapabilityFlags, StatusFlags};
+use super::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
@@ -29,7 +29,13 @@ pub fn new_nonce() -> [u8; 20] {
 }
 
 /// The initial handshake packet (protocol version 10).
-pub fn greeting_payload(server_version: &str, connection_id: u32, nonce: &[u8; 20], caps: CapabilityFlags) -> Vec<u8> {
+pub fn greeting_payload(
+    server_version: &str,
+    connection_id: u32,
+    nonce: &[u8; 20],
+    caps: CapabilityFlags,
+    mariadb_caps: MariadbCapabilities,
+) -> Vec<u8> {
     let mut first = [0u8; 8];
     first.copy_from_slice(&nonce[..8]);
     // The second part is sent with its NUL terminator, as servers do.
@@ -45,7 +51,8 @@ pub fn greeting_payload(server_version: &str, connection_id: u32, nonce: &[u8; 2
         DEFAULT_COLLATION,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(NATIVE_PASSWORD.as_bytes()),
-    );
+    )
+    .with_mariadb_ext_capabilities(mariadb_caps);
     let mut out = Vec::with_capacity(96);
     packet.serialize(&mut out);
     out
@@ -79,6 +86,8 @@ pub struct ClientLogin {
     pub schema: Option<String>,
     /// The auth plugin the client used.
     pub plugin: Option<String>,
+    /// MariaDB extended capabilities, intersected with what rwsplit offered.
+    pub mariadb_capabilities: MariadbCapabilities,
 }
 
 /// Why a handshake response was refused.
@@ -94,7 +103,11 @@ pub enum LoginError {
 }
 
 /// Parses the client's handshake response.
-pub fn parse_handshake_response(payload: &[u8], offered: CapabilityFlags) -> Result<ClientLogin, LoginError> {
+pub fn parse_handshake_response(
+    payload: &[u8],
+    offered: CapabilityFlags,
+    offered_mariadb: MariadbCapabilities,
+) -> Result<ClientLogin, LoginError> {
     // An SSLRequest is the 32-byte prefix of a handshake response, with CLIENT_SSL set; the
     // full response follows over TLS.
     if payload.len() >= 4 {
@@ -115,6 +128,12 @@ pub fn parse_handshake_response(payload: &[u8], offered: CapabilityFlags) -> Res
         auth_response: resp.scramble_buf().to_vec(),
         schema: resp.db_name().filter(|d| !d.is_empty()).map(|d| String::from_utf8_lossy(d).into_owned()),
         plugin: resp.auth_plugin().map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned()),
+        // Only clients that leave CLIENT_MYSQL out speak MariaDB's extensions.
+        mariadb_capabilities: if resp.capabilities().contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
+            MariadbCapabilities::empty()
+        } else {
+            resp.mariadb_ext_capabilities() & offered_mariadb
+        },
     })
 }
 
@@ -300,7 +319,13 @@ mod tests {
     #[test]
     fn hostile_greetings_are_refused_not_panics() {
         let nonce = new_nonce();
-        let good = greeting_payload("10.11.6-MariaDB", 1, &nonce, crate::protocol::offered_capabilities());
+        let good = greeting_payload(
+            "10.11.6-MariaDB",
+            1,
+            &nonce,
+            crate::protocol::offered_capabilities(),
+            MariadbCapabilities::empty(),
+        );
         assert!(parse_greeting(&good).is_some());
         // The auth-data length byte set to 0xC2 (found by fuzzing: overflow in mysql_common).
         let len_at = good.iter().position(|&b| b == 0).unwrap() + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2;
@@ -320,8 +345,11 @@ mod tests {
     #[test]
     fn greeting_parses_back() {
         let nonce = new_nonce();
-        let p = greeting_payload("10.11.6-MariaDB-rwsplit", 42, &nonce, crate::protocol::offered_capabilities());
+        let offered = crate::protocol::offered_capabilities() - CapabilityFlags::CLIENT_LONG_PASSWORD;
+        let ext = crate::protocol::offered_mariadb_capabilities();
+        let p = greeting_payload("10.11.6-MariaDB-rwsplit", 42, &nonce, offered, ext);
         let g = ParseBuf(&p).parse::<HandshakePacket<'_>>(()).unwrap();
+        assert_eq!(g.mariadb_ext_capabilities(), MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
         assert_eq!(g.connection_id(), 42);
         assert_eq!(g.nonce(), nonce.to_vec());
         assert_eq!(g.auth_plugin_name_ref(), Some(NATIVE_PASSWORD.as_bytes()));
@@ -345,7 +373,8 @@ mod tests {
         );
         let mut p = Vec::new();
         resp.serialize(&mut p);
-        let login = parse_handshake_response(&p, crate::protocol::offered_capabilities()).unwrap();
+        let none = MariadbCapabilities::empty();
+        let login = parse_handshake_response(&p, crate::protocol::offered_capabilities(), none).unwrap();
         assert_eq!(login.user, "app");
         assert_eq!(login.schema.as_deref(), Some("db_test"));
         assert_eq!(login.auth_response, vec![1u8; 20]);
@@ -355,10 +384,38 @@ mod tests {
         let ssl = (CapabilityFlags::CLIENT_SSL | CapabilityFlags::CLIENT_PROTOCOL_41).bits().to_le_bytes();
         let mut req = ssl.to_vec();
         req.resize(32, 0);
-        assert_eq!(parse_handshake_response(&req, caps), Err(LoginError::TlsRequested));
+        assert_eq!(parse_handshake_response(&req, caps, none), Err(LoginError::TlsRequested));
         // Truncations never panic.
         for n in 0..p.len() {
-            let _ = parse_handshake_response(&p[..n], caps);
+            let _ = parse_handshake_response(&p[..n], caps, none);
         }
+    }
+
+    #[test]
+    fn mariadb_extensions_only_from_clients_without_client_mysql() {
+        let all = MariadbCapabilities::all();
+        let offered = crate::protocol::offered_mariadb_capabilities();
+        let response = |caps: CapabilityFlags| {
+            let mut p = Vec::new();
+            HandshakeResponse::new(
+                Some(vec![1u8; 20]),
+                (10, 11, 6),
+                Some(b"app".to_vec()),
+                None::<Vec<u8>>,
+                None,
+                caps,
+                None,
+                1 << 24,
+            )
+            .with_mariadb_ext_capabilities(all)
+            .serialize(&mut p);
+            p
+        };
+        let mariadb_client = crate::protocol::offered_capabilities() - CapabilityFlags::CLIENT_LONG_PASSWORD;
+        let login = parse_handshake_response(&response(mariadb_client), mariadb_client, offered).unwrap();
+        assert_eq!(login.mariadb_capabilities, offered, "never more than offered");
+        let mysql_client = crate::protocol::offered_capabilities();
+        let login = parse_handshake_response(&response(mysql_client), mysql_client, offered).unwrap();
+        assert!(login.mariadb_capabilities.is_empty());
     }
 }

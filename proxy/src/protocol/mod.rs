@@ -24,7 +24,41 @@ pub mod resultset;
 pub mod session_track;
 pub mod stmt;
 
-pub use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
+pub use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities, StatusFlags};
+
+/// Everything that shapes what a server sends on a connection: the client's behaviour
+/// capabilities ([`behaviour_capabilities`]) and MariaDB's extended metadata (column
+/// definitions that carry type names such as json, uuid, inet6). A client and every backend
+/// connection serving it agree on it, so responses pass through untranslated; backend
+/// connections are pooled per distinct value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResponseFormat {
+    pub caps: CapabilityFlags,
+    pub extended_metadata: bool,
+}
+
+impl ResponseFormat {
+    pub fn contains(&self, flag: CapabilityFlags) -> bool {
+        self.caps.contains(flag)
+    }
+
+    /// The MariaDB extended capabilities to ask for with this format.
+    pub fn mariadb_capabilities(&self) -> MariadbCapabilities {
+        if self.extended_metadata {
+            MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+        } else {
+            MariadbCapabilities::empty()
+        }
+    }
+}
+
+/// MariaDB extended capabilities rwsplit offers clients when its servers are MariaDB. Only
+/// extended metadata: it adds one field to column definitions, which the relay passes through
+/// untouched; the others (bulk operations, cached metadata) change packet formats rwsplit
+/// reads.
+pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
+    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+}
 
 /// Capabilities rwsplit offers clients. A client gets the intersection with what it asks for;
 /// the same set is then asked of the backend connections serving it (pools are keyed by it),
@@ -32,8 +66,9 @@ pub use mysql_common::constants::{CapabilityFlags, Command, StatusFlags};
 ///
 /// Left out on purpose: CLIENT_COMPRESS (we relay raw packets), CLIENT_SSL (until TLS is
 /// configured), CLIENT_QUERY_ATTRIBUTES (would put attributes before the SQL text),
-/// CLIENT_CONNECT_ATTRS towards backends, and every MariaDB extended capability (bulk, extended
-/// and cached metadata change packet formats).
+/// CLIENT_CONNECT_ATTRS towards backends. MariaDB's extended capabilities are offered apart
+/// ([`offered_mariadb_capabilities`]); a greeting that offers them leaves CLIENT_LONG_PASSWORD
+/// (CLIENT_MYSQL) out, as MariaDB servers do.
 pub fn offered_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS

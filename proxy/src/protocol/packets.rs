@@ -85,8 +85,8 @@ pub fn ok_without_session_state(payload: &[u8]) -> Option<Vec<u8>> {
     at += read_lenenc(payload.get(at..)?)?.1;
     let status_at = at;
     let s = payload.get(at..at + 2)?;
-    let status = StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]]))
-        - StatusFlags::SERVER_SESSION_STATE_CHANGED;
+    let status =
+        StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]])) - StatusFlags::SERVER_SESSION_STATE_CHANGED;
     at += 4;
     let rest = payload.get(at..)?;
     // The info string keeps its length prefix: servers send it length-encoded to every client
@@ -180,7 +180,8 @@ mod tests {
         // session state (last_gtid = 0-1-9).
         let mut ok = vec![0x00, 0x02, 0xfd, 0xd5, 0x8b, 0x0e, 0x02, 0x40, 0x00, 0x00, 0x05];
         ok.extend_from_slice(b"Rec 2");
-        let state = [0x00, 0x0f, 0x09, b'l', b'a', b's', b't', b'_', b'g', b't', b'i', b'd', 0x05, b'0', b'-', b'1', b'-'];
+        let state =
+            [0x00, 0x0f, 0x09, b'l', b'a', b's', b't', b'_', b'g', b't', b'i', b'd', 0x05, b'0', b'-', b'1', b'-'];
         ok.push(state.len() as u8);
         ok.extend_from_slice(&state);
         let plain = ok_without_session_state(&ok).unwrap();

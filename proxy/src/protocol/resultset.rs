@@ -5,7 +5,7 @@
 //! types. Pure: returns packet payloads.
 
 use super::packets::{eof_payload, put_lenenc};
-use super::StatusFlags;
+use super::{CapabilityFlags, ResponseFormat, StatusFlags};
 
 /// Column type codes used here (`enum_field_types`).
 pub const TYPE_LONG: u8 = 3;
@@ -33,17 +33,8 @@ pub struct ColumnDef {
     pub decimals: u8,
 }
 
-/// How the client reads result sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Format {
-    /// CLIENT_DEPRECATE_EOF: no EOF after the definitions, an OK (header 0xFE) at the end.
-    pub deprecate_eof: bool,
-    /// MariaDB extended metadata: each definition carries an extra (here empty) field.
-    pub extended_metadata: bool,
-}
-
 /// A column definition packet (Protocol::ColumnDefinition41).
-pub fn column_payload(c: &ColumnDef, format: Format) -> Vec<u8> {
+pub fn column_payload(c: &ColumnDef, format: ResponseFormat) -> Vec<u8> {
     let mut out = Vec::with_capacity(48 + c.name.len());
     for s in ["def", "", "", ""] {
         put_lenenc_str(&mut out, s.as_bytes());
@@ -80,19 +71,20 @@ pub fn row_payload(values: &[Option<String>]) -> Vec<u8> {
 pub fn result_set(
     columns: &[ColumnDef],
     rows: &[Vec<Option<String>>],
-    format: Format,
+    format: ResponseFormat,
     status: StatusFlags,
 ) -> Vec<Vec<u8>> {
+    let deprecate_eof = format.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
     let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
     let mut count = Vec::new();
     put_lenenc(&mut count, columns.len() as u64);
     out.push(count);
     out.extend(columns.iter().map(|c| column_payload(c, format)));
-    if !format.deprecate_eof {
+    if !deprecate_eof {
         out.push(eof_payload(status));
     }
     out.extend(rows.iter().map(|r| row_payload(r)));
-    if format.deprecate_eof {
+    if deprecate_eof {
         // An OK packet with the EOF header: affected rows 0, last insert id 0, status, warnings 0.
         let mut end = vec![0xFE, 0, 0];
         end.extend_from_slice(&status.bits().to_le_bytes());
@@ -138,10 +130,11 @@ mod tests {
         for deprecate_eof in [false, true] {
             for extended_metadata in [false, true] {
                 let rows = vec![vec![Some("1".into()), None], vec![Some("22".into()), Some("SELECT 1".into())]];
+                let caps = if deprecate_eof { CapabilityFlags::CLIENT_DEPRECATE_EOF } else { CapabilityFlags::empty() };
                 let packets = result_set(
                     &[ID, INFO],
                     &rows,
-                    Format { deprecate_eof, extended_metadata },
+                    ResponseFormat { caps, extended_metadata },
                     StatusFlags::SERVER_STATUS_AUTOCOMMIT,
                 );
                 assert_eq!(packets.len(), 1 + 2 + usize::from(!deprecate_eof) + 2 + 1);
@@ -161,13 +154,14 @@ mod tests {
 
     #[test]
     fn column_definition_layout() {
-        let p = column_payload(&ID, Format { deprecate_eof: false, extended_metadata: false });
+        let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
+        let p = column_payload(&ID, plain);
         // def, 3 empty strings, "Id", empty org name, 0x0c, collation 63, length 11, type 8.
         assert_eq!(&p[..12], &[3, b'd', b'e', b'f', 0, 0, 0, 2, b'I', b'd', 0, 0x0c]);
         assert_eq!(&p[12..14], &63u16.to_le_bytes());
         assert_eq!(&p[14..18], &11u32.to_le_bytes());
         assert_eq!(p[18], TYPE_LONGLONG);
-        let ext = column_payload(&ID, Format { deprecate_eof: false, extended_metadata: true });
+        let ext = column_payload(&ID, ResponseFormat { extended_metadata: true, ..plain });
         assert_eq!(ext.len(), p.len() + 1);
         assert_eq!(row_payload(&[None, Some("ab".into())]), vec![0xFB, 2, b'a', b'b']);
     }

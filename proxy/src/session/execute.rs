@@ -32,11 +32,17 @@ impl Session {
         if writes {
             self.check_semisync()?;
         }
-        if self.state.read_only_transaction && statement.is_some_and(|s| is_dml(s.kind())) {
-            // The master refuses it before it looks at the tables; the replica running the
-            // transaction would refuse it for another reason (read_only).
-            return Err(ProxyError::ReadOnlyTransaction);
-        }
+        let signal;
+        let job = if self.state.read_only_transaction && statement.is_some_and(|s| is_dml(s.kind())) {
+            // The master refuses it (1792) before it looks at the tables; the replica running
+            // the transaction would refuse it for another reason (read_only, 1290). The
+            // replica raises the master's error instead, so that SHOW WARNINGS and the
+            // transaction state are what they would be on the master.
+            signal = read_only_transaction_signal();
+            Job::Forward { payload: &signal, expect: Expect::Query }
+        } else {
+            job
+        };
         let mut route = route;
         let read = route == Route::Replica && !self.state.is_tied();
         let mut retried = false;
@@ -45,6 +51,8 @@ impl Session {
             if route == Route::Replica {
                 self.shared.note_read_target(&target);
             }
+            let from_previous = self.held.as_ref().is_some_and(|h| h.server == target.server())
+                || self.pinned.as_ref().is_some_and(|p| p.server == target.server());
             let mut conn = match self.acquire(target).await {
                 Ok(c) => c,
                 Err(e)
@@ -81,6 +89,12 @@ impl Session {
             }
             if reason == Reason::LastInsertId {
                 self.bring_last_insert_id(&mut conn).await?;
+            }
+            if route == Route::Previous && !from_previous {
+                // The previous statement's connection is gone: whatever this one's last
+                // statement left (another session's, maybe) must not be shown. A statement that
+                // changes nothing clears it, as the session's previous statement would have.
+                self.clear_diagnostics(&mut conn).await?;
             }
             let running_on = (conn.server, conn.hello.connection_id);
             self.registration.entry.update(|a| a.running_on = Some(running_on));
@@ -182,13 +196,22 @@ impl Session {
         self.state.ties.clear();
     }
 
+    /// Runs a statement that leaves no warnings, errors or row count behind on `conn`.
+    async fn clear_diagnostics(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
+        let p = [&[Command::COM_QUERY as u8][..], b"DO 0"].concat();
+        match internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
+        }
+    }
+
     /// LAST_INSERT_ID() answers from the connection that runs it: unless that is the
     /// connection whose insert set the session's value, the value is set there first.
     async fn bring_last_insert_id(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
         if self.last_insert_id_on == Some((conn.server, conn.hello.connection_id)) {
             return Ok(());
         }
-        
+
         let sql = format!("SELECT LAST_INSERT_ID({})", self.last_insert_id);
         let mut p = vec![Command::COM_QUERY as u8];
         p.extend_from_slice(sql.as_bytes());
@@ -384,6 +407,14 @@ impl Session {
 
 /// Whether a statement changes data (what `require_semisync` refuses and what read-your-writes
 /// must wait for): writes, DDL, procedure calls, and reads with side effects.
+/// COM_QUERY that makes a server raise the master's error for a write inside a read-only
+/// transaction (ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, SQLSTATE 25006).
+fn read_only_transaction_signal() -> Vec<u8> {
+    let sql = "SIGNAL SQLSTATE '25006' SET MYSQL_ERRNO = 1792, \
+               MESSAGE_TEXT = 'Cannot execute statement in a READ ONLY transaction'";
+    [&[Command::COM_QUERY as u8][..], sql.as_bytes()].concat()
+}
+
 /// Statements that change table rows: what a read-only transaction refuses.
 fn is_dml(kind: StatementKind) -> bool {
     matches!(

@@ -17,19 +17,31 @@ impl Session {
         let id = shared.next_session_id();
         let nonce = handshake::new_nonce();
         let mut offered = offered_capabilities();
+        // MariaDB's extended metadata, when the servers are MariaDB: the greeting then leaves
+        // CLIENT_MYSQL (CLIENT_LONG_PASSWORD) out, as a MariaDB server's does.
+        let offered_mariadb = if shared.server_version.contains("MariaDB") {
+            offered.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+            offered_mariadb_capabilities()
+        } else {
+            MariadbCapabilities::empty()
+        };
         if shared.tls.is_some() {
             offered |= CapabilityFlags::CLIENT_SSL;
         }
         client
-            .send(0, &handshake::greeting_payload(&shared.server_version, id, &nonce, offered), timeouts.handshake)
+            .send(
+                0,
+                &handshake::greeting_payload(&shared.server_version, id, &nonce, offered, offered_mariadb),
+                timeouts.handshake,
+            )
             .await?;
         let (mut seq, mut payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
-        let mut parsed = parse_handshake_response(&payload, offered);
+        let mut parsed = parse_handshake_response(&payload, offered, offered_mariadb);
         if let (Err(LoginError::TlsRequested), Some(acceptor)) = (&parsed, &shared.tls) {
             // SSLRequest: TLS first, then the real handshake response over it.
             client = client.into_tls(&acceptor.0, timeouts.handshake).await?;
             (seq, payload) = client.read_packet(1 << 16, timeouts.handshake).await?;
-            parsed = parse_handshake_response(&payload, offered);
+            parsed = parse_handshake_response(&payload, offered, offered_mariadb);
         }
         let mut next = seq.wrapping_add(1);
         let login = match parsed {
@@ -69,10 +81,14 @@ impl Session {
             client,
             peer,
             registration,
-            extended_metadata: false,
             user: login.user.clone(),
             nonce,
-            key: behaviour_capabilities(login.capabilities),
+            key: ResponseFormat {
+                caps: behaviour_capabilities(login.capabilities),
+                extended_metadata: login
+                    .mariadb_capabilities
+                    .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
+            },
             login_collation: login.collation,
             state: SessionState::new(login.collation, None),
             pinned: None,

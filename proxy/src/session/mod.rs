@@ -38,7 +38,10 @@ use crate::protocol::packets::ok_payload;
 use crate::protocol::response::{Expect, Outcome};
 use crate::protocol::session_track::StateChanges;
 use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id};
-use crate::protocol::{behaviour_capabilities, offered_capabilities, CapabilityFlags, Command, StatusFlags};
+use crate::protocol::{
+    behaviour_capabilities, offered_capabilities, offered_mariadb_capabilities, CapabilityFlags, Command,
+    MariadbCapabilities, ResponseFormat, StatusFlags,
+};
 use crate::router::{self, NoTarget, Target};
 use crate::runtime::{Shared, Timeouts};
 use bytes::Bytes;
@@ -60,13 +63,10 @@ pub struct Session {
     peer: String,
     /// The session's entry in the registry of live sessions (removed when the session ends).
     registration: crate::sessions::Registration,
-    /// MariaDB extended metadata (type names such as json, uuid, inet6 in column definitions)
-    /// negotiated with the client, and asked of the backend connections serving it.
-    extended_metadata: bool,
     user: String,
     nonce: [u8; 20],
     /// Pool key: the capabilities that shape the server's responses.
-    key: CapabilityFlags,
+    key: ResponseFormat,
     login_collation: u8,
     state: SessionState,
     /// The connection the session is tied to, if any.

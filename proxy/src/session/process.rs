@@ -8,7 +8,7 @@
 use super::*;
 use crate::classifier::Kill;
 use crate::protocol::resultset::{
-    result_set, ColumnDef, Format, BINARY, BINARY_COLLATION, NOT_NULL, NUM, TYPE_DOUBLE, TYPE_LONG, TYPE_LONGLONG,
+    result_set, ColumnDef, BINARY, BINARY_COLLATION, NOT_NULL, NUM, TYPE_DOUBLE, TYPE_LONG, TYPE_LONGLONG,
     TYPE_VAR_STRING, UTF8MB3_GENERAL_CI,
 };
 use crate::sessions::SessionEntry;
@@ -94,12 +94,8 @@ impl Session {
                 ]
             })
             .collect();
-        let format = Format {
-            deprecate_eof: self.key.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF),
-            extended_metadata: self.extended_metadata,
-        };
         let columns = processlist_columns(full);
-        for (i, p) in result_set(&columns, &rows, format, self.status_flags()).iter().enumerate() {
+        for (i, p) in result_set(&columns, &rows, self.key, self.status_flags()).iter().enumerate() {
             self.client.queue((i + 1) as u8, p);
         }
         self.client.flush(self.timeouts.client_write).await.map_err(client_gone)
