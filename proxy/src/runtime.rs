@@ -142,6 +142,8 @@ pub struct Timeouts {
     pub backend_response: Duration,
     /// Writing to a client that stopped reading.
     pub client_write: Duration,
+    /// How long an idle session keeps its previous statement's connection.
+    pub keep_previous: Duration,
 }
 
 impl Timeouts {
@@ -151,6 +153,7 @@ impl Timeouts {
             client_idle: Duration::from_millis(c.proxy.client_idle_timeout_ms),
             backend_response: Duration::from_millis(c.backend.response_timeout_ms),
             client_write: Duration::from_millis(c.backend.response_timeout_ms.min(600_000)),
+            keep_previous: Duration::from_millis(c.backend.keep_previous_ms),
         }
     }
 }

@@ -117,7 +117,8 @@ async fn caching_sha2_full_authentication_over_rsa() {
         server.send(6, OK, T).await.unwrap();
         enc.to_vec()
     });
-    let hello = login(&mut client, "rw", "s3cret", format(CapabilityFlags::CLIENT_DEPRECATE_EOF), T).await.expect("login");
+    let hello =
+        login(&mut client, "rw", "s3cret", format(CapabilityFlags::CLIENT_DEPRECATE_EOF), T).await.expect("login");
     assert_eq!(hello.connection_id, 7);
     assert!(hello.capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF));
     let enc = srv.await.unwrap();

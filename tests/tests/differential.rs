@@ -640,6 +640,18 @@ async fn kill_observations(side: Side, db: &str) -> Result<Vec<(String, String)>
         format!("A: SELECT CONNECTION_ID() = A's handshake id ({a_id} / {:?})", cid.first_value()),
         format!("equal: {equal}"),
     ));
+    // The binary protocol (prepared) and an expression give the same id.
+    let bin = run_step(&mut a, BINARY, "SELECT CONNECTION_ID()").await;
+    rec.push((
+        "A: prepared SELECT CONNECTION_ID() = A's handshake id".into(),
+        format!(
+            "equal: {}",
+            bin.first_value() == Some(format!("Int({a_id})").as_str())
+                || bin.first_value() == Some(format!("UInt({a_id})").as_str())
+        ),
+    ));
+    let expr = run_step(&mut a, TEXT, &format!("SELECT CONNECTION_ID() = {a_id} AS same")).await;
+    rec.push(("A: SELECT CONNECTION_ID() = <A's id>".into(), expr.render()));
 
     let sleeper = tokio::spawn(async move {
         let o = run_step(&mut a, TEXT_PLAIN, "SELECT SLEEP(5)").await;

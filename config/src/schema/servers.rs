@@ -67,6 +67,10 @@ pub struct BackendConfig {
     pub max_connections_per_server: u32,
     /// An idle pooled connection older than this is closed.
     pub idle_timeout_ms: u64,
+    /// How long a session whose client is idle keeps the connection of its previous statement
+    /// (ROW_COUNT(), SHOW WARNINGS and the like are answered there, and the next statement for
+    /// the same server reuses it) before it goes back to the pool. 0 gives it back at once.
+    pub keep_previous_ms: u64,
 }
 
 impl Default for BackendConfig {
@@ -79,6 +83,7 @@ impl Default for BackendConfig {
             max_idle_per_server: 32,
             max_connections_per_server: 2048,
             idle_timeout_ms: 300_000,
+            keep_previous_ms: 1_000,
         }
     }
 }
@@ -93,6 +98,7 @@ impl BackendConfig {
         check_range("backend.max_idle_per_server", self.max_idle_per_server.into(), 0, 100_000, problems);
         check_range("backend.max_connections_per_server", self.max_connections_per_server.into(), 1, 100_000, problems);
         check_range("backend.idle_timeout_ms", self.idle_timeout_ms, 1_000, 86_400_000, problems);
+        check_range("backend.keep_previous_ms", self.keep_previous_ms, 0, 3_600_000, problems);
         if self.max_idle_per_server > self.max_connections_per_server {
             problems
                 .push(Problem::new("backend.max_idle_per_server", "cannot exceed backend.max_connections_per_server"));

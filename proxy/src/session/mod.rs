@@ -128,10 +128,23 @@ impl Session {
     pub(super) async fn run(&mut self) {
         let entry = self.registration.entry.clone();
         loop {
-            let read = tokio::select! {
-                r = self.client.read_packet(self.max_packet, self.timeouts.client_idle) => r,
+            let keep = self.timeouts.keep_previous;
+            // Waiting for the first chunk only peeks (cancel-safe): the packet is read after.
+            let ready = tokio::select! {
+                r = self.client.next_chunk(self.timeouts.client_idle) => r,
                 // KILL CONNECTION from another session while this one waits for its client.
                 () = entry.killed() => break,
+                // An idle client does not keep a backend connection from other sessions.
+                () = tokio::time::sleep(keep), if self.held.is_some() => {
+                    if let Some(held) = self.held.take() {
+                        self.shared.pool.release(held);
+                    }
+                    continue;
+                }
+            };
+            let read = match ready {
+                Ok(_) => self.client.read_packet(self.max_packet, self.timeouts.client_idle).await,
+                Err(e) => Err(e),
             };
             let (seq, payload) = match read {
                 Ok(p) => p,

@@ -21,7 +21,12 @@ pub struct ClientStmt {
 
 impl Session {
     pub(super) async fn prepare(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
-        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
+        let text = String::from_utf8_lossy(&payload[1..]);
+        // CONNECTION_ID() answers the session's id wherever the statement is prepared.
+        let rewritten = process::rewrite_connection_id(&text, self.id);
+        let sql: Arc<str> = Arc::from(rewritten.as_deref().unwrap_or(&text));
+        let rewritten_payload = rewritten.map(|t| [&[Command::COM_STMT_PREPARE as u8][..], t.as_bytes()].concat());
+        let payload = rewritten_payload.as_deref().unwrap_or(payload);
         let decision = classifier::classify(&sql, &self.state.view());
         let client_id = self.next_stmt;
         self.next_stmt = self.next_stmt.wrapping_add(1).max(1);

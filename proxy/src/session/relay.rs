@@ -79,45 +79,36 @@ pub async fn relay(
                     }
                 }
             }
-            if plain_ok && tracker.fed_ok() {
-                // The client did not negotiate session tracking: it gets the OK in its plain
-                // form. What came before it goes out first, in order.
-                let seq = c.seq;
-                let total = c.total();
-                if let Some(plain) = ok_without_session_state(&buf[n + HEADER..n + total]) {
-                    if n > 0 {
-                        let raw = conn.stream.take_raw(n);
-                        client.queue_raw(&raw);
-                    }
-                    conn.stream.take_raw(total);
-                    client.queue(seq, &plain);
-                    sent_any = true;
-                    first = false;
-                    n = 0;
-                    match step {
-                        Step::More => continue,
-                        Step::LocalInfile => {
-                            infile = true;
-                            break;
-                        }
-                        Step::Done(o) => {
-                            done = Some(o);
-                            break;
-                        }
-                    }
+            // The client did not negotiate session tracking: it gets OK packets in their plain
+            // form. What came before it goes out first, in order.
+            let plain = if plain_ok && tracker.fed_ok() {
+                ok_without_session_state(&buf[n + HEADER..n + c.total()])
+            } else {
+                None
+            };
+            if let Some(plain) = plain {
+                if n > 0 {
+                    let raw = conn.stream.take_raw(n);
+                    client.queue_raw(&raw);
                 }
-            }
-            if first {
+                conn.stream.take_raw(c.total());
+                client.queue(c.seq, &plain);
+                sent_any = true;
                 first = false;
-                // The tracker has read the backend's statement id; the client gets its own.
-                if let Some(id) = patch_stmt_id {
-                    let buf = conn.stream.buffered_mut();
-                    if buf.get(n + HEADER) == Some(&0x00) && c.len >= 5 {
-                        buf[n + HEADER + 1..n + HEADER + 5].copy_from_slice(&id.to_le_bytes());
+                n = 0;
+            } else {
+                if first {
+                    first = false;
+                    // The tracker has read the backend's statement id; the client gets its own.
+                    if let Some(id) = patch_stmt_id {
+                        let buf = conn.stream.buffered_mut();
+                        if buf.get(n + HEADER) == Some(&0x00) && c.len >= 5 {
+                            buf[n + HEADER + 1..n + HEADER + 5].copy_from_slice(&id.to_le_bytes());
+                        }
                     }
                 }
+                n += c.total();
             }
-            n += c.total();
             match step {
                 Step::More => {}
                 Step::LocalInfile => {
