@@ -1,7 +1,12 @@
 //! The routing decision, pure: given where the classifier says a statement may run and the
-//! current topology snapshot, which server takes it. Reads are spread by weighted round-robin
-//! over the readable replicas; with none readable they fall back to the writer when the policy
-//! allows. A write never goes anywhere but the writer.
+//! current topology snapshot, which server takes it. A write never goes anywhere but the
+//! writer. Reads go to the readable replicas; with none readable they fall back to the writer
+//! when the policy allows. How a session's reads spread:
+//! - with affinity ([`ReadChoice::sticky`], `routing.read_balance = "session"`), a session keeps
+//!   the replica it read from last while that replica is a candidate; a new choice takes the
+//!   candidate with the fewest reading sessions per unit of weight, so sessions spread by weight
+//!   and each server sees the same connections again (hot server threads);
+//! - without, each read takes the next candidate in weighted round-robin.
 
 use crate::classifier::Route;
 use rwsplit_replication::Topology;
@@ -52,9 +57,23 @@ pub struct Policy {
     pub prefer_semisync: bool,
 }
 
+/// What a session brings to the choice of a replica for a read.
+#[derive(Clone, Copy, Default)]
+pub struct ReadChoice<'a> {
+    /// Advances the round-robin (and breaks ties): a counter that increases per read.
+    pub tick: u64,
+    /// Session affinity: the server the session's reads used last, kept while it is a
+    /// candidate. `None` without affinity, or before the first read.
+    pub sticky: Option<usize>,
+    /// With affinity: how many sessions read from a server (by index), so that a new choice
+    /// goes where there are fewest per unit of weight.
+    pub load: Option<&'a dyn Fn(usize) -> u32>,
+    /// Choose with affinity (least loaded) rather than round-robin.
+    pub affinity: bool,
+}
+
 /// Chooses the server for `route` (`Route::Previous` must be resolved by the caller).
-/// `tick` advances the round-robin: pass a counter that increases per read.
-pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> Result<Target, NoTarget> {
+pub fn choose(route: Route, topology: &Topology, policy: Policy, read: ReadChoice<'_>) -> Result<Target, NoTarget> {
     let writer = topology.writer().filter(|(_, s)| s.health != rwsplit_replication::Health::Down).map(|(i, _)| i);
     match route {
         Route::Master | Route::Previous => writer.map(Target::Writer).ok_or(NoTarget::NoWriter),
@@ -62,9 +81,7 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> R
             let semisync_only = policy.prefer_semisync
                 && topology.semisync.as_ref().is_some_and(|s| s.active)
                 && topology.readable_replicas().any(|(_, s)| s.semisync_acking == Some(true));
-            if let Some(i) =
-                pick_weighted(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, tick)
-            {
+            if let Some(i) = pick_read(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, read) {
                 return Ok(if Some(i) == writer { Target::Writer(i) } else { Target::Replica(i) });
             }
             match writer {
@@ -75,17 +92,32 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, tick: u64) -> R
     }
 }
 
-/// Weighted round-robin over the readable replicas (only those acknowledging semi-sync when
+/// A server for a read among the readable replicas (only those acknowledging semi-sync when
 /// `semisync_only`), plus the writer when it takes reads. Servers with weight 0 are used only
 /// when no weighted server is readable.
-fn pick_weighted(topology: &Topology, reading_writer: Option<usize>, semisync_only: bool, tick: u64) -> Option<usize> {
-    let candidates = || {
+fn pick_read(
+    topology: &Topology,
+    reading_writer: Option<usize>,
+    semisync_only: bool,
+    read: ReadChoice<'_>,
+) -> Option<usize> {
+    let all = || {
         topology
             .readable_replicas()
             .filter(move |(_, s)| !semisync_only || s.semisync_acking == Some(true))
             .map(|(i, s)| (i, s.weight))
             .chain(reading_writer.and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
     };
+    let weighted = all().any(|(_, w)| w > 0);
+    // Zero-weight servers only when no weighted one can read.
+    let candidates = move || all().filter(move |(_, w)| !weighted || *w > 0);
+    if read.affinity {
+        if let Some(s) = read.sticky.filter(|s| candidates().any(|(i, _)| i == *s)) {
+            return Some(s);
+        }
+        return least_loaded(candidates, read);
+    }
+    let tick = read.tick;
     let total: u64 = candidates().map(|(_, w)| u64::from(w)).sum();
     if total == 0 {
         // Only zero-weight servers: take turns among them.
@@ -104,6 +136,22 @@ fn pick_weighted(topology: &Topology, reading_writer: Option<usize>, semisync_on
         slot -= w;
     }
     None
+}
+
+/// The candidate with the fewest reading sessions per unit of weight (`load / weight`, compared
+/// by cross-multiplying); among equals, the one the tick points at, so that sessions starting
+/// together still spread.
+fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: impl Fn() -> I, read: ReadChoice<'_>) -> Option<usize> {
+    let load = |i: usize| u64::from(read.load.map_or(0, |f| f(i)));
+    let weight = |w: u32| u64::from(w.max(1));
+    let best = candidates().min_by(|&(a, wa), &(b, wb)| (load(a) * weight(wb)).cmp(&(load(b) * weight(wa))))?;
+    let equal: Vec<usize> =
+        candidates().filter(|&(i, w)| load(i) * weight(best.1) == load(best.0) * weight(w)).map(|(i, _)| i).collect();
+    let n = equal.len() as u64;
+    if n == 0 {
+        return Some(best.0);
+    }
+    equal.get((read.tick % n) as usize).copied()
 }
 
 #[cfg(test)]
@@ -126,6 +174,11 @@ mod tests {
         t
     }
 
+    /// Round-robin, no affinity.
+    fn rr(tick: u64) -> ReadChoice<'static> {
+        ReadChoice { tick, ..ReadChoice::default() }
+    }
+
     const ON: Policy = Policy { fallback_to_master: true, master_accepts_reads: false, prefer_semisync: false };
     const OFF: Policy = Policy { fallback_to_master: false, master_accepts_reads: false, prefer_semisync: false };
 
@@ -141,21 +194,21 @@ mod tests {
     fn writes_go_to_the_writer_only() {
         let t = lab();
         for tick in 0..10 {
-            assert_eq!(choose(Route::Master, &t, ON, tick), Ok(Target::Writer(0)));
+            assert_eq!(choose(Route::Master, &t, ON, rr(tick)), Ok(Target::Writer(0)));
         }
         let mut none = lab();
         none.writer = None;
-        assert_eq!(choose(Route::Master, &none, ON, 0), Err(NoTarget::NoWriter));
+        assert_eq!(choose(Route::Master, &none, ON, rr(0)), Err(NoTarget::NoWriter));
         // A writer marked down is not a target, even if it is still the last known writer.
         let mut down = lab();
         down.servers[0].health = Health::Down;
-        assert_eq!(choose(Route::Master, &down, ON, 0), Err(NoTarget::NoWriter));
+        assert_eq!(choose(Route::Master, &down, ON, rr(0)), Err(NoTarget::NoWriter));
     }
 
     #[test]
     fn reads_alternate_between_replicas() {
         let t = lab();
-        let picks: Vec<_> = (0..6).map(|k| choose(Route::Replica, &t, ON, k).unwrap()).collect();
+        let picks: Vec<_> = (0..6).map(|k| choose(Route::Replica, &t, ON, rr(k)).unwrap()).collect();
         assert_eq!(picks, [1, 2, 1, 2, 1, 2].map(Target::Replica));
     }
 
@@ -166,7 +219,7 @@ mod tests {
             (Role::Replica, Health::Up, true, 3),
             (Role::Replica, Health::Up, true, 1),
         ]);
-        let picks: Vec<usize> = (0..400).map(|k| choose(Route::Replica, &t, ON, k).unwrap().server()).collect();
+        let picks: Vec<usize> = (0..400).map(|k| choose(Route::Replica, &t, ON, rr(k)).unwrap().server()).collect();
         assert_eq!(picks.iter().filter(|&&s| s == 1).count(), 300);
         assert_eq!(picks.iter().filter(|&&s| s == 2).count(), 100);
     }
@@ -175,7 +228,7 @@ mod tests {
     fn unreadable_replica_is_skipped() {
         let mut t = lab();
         t.servers[2].readable = false;
-        assert!((0..5).all(|k| choose(Route::Replica, &t, ON, k) == Ok(Target::Replica(1))));
+        assert!((0..5).all(|k| choose(Route::Replica, &t, ON, rr(k)) == Ok(Target::Replica(1))));
     }
 
     #[test]
@@ -183,17 +236,17 @@ mod tests {
         let mut t = lab();
         t.servers[1].readable = false;
         t.servers[2].readable = false;
-        assert_eq!(choose(Route::Replica, &t, ON, 0), Ok(Target::FallbackWriter(0)));
-        assert_eq!(choose(Route::Replica, &t, OFF, 0), Err(NoTarget::NoReplica));
+        assert_eq!(choose(Route::Replica, &t, ON, rr(0)), Ok(Target::FallbackWriter(0)));
+        assert_eq!(choose(Route::Replica, &t, OFF, rr(0)), Err(NoTarget::NoReplica));
     }
 
     #[test]
     fn writer_takes_reads_when_asked() {
         let t = lab();
         let p = Policy { fallback_to_master: true, master_accepts_reads: true, prefer_semisync: false };
-        let picks: Vec<usize> = (0..3).map(|k| choose(Route::Replica, &t, p, k).unwrap().server()).collect();
+        let picks: Vec<usize> = (0..3).map(|k| choose(Route::Replica, &t, p, rr(k)).unwrap().server()).collect();
         assert_eq!(picks, vec![1, 2, 0]);
-        assert_eq!(choose(Route::Replica, &t, p, 2), Ok(Target::Writer(0)));
+        assert_eq!(choose(Route::Replica, &t, p, rr(2)), Ok(Target::Writer(0)));
     }
 
     fn semisync(t: &mut Topology, active: bool, acking: [Option<bool>; 2]) {
@@ -207,18 +260,18 @@ mod tests {
         let prefer = Policy { prefer_semisync: true, ..ON };
         let mut t = lab();
         semisync(&mut t, true, [Some(false), Some(true)]);
-        assert!((0..6).all(|k| choose(Route::Replica, &t, prefer, k) == Ok(Target::Replica(2))));
+        assert!((0..6).all(|k| choose(Route::Replica, &t, prefer, rr(k)) == Ok(Target::Replica(2))));
         // Without the option both replicas read.
-        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, ON, k).unwrap().server()).collect();
+        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, ON, rr(k)).unwrap().server()).collect();
         assert_eq!(picks, vec![1, 2]);
         // Semi-sync off (async fallback): the pool is whole again.
         semisync(&mut t, false, [Some(false), Some(true)]);
-        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, prefer, k).unwrap().server()).collect();
+        let picks: Vec<_> = (0..2).map(|k| choose(Route::Replica, &t, prefer, rr(k)).unwrap().server()).collect();
         assert_eq!(picks, vec![1, 2]);
         // The acknowledging replica unreadable: the other one rather than the writer.
         semisync(&mut t, true, [Some(false), Some(true)]);
         t.servers[2].readable = false;
-        assert_eq!(choose(Route::Replica, &t, prefer, 0), Ok(Target::Replica(1)));
+        assert_eq!(choose(Route::Replica, &t, prefer, rr(0)), Ok(Target::Replica(1)));
     }
 
     #[test]
@@ -228,12 +281,68 @@ mod tests {
             (Role::Replica, Health::Up, true, 0),
             (Role::Replica, Health::Up, true, 1),
         ]);
-        assert!((0..5).all(|k| choose(Route::Replica, &t, ON, k) == Ok(Target::Replica(2))));
+        assert!((0..5).all(|k| choose(Route::Replica, &t, ON, rr(k)) == Ok(Target::Replica(2))));
         let t = topo(&[
             (Role::Writer, Health::Up, false, 1),
             (Role::Replica, Health::Up, true, 0),
             (Role::Replica, Health::Up, false, 1),
         ]);
-        assert_eq!(choose(Route::Replica, &t, ON, 7), Ok(Target::Replica(1)));
+        assert_eq!(choose(Route::Replica, &t, ON, rr(7)), Ok(Target::Replica(1)));
+    }
+
+    #[test]
+    fn affinity_keeps_a_session_on_its_replica_while_it_can_read() {
+        let t = lab();
+        let sticky = |s, tick| ReadChoice { tick, sticky: s, load: None, affinity: true };
+        for tick in 0..10 {
+            assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(2), tick)), Ok(Target::Replica(2)));
+            assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(1), tick)), Ok(Target::Replica(1)));
+        }
+        // Its replica leaves the read pool: it moves, and comes back only by a new choice.
+        let mut gone = lab();
+        gone.servers[2].readable = false;
+        assert_eq!(choose(Route::Replica, &gone, ON, sticky(Some(2), 5)), Ok(Target::Replica(1)));
+        // The writer was never a replica: a stale sticky index on it is not kept.
+        assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(0), 0)).unwrap().server() != 0, true);
+    }
+
+    #[test]
+    fn affinity_chooses_the_least_loaded_per_weight() {
+        let t = lab();
+        let choice = |load: &[u32], tick| {
+            let f = |i: usize| load[i];
+            choose(Route::Replica, &t, ON, ReadChoice { tick, sticky: None, load: Some(&f), affinity: true })
+                .unwrap()
+                .server()
+        };
+        assert_eq!(choice(&[0, 3, 1], 0), 2);
+        assert_eq!(choice(&[0, 1, 3], 7), 1);
+        // Equal load: the tick spreads new sessions.
+        let picks: Vec<usize> = (0..4).map(|k| choice(&[0, 2, 2], k)).collect();
+        assert!(picks.contains(&1) && picks.contains(&2), "{picks:?}");
+        // Weight 3 against 1: three sessions on the first for one on the second.
+        let mut w = lab();
+        w.servers[1].weight = 3;
+        let by_weight = |load: &[u32]| {
+            let f = |i: usize| load[i];
+            choose(Route::Replica, &w, ON, ReadChoice { tick: 0, sticky: None, load: Some(&f), affinity: true })
+                .unwrap()
+                .server()
+        };
+        assert_eq!(by_weight(&[0, 2, 1]), 1);
+        assert_eq!(by_weight(&[0, 3, 1]), 1, "3/3 = 1/1: a tie, the tick picks the first");
+        assert_eq!(by_weight(&[0, 4, 1]), 2);
+        // Simulated arrivals end up spread 3:1.
+        let mut load = [0u32; 3];
+        for k in 0..40 {
+            let snapshot = load;
+            let f = |i: usize| snapshot[i];
+            let s =
+                choose(Route::Replica, &w, ON, ReadChoice { tick: k, sticky: None, load: Some(&f), affinity: true })
+                    .unwrap()
+                    .server();
+            load[s] += 1;
+        }
+        assert_eq!(load, [0, 30, 10]);
     }
 }

@@ -26,6 +26,8 @@ pub struct Shared {
     next_session: AtomicU32,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
+    /// Sessions whose reads stay on each server (by index; `routing.read_balance = "session"`).
+    pub read_sessions: Vec<AtomicU32>,
     /// The live client sessions by connection id (KILL, SHOW PROCESSLIST).
     pub sessions: Arc<crate::sessions::Sessions>,
     /// What each server is known to have applied (causal reads skip the wait there).
@@ -63,6 +65,7 @@ impl Shared {
     ) -> Arc<Self> {
         let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
         let pool = Arc::new(Pool::new(&config.servers, PoolSettings::from(&config.backend)));
+        let read_sessions = config.servers.iter().map(|_| AtomicU32::new(0)).collect();
         Arc::new(Shared {
             users: ArcSwap::from_pointee(credentials(&config)),
             config: ArcSwap::from_pointee(config),
@@ -74,6 +77,7 @@ impl Shared {
             latest_gtid: Default::default(),
             applied_gtids: Default::default(),
             sessions: Default::default(),
+            read_sessions,
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
             tls,
@@ -130,6 +134,25 @@ impl Shared {
             fallback_to_master: c.routing.fallback_to_master,
             master_accepts_reads: c.routing.master_accepts_reads,
             prefer_semisync: c.routing.prefer_semisync_replicas,
+        }
+    }
+
+    /// Whether a session's reads stay on one replica (`routing.read_balance`).
+    pub fn read_affinity(&self) -> bool {
+        self.config.load().routing.read_balance == rwsplit_config::ReadBalance::Session
+    }
+
+    /// Moves a session's read affinity from `from` to `to` (the per-server counts that spread
+    /// new sessions).
+    pub fn move_read_session(&self, from: Option<usize>, to: Option<usize>) {
+        if from == to {
+            return;
+        }
+        if let Some(c) = from.and_then(|i| self.read_sessions.get(i)) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(c) = to.and_then(|i| self.read_sessions.get(i)) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -518,6 +518,19 @@ impl Proxy {
         }
     }
 
+    /// A second shared proxy of this test binary whose reads alternate between the replicas
+    /// statement by statement (`routing.read_balance = "statement"`), for tests that check that
+    /// session state follows a session onto every backend connection it uses. (By default a
+    /// session's reads stay on one replica.)
+    pub fn shared_alternating() -> &'static Proxy {
+        static SHARED: OnceLock<Result<Proxy, String>> = OnceLock::new();
+        let extra = "[routing]\nread_balance = \"statement\"\n";
+        match SHARED.get_or_init(|| Proxy::start(Cluster::shared(), extra).map_err(|e| format!("{e:#}"))) {
+            Ok(p) => p,
+            Err(e) => panic!("the shared rwsplit (alternating reads) did not start:\n{e}"),
+        }
+    }
+
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("port not accepting yet");
@@ -613,13 +626,15 @@ impl Proxy {
     pub async fn wait_reads_on_replicas(&self, timeout: Duration) -> Result<()> {
         let mut seen = [false; 3];
         let deadline = Instant::now() + timeout;
-        let mut conn = self.conn().await?;
         while Instant::now() < deadline {
+            // A new session each time: a session's reads may stay on one replica.
+            let mut conn = self.conn().await?;
             match server_id_of(&mut conn).await {
                 Ok(id) if (1..=3).contains(&id) => seen[(id - 1) as usize] = true,
                 Ok(id) => bail!("unexpected @@server_id {id}"),
-                Err(_) => conn = self.conn().await?,
+                Err(_) => {}
             }
+            drop(conn);
             if seen[1] && seen[2] {
                 return Ok(());
             }

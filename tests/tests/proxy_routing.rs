@@ -16,7 +16,7 @@ const READY: Duration = Duration::from_secs(30);
 
 /// The shared proxy, once reads reach both replicas.
 async fn proxy() -> &'static Proxy {
-    let p = tokio::task::block_in_place(Proxy::shared);
+    let p = tokio::task::block_in_place(Proxy::shared_alternating);
     p.wait_reads_on_replicas(READY).await.unwrap();
     p
 }
@@ -585,4 +585,36 @@ async fn temporary_table_reads_go_to_the_master() {
     }
     conn.query_drop("DROP TEMPORARY TABLE rt_tmp").await.unwrap();
     assert_eq!(value::<i64>(&mut conn, "SELECT 1").await.unwrap(), 1);
+}
+
+/// The default `routing.read_balance = "session"`: a session's reads stay on one replica (hot
+/// server connections, as behind a TCP balancer), and sessions spread over the replicas by
+/// how many read from each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_session_reads_from_one_replica_and_sessions_spread() {
+    let c = tokio::task::block_in_place(Cluster::shared);
+    let p = tokio::task::block_in_place(|| Proxy::start(c, "")).unwrap();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(READY).await.unwrap();
+    let mut conn = p.conn().await.unwrap();
+    let ids = ids_of(&mut conn, "SELECT @@server_id", 20).await;
+    assert!(ids[0] == 2 || ids[0] == 3, "reads go to a replica: {ids:?}");
+    assert_all(&ids, ids[0], "20 reads of one session");
+    let mut sessions = Vec::new();
+    let mut first = Vec::new();
+    for _ in 0..10 {
+        let mut s = p.conn().await.unwrap();
+        let ids = ids_of(&mut s, "SELECT @@server_id", 3).await;
+        assert_all(&ids, ids[0], "3 reads of one session");
+        first.push(ids[0]);
+        sessions.push(s);
+    }
+    // With the first session still open: 11 sessions, least loaded first.
+    for id in [2, 3] {
+        let n = first.iter().filter(|&&x| x == id).count();
+        assert!(
+            (4..=6).contains(&n),
+            "10 new sessions should spread over the replicas, server {id} got {n}: {first:?}"
+        );
+    }
 }

@@ -134,7 +134,7 @@ fn err_code(p: &[u8]) -> Option<u16> {
 }
 
 fn proxy() -> &'static Proxy {
-    tokio::task::block_in_place(Proxy::shared)
+    tokio::task::block_in_place(Proxy::shared_alternating)
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod vrrp;
 pub use admin::AdminConfig;
 pub use monitor::MonitorConfig;
 pub use proxy::ProxyConfig;
-pub use routing::{Consistency, RoutingConfig};
+pub use routing::{Consistency, ReadBalance, RoutingConfig};
 pub use servers::{BackendConfig, ServerConfig, UserConfig};
 pub use vrrp::{
     parse_vip, AuthConfig, InitialState, TrackProxyConfig, TrackScriptConfig, VirtualAddress, VirtualIpEntry,

@@ -20,6 +20,19 @@ pub enum Consistency {
     CausalGlobal,
 }
 
+/// How a session's reads are spread over the replicas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadBalance {
+    /// A session's reads stay on one replica (chosen at its first read by weight and by how
+    /// many sessions read there already) until it leaves the read pool: the server sees one hot
+    /// connection per session, as behind a TCP balancer. Sessions spread by weight.
+    #[default]
+    Session,
+    /// Each read takes the next replica in weighted round-robin (the session's reads alternate).
+    Statement,
+}
+
 /// How statements are split between the writer and the replicas.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +54,8 @@ pub struct RoutingConfig {
     /// While semi-sync is on, reads go only to the replicas acknowledging it (they have received
     /// every committed transaction); the others take reads only when none of those is usable.
     pub prefer_semisync_replicas: bool,
+    /// How a session's reads are spread (default `session`: they stay on one replica).
+    pub read_balance: ReadBalance,
 }
 
 impl Default for RoutingConfig {
@@ -52,6 +67,7 @@ impl Default for RoutingConfig {
             causal_timeout_ms: 100,
             require_semisync: false,
             prefer_semisync_replicas: false,
+            read_balance: ReadBalance::Session,
         }
     }
 }

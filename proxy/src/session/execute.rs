@@ -246,7 +246,18 @@ impl Session {
         } else {
             0
         };
-        router::choose(route, &topology, self.shared.policy(), tick).map_err(|e| {
+        let affinity = route == Route::Replica && self.shared.read_affinity();
+        let load =
+            |i: usize| self.shared.read_sessions.get(i).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let read = router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), affinity };
+        let chosen = router::choose(route, &topology, self.shared.policy(), read);
+        if let Ok(Target::Replica(i)) = chosen {
+            if affinity && self.read_server != Some(i) {
+                self.shared.move_read_session(self.read_server, Some(i));
+                self.read_server = Some(i);
+            }
+        }
+        chosen.map_err(|e| {
             self.shared.metrics.no_server_errors.inc();
             ProxyError::NoServer(
                 match e {

@@ -100,6 +100,7 @@ impl Session {
             cursor: None,
             last_target: None,
             read_tick: u64::from(id),
+            read_server: None,
             consistency: shared.consistency(&login.user),
             causal_gtid: None,
             caught_up: 0,

@@ -89,6 +89,9 @@ pub struct Session {
     /// reads alternate over the replicas whatever other sessions do; sessions start at
     /// different positions (their ids), so together they spread evenly too.
     read_tick: u64,
+    /// The replica this session's reads stay on (`routing.read_balance = "session"`), counted
+    /// in `Shared::read_sessions` while set.
+    read_server: Option<usize>,
     /// Read-your-writes policy of this session's user.
     consistency: Consistency,
     /// GTID of this session's last write (`causal`).
@@ -189,6 +192,7 @@ impl Session {
             }
         }
         self.client.shutdown().await;
+        self.shared.move_read_session(self.read_server.take(), None);
         // A tied connection holds state nobody else may inherit: it is dropped, not pooled.
         self.pinned = None;
         if let Some(h) = self.held.take() {
