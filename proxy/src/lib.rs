@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod runtime;
+pub mod schemas;
 pub mod session;
 pub mod sessions;
 pub mod tls;

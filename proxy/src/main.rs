@@ -161,6 +161,15 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     ));
     let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
+    let config = shared.config();
+    tokio::spawn(rwsplit_proxy::schemas::watch(
+        shared.pool.clone(),
+        shared.topology.clone(),
+        shared.schemas.clone(),
+        Duration::from_millis(config.monitor.interval_ms),
+        Duration::from_millis(config.backend.connect_timeout_ms),
+        stop_rx.clone(),
+    ));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(every) = sd_notify::watchdog_enabled() {
         // Fed from the runtime itself: if the runtime stalls, systemd notices and restarts us.

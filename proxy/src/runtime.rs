@@ -28,6 +28,8 @@ pub struct Shared {
     pub latest_gtid: crate::consistency::LatestGtid,
     /// Sessions whose reads stay on each server (by index; `routing.read_balance = "session"`).
     pub read_sessions: Vec<AtomicU32>,
+    /// Schema names the backend account can use (logins naming one need no round trip).
+    pub schemas: Arc<crate::schemas::Schemas>,
     /// The live client sessions by connection id (KILL, SHOW PROCESSLIST).
     pub sessions: Arc<crate::sessions::Sessions>,
     /// What each server is known to have applied (causal reads skip the wait there).
@@ -77,6 +79,7 @@ impl Shared {
             latest_gtid: Default::default(),
             applied_gtids: Default::default(),
             sessions: Default::default(),
+            schemas: Default::default(),
             read_sessions,
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),

@@ -618,3 +618,33 @@ async fn by_default_a_session_reads_from_one_replica_and_sessions_spread() {
         );
     }
 }
+
+/// Logging in with a database: a known one costs no backend round trip (rwsplit keeps the
+/// backend account's schema list), one created a moment ago still works (checked on a server),
+/// and an unknown one gets the server's own error, as when connecting to the master directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_schema_known_new_and_unknown() {
+    let p = proxy().await;
+    let c = tokio::task::block_in_place(Cluster::shared);
+    let _log = p.log_on_panic();
+    let mut conn = p.conn_as(APP_USER, APP_PASSWORD, Some(APP_DB)).await.unwrap();
+    let db: String = conn.query_first("SELECT DATABASE()").await.unwrap().unwrap();
+    assert_eq!(db, APP_DB);
+    // Created just now on the master: not in the list yet.
+    let fresh = format!("login_new_{}", std::process::id());
+    c.exec(0, &format!("CREATE DATABASE IF NOT EXISTS {fresh}")).await.unwrap();
+    c.wait_replicated().await.unwrap();
+    let mut conn = p.conn_as(APP_USER, APP_PASSWORD, Some(&fresh)).await.unwrap();
+    let db: String = conn.query_first("SELECT DATABASE()").await.unwrap().unwrap();
+    assert_eq!(db, fresh);
+    c.exec(0, &format!("DROP DATABASE {fresh}")).await.unwrap();
+    // Unknown: the server's 1049, as directly.
+    let direct = mysql_async::Conn::new(c.opts(0, APP_USER, APP_PASSWORD, Some("no_such_db_here"))).await.unwrap_err();
+    let proxied = p.conn_as(APP_USER, APP_PASSWORD, Some("no_such_db_here")).await.unwrap_err();
+    let code = |e: &mysql_async::Error| match e {
+        mysql_async::Error::Server(s) => Some((s.code, s.state.clone(), s.message.clone())),
+        _ => None,
+    };
+    assert_eq!(code(&proxied), code(&direct), "direct: {direct} / rwsplit: {proxied}");
+    assert_eq!(code(&direct).map(|c| c.0), Some(1049));
+}

@@ -42,41 +42,51 @@ pub async fn internal(
 /// Runs an internal query and returns the first column of its first row as text (`None` for
 /// NULL or no row). For the one-value queries of read-your-writes.
 pub async fn internal_value(conn: &mut BackendConn, sql: &str, timeout: Duration) -> Result<Option<String>, ConnError> {
+    Ok(internal_column(conn, sql, 1, timeout).await?.into_iter().next().flatten())
+}
+
+/// Runs an internal query and returns the first column of its first `max_rows` rows as text
+/// (`None` for NULL); the rest of the response is read and dropped.
+pub async fn internal_column(
+    conn: &mut BackendConn,
+    sql: &str,
+    max_rows: usize,
+    timeout: Duration,
+) -> Result<Vec<Option<String>>, ConnError> {
     let mut payload = Vec::with_capacity(sql.len() + 1);
     payload.push(mysql_common::constants::Command::COM_QUERY as u8);
     payload.extend_from_slice(sql.as_bytes());
     conn.stream.send(0, &payload, timeout).await?;
     let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
-    // Packets of the first result: column count, definitions, [EOF], first row.
+    // Packets of the first result: column count, definitions, [EOF], then rows.
     let mut columns: Option<u64> = None;
     let mut seen = 0u64;
-    let mut value = None;
+    let mut values = Vec::new();
     loop {
         let c = conn.stream.next_chunk(timeout).await?;
         let raw = conn.stream.take_raw(c.total());
         let body = &raw[HEADER..];
         let step = tracker.feed(c, &body[..body.len().min(64)]);
-        if value.is_none() {
-            match columns {
-                None => columns = crate::protocol::packets::read_lenenc(body).map(|(n, _)| n),
-                Some(n) => {
-                    seen += 1;
-                    let first_row = n + if conn.deprecate_eof() { 1 } else { 2 };
-                    if seen == first_row {
-                        value = Some(match body.first() {
-                            Some(0xFB) => None,
-                            _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
-                                body.get(at..at + usize::try_from(len).ok()?)
-                                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                            }),
-                        });
-                    }
+        match columns {
+            None => columns = crate::protocol::packets::read_lenenc(body).map(|(n, _)| n),
+            Some(n) => {
+                seen += 1;
+                let first_row = n + if conn.deprecate_eof() { 1 } else { 2 };
+                // The terminator after the rows ends the response (a single result).
+                if seen >= first_row && matches!(step, Ok(Step::More)) && values.len() < max_rows {
+                    values.push(match body.first() {
+                        Some(0xFB) => None,
+                        _ => crate::protocol::packets::read_lenenc(body).and_then(|(len, at)| {
+                            body.get(at..at + usize::try_from(len).ok()?)
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                        }),
+                    });
                 }
             }
         }
         match step {
             Ok(Step::More) => {}
-            Ok(Step::Done(o)) if o.error.is_none() => return Ok(value.flatten()),
+            Ok(Step::Done(o)) if o.error.is_none() => return Ok(values),
             _ => {
                 return Err(ConnError::Io(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,

@@ -118,10 +118,15 @@ impl Session {
         Ok(Some(session))
     }
 
-    /// Sets the schema asked for at login (checked on a backend so an unknown database gets
-    /// the server's own error), then sends the final OK. False when the client was refused.
+    /// Sets the schema asked for at login, then sends the final OK. A schema the backend
+    /// account is known to have (`crate::schemas`) costs no round trip; any other is checked
+    /// on a backend so that an unknown database gets the server's own error. False when the
+    /// client was refused.
     pub(super) async fn enter_schema(&mut self, schema: Option<String>, seq: u8) -> Result<bool, ConnError> {
-        if let Some(db) = schema {
+        if let Some(db) = schema.as_ref().filter(|db| self.shared.schemas.contains(db)) {
+            // The first statement's connection enters it.
+            self.state.set_schema(Some(db.clone()));
+        } else if let Some(db) = schema {
             match self.use_schema(db).await {
                 Ok(None) => {}
                 Ok(Some(err)) => {
