@@ -303,7 +303,7 @@ mod tests {
         gone.servers[2].readable = false;
         assert_eq!(choose(Route::Replica, &gone, ON, sticky(Some(2), 5)), Ok(Target::Replica(1)));
         // The writer was never a replica: a stale sticky index on it is not kept.
-        assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(0), 0)).unwrap().server() != 0, true);
+        assert_ne!(choose(Route::Replica, &t, ON, sticky(Some(0), 0)).unwrap().server(), 0);
     }
 
     #[test]
