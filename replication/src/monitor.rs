@@ -101,7 +101,7 @@ impl Monitor {
             log_event(&step.topology, e);
         }
         let current = self.handle.load();
-        if *current != step.topology {
+        if **current != step.topology {
             self.handle.publish(step.topology.clone());
         }
         if step.changed {

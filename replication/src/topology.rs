@@ -171,8 +171,14 @@ impl TopologyHandle {
         TopologyHandle(Arc::new(ArcSwap::from_pointee(initial)))
     }
 
-    /// The current snapshot (cheap: one atomic load and a reference count).
-    pub fn load(&self) -> Arc<Topology> {
+    /// The current snapshot, borrowed: no reference count is touched (a hot path reads it for
+    /// every statement). Keep it briefly; [`TopologyHandle::snapshot`] owns one.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Topology>> {
+        self.0.load()
+    }
+
+    /// The current snapshot, owned (one atomic reference count).
+    pub fn snapshot(&self) -> Arc<Topology> {
         self.0.load_full()
     }
 

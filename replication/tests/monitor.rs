@@ -72,7 +72,7 @@ impl Running {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > bound {
-                bail!("not within {bound:?}: {what}\n{}", serde_json::to_string_pretty(&*t).unwrap_or_default());
+                bail!("not within {bound:?}: {what}\n{}", serde_json::to_string_pretty(&**t).unwrap_or_default());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -142,7 +142,7 @@ async fn first_round_knows_the_lab() -> Result<()> {
     assert_eq!(ss.clients, Some(2));
     assert!(t.alerts.is_empty(), "{:?}", t.alerts);
     // The status JSON operators read.
-    let json = serde_json::to_value(&*t)?;
+    let json = serde_json::to_value(&**t)?;
     assert_eq!(json["servers"][1]["replication"]["io_running"], true);
     assert_eq!(json["semisync"]["active"], true);
     // A second round with nothing changed keeps the generation.

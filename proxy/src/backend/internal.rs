@@ -17,6 +17,34 @@ pub async fn internal(
     timeout: Duration,
 ) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
     conn.stream.send(0, payload, timeout).await?;
+    read_response(conn, expect, timeout).await
+}
+
+/// Runs several internal commands in one round trip: all are sent, then every response is
+/// read, in order (a server answers pipelined commands one after another). Returns, for each
+/// command, its outcome and ERR payload.
+pub async fn internal_batch(
+    conn: &mut BackendConn,
+    commands: &[(Vec<u8>, Expect)],
+    timeout: Duration,
+) -> Result<Vec<(Outcome, Option<Vec<u8>>)>, ConnError> {
+    for (payload, _) in commands {
+        conn.stream.queue(0, payload);
+    }
+    conn.stream.flush(timeout).await?;
+    let mut out = Vec::with_capacity(commands.len());
+    for (_, expect) in commands {
+        out.push(read_response(conn, *expect, timeout).await?);
+    }
+    Ok(out)
+}
+
+/// Reads one whole response to a command rwsplit sent itself.
+async fn read_response(
+    conn: &mut BackendConn,
+    expect: Expect,
+    timeout: Duration,
+) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     loop {
         let c = conn.stream.next_chunk(timeout).await?;

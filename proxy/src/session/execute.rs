@@ -12,8 +12,8 @@ pub(super) enum Job<'a> {
     Forward { payload: &'a [u8], expect: Expect },
     /// COM_STMT_PREPARE: forward, then map the backend's id to `client_id`.
     Prepare { payload: &'a [u8], sql: Arc<str>, client_id: u32 },
-    /// COM_STMT_EXECUTE of a client statement.
-    Execute { payload: &'a [u8], client_id: u32 },
+    /// COM_STMT_EXECUTE of a client statement, with its parsed head.
+    Execute { payload: &'a [u8], head: ExecuteHead<'a>, client_id: u32 },
 }
 
 impl Session {
@@ -329,7 +329,7 @@ impl Session {
                     if let Some(evicted) = conn.remember_stmt(sql.clone(), backend_id) {
                         close_backend_stmt(conn, evicted);
                     }
-                    let statement = classifier::scan(sql);
+                    let statement = Arc::new(classifier::scan(sql));
                     self.stmts.insert(
                         *client_id,
                         ClientStmt {
@@ -345,7 +345,7 @@ impl Session {
                 }
                 Ok((outcome, changes))
             }
-            Job::Execute { payload, client_id } => self.run_execute(conn, payload, *client_id).await,
+            Job::Execute { payload, head, client_id } => self.run_execute(conn, payload, head, *client_id).await,
         }
     }
 

@@ -27,7 +27,7 @@ pub mod relay;
 pub mod state;
 mod sync;
 
-use crate::backend::internal::{internal, internal_value};
+use crate::backend::internal::{internal, internal_batch, internal_value};
 use crate::backend::BackendConn;
 use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
@@ -37,7 +37,7 @@ use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Cr
 use crate::protocol::packets::ok_payload;
 use crate::protocol::response::{Expect, Outcome};
 use crate::protocol::session_track::StateChanges;
-use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id};
+use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ExecuteHead};
 use crate::protocol::{
     behaviour_capabilities, offered_capabilities, offered_mariadb_capabilities, CapabilityFlags, Command,
     MariadbCapabilities, ResponseFormat, StatusFlags,

@@ -9,7 +9,8 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct ClientStmt {
     pub sql: Arc<str>,
-    pub statement: Statement,
+    /// Scanned once at PREPARE; shared, not copied, by each EXECUTE.
+    pub statement: Arc<Statement>,
     pub params: u16,
     pub columns: u16,
     /// Parameter types of the last EXECUTE that bound them (2 bytes per parameter).
@@ -44,12 +45,15 @@ impl Session {
     pub(super) async fn execute(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let id = stmt_id(payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_EXECUTE".into()))?;
         let stmt = self.stmts.get_mut(&id).ok_or(ProxyError::UnknownStatement(id, "mysqld_stmt_execute"))?;
+        // Parsed once; the head travels with the job.
         let head = parse_execute(payload, stmt.params)
             .ok_or_else(|| ProxyError::ClientProtocol("malformed COM_STMT_EXECUTE".into()))?;
         if let Some(t) = head.types {
-            stmt.types = Some(t.to_vec());
+            if stmt.types.as_deref() != Some(t) {
+                stmt.types = Some(t.to_vec());
+            }
         }
-        let statement: Statement = stmt.statement.clone();
+        let statement = stmt.statement.clone();
         let sql = stmt.sql.clone();
         // With the text, temporary-table reads are told apart from other reads.
         let decision = classifier::decide_with_text(&statement, &sql, &self.state.view());
@@ -60,7 +64,7 @@ impl Session {
             decision.route,
             decision.reason,
             Some(&statement),
-            Job::Execute { payload, client_id: id },
+            Job::Execute { payload, head, client_id: id },
             &decision.effects,
             &sql,
         )
@@ -101,22 +105,25 @@ impl Session {
         &mut self,
         conn: &mut BackendConn,
         payload: &[u8],
+        head: &ExecuteHead<'_>,
         client_id: u32,
     ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
         let bt = self.timeouts.backend_response;
         let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
-        let Some(stmt) = self.stmts.get(&client_id).cloned() else {
+        let Some(stmt) = self.stmts.get(&client_id) else {
             return Err(RelayError::Backend {
                 cause: BackendCause::Protocol,
                 detail: "statement vanished".into(),
                 before_client: true,
             });
         };
-        let backend_id = match conn.stmt(&stmt.sql).map(|s| s.id) {
-            Some(id) => id,
-            None => match self.prepare_on(conn, &stmt.sql).await? {
-                Ok(id) => id,
+        let sql = stmt.sql.clone();
+        // One lookup on the connection: its id for the statement and the types it has seen.
+        let (backend_id, known_types) = match conn.stmt(&sql) {
+            Some(s) => (s.id, s.types.clone()),
+            None => match self.prepare_on(conn, &sql).await? {
+                Ok(id) => (id, None),
                 Err(err) => {
                     // The server refused the statement here (a table missing on this
                     // replica, say): its error is the answer to EXECUTE.
@@ -135,31 +142,32 @@ impl Session {
                 }
             },
         };
-        for long in &stmt.long_data {
+        let Some(stmt) = self.stmts.get_mut(&client_id) else {
+            return Err(RelayError::Backend {
+                cause: BackendCause::Protocol,
+                detail: "statement vanished".into(),
+                before_client: true,
+            });
+        };
+        for long in std::mem::take(&mut stmt.long_data) {
             // No response to COM_STMT_SEND_LONG_DATA; queued ahead of the EXECUTE.
-            conn.stream.queue(0, &rewrite_id(long, backend_id));
+            conn.stream.queue(0, &rewrite_id(&long, backend_id));
         }
-        let head = parse_execute(payload, stmt.params).ok_or(RelayError::Backend {
-            cause: BackendCause::Protocol,
-            detail: "malformed COM_STMT_EXECUTE".into(),
-            before_client: true,
-        })?;
-        let known = conn.stmt(&stmt.sql).and_then(|s| s.types.clone());
+        stmt.long_data_bytes = 0;
+        // The client relies on types sent with an earlier EXECUTE that this connection has
+        // not seen: they are inserted.
         let insert = match (&head.types, &stmt.types) {
-            (None, Some(t)) if known.as_ref() != Some(t) => Some(t.clone()),
+            (None, Some(t)) if known_types.as_ref() != Some(t) => Some(t.clone()),
             _ => None,
         };
-        let out = rewrite_execute(payload, &head, backend_id, insert.as_deref());
-        if let Some(s) = conn.stmt(&stmt.sql) {
-            if let Some(t) = head.types.map(<[u8]>::to_vec).or(insert) {
-                s.types = Some(t);
+        let sent_types = head.types.map(<[u8]>::to_vec).or_else(|| insert.clone());
+        if sent_types.is_some() && sent_types != known_types {
+            if let Some(s) = conn.stmt(&sql) {
+                s.types = sent_types;
             }
         }
+        let out = rewrite_execute(payload, head, backend_id, insert.as_deref());
         conn.stream.send(0, &out, bt).await.map_err(backend_err)?;
-        if let Some(s) = self.stmts.get_mut(&client_id) {
-            s.long_data.clear();
-            s.long_data_bytes = 0;
-        }
         let (outcome, changes) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
         if head.flags & 0x07 != 0
             && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))

@@ -11,7 +11,7 @@ use crate::protocol::handshake::DEFAULT_COLLATION;
 use crate::protocol::StatusFlags;
 use mysql_common::collations::{Collation, CollationId};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// Why a session must keep its current backend connection.
@@ -38,8 +38,14 @@ pub struct SessionState {
     pub collation: u8,
     /// The last SET NAMES / SET CHARACTER SET statement, replayed after the handshake collation.
     pub names: Option<String>,
-    /// Replayable SET statements, in order, keyed by the variables they assign.
-    pub vars: Vec<(String, String)>,
+    /// Replayable SET statements keyed by the variables they assign, with the order they came
+    /// in (a later SET of the same variables replaces the earlier one and moves to the end).
+    vars: HashMap<String, (u64, String)>,
+    /// The next order number for `vars`.
+    next_var: u64,
+    /// XOR of one hash per `vars` entry: kept up to date by each SET in O(1), so the
+    /// fingerprint never rehashes every variable.
+    vars_hash: u64,
     /// From the last status flags.
     pub autocommit: bool,
     pub in_transaction: bool,
@@ -72,7 +78,9 @@ impl SessionState {
             schema,
             collation,
             names: None,
-            vars: Vec::new(),
+            vars: HashMap::new(),
+            next_var: 0,
+            vars_hash: 0,
             autocommit: true,
             in_transaction: false,
             read_only_transaction: false,
@@ -101,7 +109,7 @@ impl SessionState {
         self.schema.hash(&mut h);
         self.collation.hash(&mut h);
         self.names.hash(&mut h);
-        self.vars.hash(&mut h);
+        self.vars_hash.hash(&mut h);
         self.fingerprint = h.finish();
     }
 
@@ -127,7 +135,9 @@ impl SessionState {
             }
         }
         out.extend(self.names.iter().cloned());
-        out.extend(self.vars.iter().map(|(_, sql)| sql.clone()));
+        let mut vars: Vec<&(u64, String)> = self.vars.values().collect();
+        vars.sort_unstable_by_key(|(order, _)| *order);
+        out.extend(vars.into_iter().map(|(_, sql)| sql.clone()));
         out
     }
 
@@ -152,6 +162,16 @@ impl SessionState {
 
     /// Applies a successful statement's effects. `sql` is its text (replayed for SETs).
     pub fn apply(&mut self, effects: &[Effect], sql: &str) {
+        // Only what the fingerprint covers needs it recomputed (most statements change none).
+        let replayable = effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::SetIsolation { .. }
+                    | Effect::UseSchema(_)
+                    | Effect::SetNames { .. }
+                    | Effect::SessionVariables { .. }
+            )
+        });
         for e in effects {
             match e {
                 Effect::Begin { read_only } => {
@@ -200,7 +220,9 @@ impl SessionState {
                 }
             }
         }
-        self.refresh_fingerprint();
+        if replayable {
+            self.refresh_fingerprint();
+        }
     }
 
     /// Ties the session after a statement whose state cannot be replayed elsewhere.
@@ -217,10 +239,25 @@ impl SessionState {
         !self.temp_tables.is_empty()
     }
 
-    /// Replaces the entry for `key` (a later SET of the same variables wins) and appends.
+    /// Replaces the entry for `key` (a later SET of the same variables wins) and puts it last.
+    /// O(1): one map update and two hashes.
     fn set_var(&mut self, key: String, sql: &str) {
-        self.vars.retain(|(k, _)| *k != key);
-        self.vars.push((key, sql.to_string()));
+        let entry_hash = |k: &str, v: &str| {
+            let mut h = DefaultHasher::new();
+            (k, v).hash(&mut h);
+            h.finish()
+        };
+        self.vars_hash ^= entry_hash(&key, sql);
+        let order = self.next_var;
+        self.next_var += 1;
+        if let Some((_, old)) = self.vars.insert(key.clone(), (order, sql.to_string())) {
+            self.vars_hash ^= entry_hash(&key, &old);
+        }
+    }
+
+    /// How many replayable SET statements the session has.
+    pub fn replayable_sets(&self) -> usize {
+        self.vars.len()
     }
 
     /// Sets the schema (COM_INIT_DB succeeded).
@@ -313,5 +350,33 @@ mod tests {
         assert!(s.view().temp_tables.contains("t1"));
         s.apply(&[Effect::DropTables(vec!["t1".into()])], "DROP TABLE t1");
         assert!(!s.holds_temp_tables());
+    }
+
+    #[test]
+    fn sets_keep_their_last_order_and_the_fingerprint_follows_the_values() {
+        let set = |s: &mut SessionState, key: &str, sql: &str| {
+            s.apply(&[Effect::SessionVariables { key: key.into() }], sql);
+        };
+        let mut a = SessionState::default();
+        set(&mut a, "@a", "SET @a = 1");
+        set(&mut a, "@b", "SET @b = 2");
+        set(&mut a, "@a", "SET @a = 3");
+        assert_eq!(a.replay(), vec!["SET @b = 2".to_string(), "SET @a = 3".to_string()]);
+        assert_eq!(a.replayable_sets(), 2);
+        let mut b = SessionState::default();
+        set(&mut b, "@b", "SET @b = 2");
+        set(&mut b, "@a", "SET @a = 3");
+        assert_eq!(a.fingerprint(), b.fingerprint(), "same variables, same values");
+        set(&mut b, "@a", "SET @a = 4");
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        set(&mut b, "@a", "SET @a = 3");
+        assert_eq!(a.fingerprint(), b.fingerprint(), "back to the same value");
+        // Many SETs: each is one map update (the whole list is never rescanned).
+        let mut many = SessionState::default();
+        for i in 0..20_000 {
+            set(&mut many, &format!("@v{i}"), &format!("SET @v{i} = {i}"));
+        }
+        assert_eq!(many.replayable_sets(), 20_000);
+        assert_eq!(many.replay().last().map(String::as_str), Some("SET @v19999 = 19999"));
     }
 }

@@ -28,89 +28,84 @@ impl Session {
         Ok(err)
     }
 
-    /// Brings a pooled connection to this session's state: reset it unless it is pristine,
-    /// then replay schema, character set and session variables.
+    /// Brings a connection to this session's state in one round trip: COM_RESET_CONNECTION
+    /// when another state was left on it, the multi-statements option, the schema, then the
+    /// character set and session variables — all sent at once, the answers read after.
     pub(super) async fn sync(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
-        if conn.multi_statements != self.state.multi_statements {
-            self.set_multi_statements(conn).await?;
-        }
         let fp = self.state.fingerprint();
-        if conn.state == Some(fp) {
+        let state_matches = conn.state == Some(fp);
+        if state_matches && conn.multi_statements == self.state.multi_statements {
             return Ok(());
         }
-        let timeout = self.timeouts.backend_response;
-        let name = self.shared.pool.name(conn.server).to_string();
-        let fail = |cause: BackendCause, detail: String| ProxyError::Backend {
-            server: name.clone(),
-            cause,
-            detail,
-            retryable: true,
-        };
-        let io = |e: ConnError| fail(BackendCause::of(&e), e.to_string());
+        /// What each command of the batch is, for the error message and what it changes.
+        enum Step {
+            Reset,
+            MultiStatements(bool),
+            Schema,
+            Replay,
+        }
         let pristine = SessionState::pristine_fingerprint();
-        if conn.state != Some(pristine) && conn.state.is_some() {
-            let (o, err) =
-                internal(conn, &[Command::COM_RESET_CONNECTION as u8], Expect::Single, timeout).await.map_err(io)?;
-            if o.error.is_some() {
-                return Err(fail(
-                    BackendCause::Refused,
-                    format!(
-                        "COM_RESET_CONNECTION failed: {}",
-                        err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()
-                    ),
-                ));
+        let reset = !state_matches && conn.state.is_some() && conn.state != Some(pristine);
+        let mut batch: Vec<(Vec<u8>, Expect)> = Vec::new();
+        let mut steps = Vec::new();
+        if reset {
+            batch.push((vec![Command::COM_RESET_CONNECTION as u8], Expect::Single));
+            steps.push(Step::Reset);
+        }
+        if conn.multi_statements != self.state.multi_statements {
+            let on = self.state.multi_statements;
+            // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (COM_RESET_CONNECTION keeps it).
+            let option: u16 = if on { 0 } else { 1 };
+            batch.push(([&[Command::COM_SET_OPTION as u8][..], &option.to_le_bytes()].concat(), Expect::Single));
+            steps.push(Step::MultiStatements(on));
+        }
+        if !state_matches {
+            if let Some(db) = &self.state.schema {
+                batch.push(([&[Command::COM_INIT_DB as u8][..], db.as_bytes()].concat(), Expect::Single));
+                steps.push(Step::Schema);
             }
-            conn.forget_session();
-            self.shared.metrics.pool_resets.inc();
-        }
-        if conn.state.is_none() {
-            // A freshly opened connection is pristine.
-            conn.state = Some(pristine);
-        }
-        if let Some(db) = &self.state.schema {
-            let mut p = vec![Command::COM_INIT_DB as u8];
-            p.extend_from_slice(db.as_bytes());
-            let (o, err) = internal(conn, &p, Expect::Single, timeout).await.map_err(io)?;
-            if o.error.is_some() {
-                return Err(fail(
-                    BackendCause::Refused,
-                    format!("USE {db}: {}", err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()),
-                ));
+            for sql in self.state.replay() {
+                batch.push(([&[Command::COM_QUERY as u8][..], sql.as_bytes()].concat(), Expect::Query));
+                steps.push(Step::Replay);
             }
-            conn.schema = Some(db.clone());
         }
-        for sql in self.state.replay() {
-            let mut p = vec![Command::COM_QUERY as u8];
-            p.extend_from_slice(sql.as_bytes());
-            let (o, err) = internal(conn, &p, Expect::Query, timeout).await.map_err(io)?;
-            if o.error.is_some() {
+        let timeout = self.timeouts.backend_response;
+        let answers = match internal_batch(conn, &batch, timeout).await {
+            Ok(a) => a,
+            Err(e) => {
                 conn.state = None;
-                return Err(fail(
-                    BackendCause::Refused,
-                    format!(
-                        "replaying session state: {}",
-                        err.map(|e| crate::protocol::packets::err_message(&e)).unwrap_or_default()
-                    ),
-                ));
+                return Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true));
             }
+        };
+        let mut failed = None;
+        for (step, (outcome, err)) in steps.iter().zip(&answers) {
+            if outcome.error.is_some() {
+                let why = err.as_deref().map(crate::protocol::packets::err_message).unwrap_or_default();
+                let what = match step {
+                    Step::Reset => "COM_RESET_CONNECTION",
+                    Step::MultiStatements(_) => "COM_SET_OPTION",
+                    Step::Schema => "USE",
+                    Step::Replay => "replaying session state",
+                };
+                failed.get_or_insert(format!("{what}: {why}"));
+                continue;
+            }
+            match step {
+                Step::Reset => {
+                    conn.forget_session();
+                    self.shared.metrics.pool_resets.inc();
+                }
+                Step::MultiStatements(on) => conn.multi_statements = *on,
+                Step::Schema => conn.schema = self.state.schema.clone(),
+                Step::Replay => {}
+            }
+        }
+        if let Some(why) = failed {
+            // Part of the state may be applied: the connection's state is unknown.
+            conn.state = None;
+            return Err(self.backend_error(conn, BackendCause::Refused, why, true));
         }
         conn.state = Some(fp);
         Ok(())
-    }
-
-    /// COM_SET_OPTION on `conn` so that it takes multi-statements as the session does.
-    async fn set_multi_statements(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
-        let on = self.state.multi_statements;
-        let option: u16 = if on { 0 } else { 1 }; // MYSQL_OPTION_MULTI_STATEMENTS_ON / _OFF
-        let mut p = vec![Command::COM_SET_OPTION as u8];
-        p.extend_from_slice(&option.to_le_bytes());
-        match internal(conn, &p, Expect::Single, self.timeouts.backend_response).await {
-            Ok((o, _)) if o.error.is_none() => {
-                conn.multi_statements = on;
-                Ok(())
-            }
-            Ok(_) => Err(self.backend_error(conn, BackendCause::Refused, "COM_SET_OPTION refused".into(), true)),
-            Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
-        }
     }
 }
