@@ -6,13 +6,16 @@
 use crate::classifier::Reason;
 use crate::router::Target;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::exponential_buckets;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use rwsplit_replication::{Health, Role, Topology};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 type Labels = Vec<(String, String)>;
 
@@ -49,7 +52,7 @@ pub struct Metrics {
     /// Writes refused because semi-sync was off and routing.require_semisync is set.
     pub semisync_refusals: Counter,
     /// Time from receiving a command to relaying the end of its response.
-    pub latency: [Histogram; 3],
+    pub latency: [LatencyHistogram; 3],
     pub config_reloads: Family<Labels, Counter>,
     pub topology_generation: Gauge,
     vrrp_state: Family<Labels, Gauge>,
@@ -168,8 +171,9 @@ impl Metrics {
             "Writes refused while semi-sync was off (routing.require_semisync)",
             semisync_refusals.clone(),
         );
-        let latency_family =
-            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 20)));
+        let latency_family = Family::<Labels, LatencyHistogram>::new_with_constructor(|| {
+            LatencyHistogram::new(exponential_buckets(0.0001, 2.0, 20))
+        });
         registry.register(
             "statement_duration_seconds",
             "Time from a command's arrival to the end of its relayed response",
@@ -339,5 +343,92 @@ mod tests {
         }
         assert!(text.contains("rwsplit_statements_total{server=\"replica1\",target=\"replica\"} 0"));
         assert!(text.contains("rwsplit_classified_total{reason=\"unparsed\"} 0"));
+    }
+}
+
+/// A histogram every session observes into without a lock: one atomic counter per bucket and
+/// an atomic sum (prometheus-client's histogram takes a mutex on every observation, which all
+/// sessions contend for on every statement). Clones share the counters.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Arc<HistogramCells>);
+
+#[derive(Debug)]
+struct HistogramCells {
+    bounds: Vec<f64>,
+    /// Per bucket (not cumulative), the last one for +Inf.
+    counts: Vec<AtomicU64>,
+    /// f64 bits of the sum of observations.
+    sum: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn new(bounds: impl Iterator<Item = f64>) -> Self {
+        let mut bounds: Vec<f64> = bounds.collect();
+        bounds.push(f64::INFINITY);
+        let counts = bounds.iter().map(|_| AtomicU64::new(0)).collect();
+        LatencyHistogram(Arc::new(HistogramCells { bounds, counts, sum: AtomicU64::new(0f64.to_bits()) }))
+    }
+
+    pub fn observe(&self, v: f64) {
+        let cells = &self.0;
+        let i = cells.bounds.partition_point(|&b| b < v).min(cells.counts.len().saturating_sub(1));
+        if let Some(c) = cells.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        // A compare-and-swap loop on the sum's bits: contention is brief and lock-free.
+        let mut cur = cells.sum.load(Ordering::Relaxed);
+        loop {
+            let next = (f64::from_bits(cur) + v).to_bits();
+            match cells.sum.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// (sum, count, per-bucket counts with their upper bounds).
+    fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let cells = &self.0;
+        let buckets: Vec<(f64, u64)> =
+            cells.bounds.iter().zip(&cells.counts).map(|(b, c)| (*b, c.load(Ordering::Relaxed))).collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        (f64::from_bits(cells.sum.load(Ordering::Relaxed)), count, buckets)
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (sum, count, buckets) = self.snapshot();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::*;
+
+    #[test]
+    fn observations_land_in_their_buckets() {
+        let h = LatencyHistogram::new([0.001, 0.01, 0.1].into_iter());
+        for v in [0.0005, 0.001, 0.005, 0.05, 5.0] {
+            h.observe(v);
+        }
+        let (sum, count, buckets) = h.snapshot();
+        assert_eq!(count, 5);
+        assert!((sum - 5.0565).abs() < 1e-9);
+        let counts: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
+        // le=0.001 takes 0.0005 and 0.001 (bounds are inclusive), then one each, +Inf one.
+        assert_eq!(counts, vec![2, 1, 1, 1]);
+        let clone = h.clone();
+        clone.observe(0.2);
+        assert_eq!(h.snapshot().1, 6, "clones share the counters");
     }
 }

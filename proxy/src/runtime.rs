@@ -87,8 +87,10 @@ impl Shared {
         })
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        self.config.load_full()
+    /// The config in force, borrowed (no reference count touched: read on every statement).
+    /// Keep it briefly; a reload swaps in a new one.
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.config.load()
     }
 
     /// Swaps in a validated config. Servers and listeners need a restart to change; users,

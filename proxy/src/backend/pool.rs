@@ -11,9 +11,17 @@ use super::conn::{BackendConn, OpenGuard};
 use crate::error::{BackendCause, ProxyError};
 use crate::protocol::{CapabilityFlags, ResponseFormat};
 use rwsplit_config::{BackendConfig, ServerConfig};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How many of the most recently used idle connections are searched for one already in the
+/// session's state before any connection of the right format is taken.
+const MATCH_WINDOW: usize = 8;
+
+/// An idle connection older than this is probed before use.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// Pool settings from `[backend]`.
 #[derive(Debug, Clone)]
@@ -43,7 +51,8 @@ impl From<&BackendConfig> for PoolSettings {
 struct ServerPool {
     name: String,
     address: String,
-    idle: Mutex<Vec<BackendConn>>,
+    /// Idle connections, least recently used first.
+    idle: Mutex<VecDeque<BackendConn>>,
     open: Arc<AtomicU32>,
 }
 
@@ -62,7 +71,7 @@ impl Pool {
                 .map(|s| ServerPool {
                     name: s.name.clone(),
                     address: s.address.clone(),
-                    idle: Mutex::new(Vec::new()),
+                    idle: Mutex::new(VecDeque::new()),
                     open: Arc::new(AtomicU32::new(0)),
                 })
                 .collect(),
@@ -128,17 +137,23 @@ impl Pool {
     fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64) -> Option<BackendConn> {
         let now = Instant::now();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|c| now.duration_since(c.last_used) < self.settings.idle_timeout);
-        // Bounded by the idle list's length: each round removes one connection.
+        // Oldest first: expired connections leave from the front, without a scan.
+        while idle.front().is_some_and(|c| now.duration_since(c.last_used) >= self.settings.idle_timeout) {
+            idle.pop_front();
+        }
+        // Bounded: each round removes one connection.
         while !idle.is_empty() {
-            let pos = idle
-                .iter()
-                .rposition(|c| c.key == key && c.state == Some(state))
-                .or_else(|| idle.iter().rposition(|c| c.key == key))?;
-            let mut conn = idle.swap_remove(pos);
-            // Only the connection about to be used is probed (one non-blocking read): one the
-            // server closed (wait_timeout, restart) is dropped and the next one tried.
-            if conn.stream.is_idle_and_open() {
+            // The most recently used connection in the same state, looking at the newest few
+            // only (a hot connection is near the back); else the newest with the same format.
+            let recent = idle.len().saturating_sub(MATCH_WINDOW);
+            let pos = (recent..idle.len())
+                .rev()
+                .find(|&i| idle.get(i).is_some_and(|c| c.key == key && c.state == Some(state)))
+                .or_else(|| (0..idle.len()).rev().find(|&i| idle.get(i).is_some_and(|c| c.key == key)))?;
+            let mut conn = idle.remove(pos)?;
+            // A connection idle for a while is probed (one non-blocking read) before use: the
+            // server may have closed it (wait_timeout, restart). One used a moment ago is not.
+            if now.duration_since(conn.last_used) < PROBE_AFTER || conn.stream.is_idle_and_open() {
                 return Some(conn);
             }
         }
@@ -155,7 +170,7 @@ impl Pool {
         conn.last_used = Instant::now();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.settings.max_idle {
-            idle.push(conn);
+            idle.push_back(conn);
         }
     }
 
