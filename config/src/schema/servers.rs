@@ -71,6 +71,10 @@ pub struct BackendConfig {
     /// (ROW_COUNT(), SHOW WARNINGS and the like are answered there, and the next statement for
     /// the same server reuses it) before it goes back to the pool. 0 gives it back at once.
     pub keep_previous_ms: u64,
+    /// While a server's connection limit is reached, a statement waits this long (first come,
+    /// first served) for a connection to come free before it fails with an error. Sessions
+    /// holding an idle connection to that server give it back at once.
+    pub queue_timeout_ms: u64,
 }
 
 impl Default for BackendConfig {
@@ -84,6 +88,7 @@ impl Default for BackendConfig {
             max_connections_per_server: 2048,
             idle_timeout_ms: 300_000,
             keep_previous_ms: 1_000,
+            queue_timeout_ms: 5_000,
         }
     }
 }
@@ -99,6 +104,7 @@ impl BackendConfig {
         check_range("backend.max_connections_per_server", self.max_connections_per_server.into(), 1, 100_000, problems);
         check_range("backend.idle_timeout_ms", self.idle_timeout_ms, 1_000, 86_400_000, problems);
         check_range("backend.keep_previous_ms", self.keep_previous_ms, 0, 3_600_000, problems);
+        check_range("backend.queue_timeout_ms", self.queue_timeout_ms, 0, 3_600_000, problems);
         if self.max_idle_per_server > self.max_connections_per_server {
             problems
                 .push(Problem::new("backend.max_idle_per_server", "cannot exceed backend.max_connections_per_server"));

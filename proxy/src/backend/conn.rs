@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// Most statements kept prepared on one connection. The server's `max_prepared_stmt_count`
 /// is global (16382 by default), so a pool of connections must not hoard them.
@@ -25,13 +26,33 @@ pub struct BackendStmt {
     pub used: u64,
 }
 
-/// Counts open connections per server; decremented when the connection is dropped.
+/// The open connections to one server (idle and leased), and the signal that one came free.
+#[derive(Debug, Default)]
+pub struct Slots {
+    pub open: AtomicU32,
+    /// Notified when a connection goes back to the idle list or is closed.
+    pub freed: Notify,
+}
+
+impl Slots {
+    /// Takes a slot while fewer than `limit` are open; the guard gives it back when dropped.
+    pub fn claim(self: &Arc<Self>, limit: u32) -> Option<OpenGuard> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| OpenGuard(self.clone()))
+    }
+}
+
+/// One open connection's slot; given back (and a waiting lease told) when the connection is
+/// dropped.
 #[derive(Debug)]
-pub struct OpenGuard(pub Arc<AtomicU32>);
+pub struct OpenGuard(Arc<Slots>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
     }
 }
 

@@ -3,11 +3,16 @@
 //! else is dropped. Idle connections are keyed by the client behaviour capabilities they
 //! were opened with, so response formats always match the client being served.
 //!
+//! When a server's connection limit is reached, a lease waits (FIFO, up to
+//! `backend.queue_timeout_ms`) for a connection to come back, and sessions holding an idle
+//! one give it back at once ([`Pool::wanted`], [`Pool::reclaim_signal`]). One connection per
+//! server is kept out of reach of leases, for KILL ([`Pool::kill`]).
+//!
 //! The idle lists sit behind a `std::sync::Mutex` held only for a push or a pop, never across
 //! an await.
 
 use super::auth::AuthError;
-use super::conn::{BackendConn, OpenGuard};
+use super::conn::{BackendConn, OpenGuard, Slots};
 use crate::error::{BackendCause, ProxyError};
 use crate::protocol::{CapabilityFlags, ResponseFormat};
 use rwsplit_config::{BackendConfig, ServerConfig};
@@ -15,6 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// How many of the most recently used idle connections are searched for one already in the
 /// session's state before any connection of the right format is taken.
@@ -32,6 +38,8 @@ pub struct PoolSettings {
     pub max_idle: usize,
     pub max_open: u32,
     pub idle_timeout: Duration,
+    /// Longest wait for a connection while the server's limit is reached.
+    pub queue_timeout: Duration,
 }
 
 impl From<&BackendConfig> for PoolSettings {
@@ -43,6 +51,7 @@ impl From<&BackendConfig> for PoolSettings {
             max_idle: c.max_idle_per_server as usize,
             max_open: c.max_connections_per_server,
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            queue_timeout: Duration::from_millis(c.queue_timeout_ms),
         }
     }
 }
@@ -53,7 +62,12 @@ struct ServerPool {
     address: String,
     /// Idle connections, least recently used first.
     idle: Mutex<VecDeque<BackendConn>>,
-    open: Arc<AtomicU32>,
+    /// Open connections (idle and leased), and the signal that one was returned or closed.
+    slots: Arc<Slots>,
+    /// Leases waiting for a connection.
+    waiters: AtomicU32,
+    /// Tells sessions holding an idle connection to this server that someone waits for one.
+    reclaim: Arc<Notify>,
 }
 
 /// All servers' pools, in config order.
@@ -72,7 +86,9 @@ impl Pool {
                     name: s.name.clone(),
                     address: s.address.clone(),
                     idle: Mutex::new(VecDeque::new()),
-                    open: Arc::new(AtomicU32::new(0)),
+                    slots: Arc::new(Slots::default()),
+                    waiters: AtomicU32::new(0),
+                    reclaim: Arc::new(Notify::new()),
                 })
                 .collect(),
             settings,
@@ -86,32 +102,90 @@ impl Pool {
 
     /// Open connections to a server (idle and leased).
     pub fn open_count(&self, server: usize) -> u32 {
-        self.servers.get(server).map(|s| s.open.load(Ordering::Relaxed)).unwrap_or(0)
+        self.servers.get(server).map(|s| s.slots.open.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
-    /// A connection to `server` for clients with behaviour capabilities `key`, preferring an
-    /// idle one whose applied state is `state` (so nothing needs resetting).
+    /// A connection to `server` for clients with response format `key`, preferring an idle one
+    /// whose applied state is `state` (so nothing needs resetting). At the connection limit it
+    /// waits, first come first served, up to `backend.queue_timeout_ms`.
     pub async fn lease(&self, server: usize, key: ResponseFormat, state: u64) -> Result<BackendConn, ProxyError> {
-        let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
-        if let Some(conn) = self.take_idle(sp, key, state) {
-            return Ok(conn);
-        }
-        self.open(server, key).await
+        self.get(server, key, Some(state)).await
     }
 
-    /// A new connection to `server`, never an idle one.
+    /// A new connection to `server`, never an idle one (waiting at the limit like `lease`).
     pub async fn open(&self, server: usize, key: ResponseFormat) -> Result<BackendConn, ProxyError> {
+        self.get(server, key, None).await
+    }
+
+    /// Someone waits for a connection to `server`: a session should give back the one it holds
+    /// between statements rather than keep it.
+    pub fn wanted(&self, server: usize) -> bool {
+        self.servers.get(server).is_some_and(|s| s.waiters.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Notified when a lease starts waiting for a connection to `server`.
+    pub fn reclaim_signal(&self, server: usize) -> Option<Arc<Notify>> {
+        self.servers.get(server).map(|s| s.reclaim.clone())
+    }
+
+    async fn get(
+        &self,
+        server: usize,
+        key: ResponseFormat,
+        idle_state: Option<u64>,
+    ) -> Result<BackendConn, ProxyError> {
         let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
-        let n = sp.open.fetch_add(1, Ordering::Relaxed);
-        let guard = OpenGuard(sp.open.clone());
-        if n >= self.settings.max_open {
-            return Err(ProxyError::Backend {
-                server: sp.name.clone(),
-                cause: BackendCause::Refused,
-                detail: format!("connection limit ({}) reached", self.settings.max_open),
-                retryable: true,
-            });
+        // One slot stays free for KILL.
+        let limit = self.settings.max_open.saturating_sub(1).max(1);
+        let deadline = tokio::time::Instant::now() + self.settings.queue_timeout;
+        // Bounded by the deadline: every round either returns or waits for a signal.
+        loop {
+            if let Some(state) = idle_state {
+                if let Some(conn) = self.take_idle(sp, key, state) {
+                    return Ok(conn);
+                }
+            }
+            if let Some(guard) = sp.slots.claim(limit) {
+                return self.connect(server, sp, key, guard).await;
+            }
+            // At the limit: an idle connection of another format (or, for `open`, any idle
+            // one) gives its slot up.
+            if self.close_one_idle(sp) {
+                continue;
+            }
+            let returned = sp.slots.freed.notified();
+            sp.waiters.fetch_add(1, Ordering::Relaxed);
+            sp.reclaim.notify_waiters();
+            let waited = tokio::time::timeout_at(deadline, returned).await;
+            sp.waiters.fetch_sub(1, Ordering::Relaxed);
+            if waited.is_err() {
+                return Err(ProxyError::Backend {
+                    server: sp.name.clone(),
+                    cause: BackendCause::Refused,
+                    detail: format!(
+                        "connection limit ({}) reached; no connection came free within {} ms (backend.queue_timeout_ms)",
+                        self.settings.max_open,
+                        self.settings.queue_timeout.as_millis()
+                    ),
+                    retryable: true,
+                });
+            }
         }
+    }
+
+    /// Closes the least recently used idle connection, if any, freeing its slot.
+    fn close_one_idle(&self, sp: &ServerPool) -> bool {
+        let conn = sp.idle.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        conn.is_some()
+    }
+
+    async fn connect(
+        &self,
+        server: usize,
+        sp: &ServerPool,
+        key: ResponseFormat,
+        guard: OpenGuard,
+    ) -> Result<BackendConn, ProxyError> {
         BackendConn::connect(
             server,
             &sp.address,
@@ -171,6 +245,9 @@ impl Pool {
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < self.settings.max_idle {
             idle.push_back(conn);
+            drop(idle);
+            // A waiting lease can take it.
+            sp.slots.freed.notify_one();
         }
     }
 
@@ -189,7 +266,12 @@ impl Pool {
         let timeout = self.settings.connect_timeout * 2;
         let work = async {
             let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
-            let mut conn = self.open(server, plain).await.ok()?;
+            let sp = self.servers.get(server)?;
+            // The slot leases leave free; if it is taken, wait like anyone else.
+            let mut conn = match sp.slots.claim(self.settings.max_open) {
+                Some(guard) => self.connect(server, sp, plain, guard).await.ok()?,
+                None => self.open(server, plain).await.ok()?,
+            };
             let sql = if query_only { format!("KILL QUERY {connection_id}") } else { format!("KILL {connection_id}") };
             let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
             p.extend_from_slice(sql.as_bytes());

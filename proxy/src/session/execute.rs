@@ -393,7 +393,7 @@ impl Session {
         if conn.discard {
             return;
         }
-        if !self.state.is_tied() && !self.state.holds_temp_tables() {
+        if !self.state.is_tied() && !self.state.holds_temp_tables() && !self.shared.pool.wanted(conn.server) {
             // What the statement left behind (ROW_COUNT(), FOUND_ROWS(), warnings, the
             // last insert id) is asked of this very connection: keep it until the next
             // statement shows whether it is needed.

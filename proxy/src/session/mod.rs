@@ -132,16 +132,27 @@ impl Session {
         let entry = self.registration.entry.clone();
         loop {
             let keep = self.timeouts.keep_previous;
+            // Another session waiting for a connection to the held one's server.
+            let reclaim = self.held.as_ref().and_then(|h| self.shared.pool.reclaim_signal(h.server));
+            let wanted = async {
+                match &reclaim {
+                    Some(signal) => signal.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             // Waiting for the first chunk only peeks (cancel-safe): the packet is read after.
             let ready = tokio::select! {
                 r = self.client.next_chunk(self.timeouts.client_idle) => r,
                 // KILL CONNECTION from another session while this one waits for its client.
                 () = entry.killed() => break,
-                // An idle client does not keep a backend connection from other sessions.
+                // An idle client does not keep a backend connection from other sessions: not
+                // beyond backend.keep_previous_ms, and not at all when someone waits for one.
                 () = tokio::time::sleep(keep), if self.held.is_some() => {
-                    if let Some(held) = self.held.take() {
-                        self.shared.pool.release(held);
-                    }
+                    self.give_back_held();
+                    continue;
+                }
+                () = wanted, if self.held.is_some() => {
+                    self.give_back_held();
                     continue;
                 }
             };
@@ -197,6 +208,13 @@ impl Session {
         self.pinned = None;
         if let Some(h) = self.held.take() {
             self.shared.pool.release(h);
+        }
+    }
+
+    /// Gives the previous statement's connection back to the pool.
+    fn give_back_held(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.shared.pool.release(held);
         }
     }
 
