@@ -69,6 +69,9 @@ pub enum ProxyError {
     /// A policy refused the statement (e.g. require_semisync while semi-sync is off).
     #[error("{0}")]
     Refused(String),
+    /// COM_STMT_PREPARE beyond `proxy.max_prepared_statements` (the server's 1461).
+    #[error("Can't create more than max_prepared_stmt_count statements (current value: {0})")]
+    TooManyPreparedStatements(u32),
     /// KILL of a connection id that no session has (the server's 1094).
     #[error("Unknown thread id: {0}")]
     UnknownThread(u64),
@@ -98,7 +101,8 @@ impl ProxyError {
             | ProxyError::UnknownThread(_)
             | ProxyError::NotThreadOwner(_)
             | ProxyError::QueryInterrupted
-            | ProxyError::ConnectionKilled => Side::Client,
+            | ProxyError::ConnectionKilled
+            | ProxyError::TooManyPreparedStatements(_) => Side::Client,
             ProxyError::Backend { .. } | ProxyError::NoServer(_) | ProxyError::Refused(_) => Side::Backend,
             ProxyError::Internal(_) => Side::Internal,
         }
@@ -137,6 +141,7 @@ impl ProxyError {
             ProxyError::UnknownStatement(..) => (1243, b"HY000"), // ER_UNKNOWN_STMT_HANDLER
             ProxyError::Backend { .. } | ProxyError::NoServer(_) => (2003, b"HY000"),
             ProxyError::Refused(_) => (1290, b"HY000"), // ER_OPTION_PREVENTS_STATEMENT
+            ProxyError::TooManyPreparedStatements(_) => (1461, b"42000"), // ER_MAX_PREPARED_STMT_COUNT_REACHED
             ProxyError::UnknownThread(_) => (1094, b"HY000"), // ER_NO_SUCH_THREAD
             ProxyError::NotThreadOwner(_) => (1095, b"HY000"), // ER_KILL_DENIED_ERROR
             ProxyError::QueryInterrupted => (1317, b"70100"), // ER_QUERY_INTERRUPTED
@@ -151,7 +156,8 @@ impl ProxyError {
             | ProxyError::UnknownThread(_)
             | ProxyError::NotThreadOwner(_)
             | ProxyError::QueryInterrupted
-            | ProxyError::ConnectionKilled => self.to_string(),
+            | ProxyError::ConnectionKilled
+            | ProxyError::TooManyPreparedStatements(_) => self.to_string(),
             other => format!("rwsplit: {other}"),
         };
         err_payload(code, state, &message)

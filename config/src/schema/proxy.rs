@@ -24,6 +24,9 @@ pub struct ProxyConfig {
     /// Longest statement text rwsplit will classify and forward, in bytes (`max_allowed_packet`
     /// of the servers bounds it anyway); larger packets are still forwarded to the writer.
     pub max_packet_bytes: u64,
+    /// Most prepared statements one session may keep open (as MariaDB's
+    /// `max_prepared_stmt_count`, per session here): one more gets the server's ERR 1461.
+    pub max_prepared_statements: u32,
     /// PEM certificate chain offered to clients that ask for TLS. Empty (with `tls_key`): no
     /// TLS; clients asking for it get a clear error. Read at start.
     pub tls_cert: String,
@@ -42,6 +45,7 @@ impl Default for ProxyConfig {
             handshake_timeout_ms: 10_000,
             client_idle_timeout_ms: 28_800_000,
             max_packet_bytes: 1 << 30,
+            max_prepared_statements: 16_382,
             tls_cert: String::new(),
             tls_key: String::new(),
             require_tls: false,
@@ -56,6 +60,7 @@ impl ProxyConfig {
         check_range("proxy.handshake_timeout_ms", self.handshake_timeout_ms, 100, 600_000, problems);
         check_range("proxy.client_idle_timeout_ms", self.client_idle_timeout_ms, 1_000, 31_536_000_000, problems);
         check_range("proxy.max_packet_bytes", self.max_packet_bytes, 1024, 1 << 30, problems);
+        check_range("proxy.max_prepared_statements", self.max_prepared_statements.into(), 0, 1_048_576, problems);
         match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
             (true, true) if self.require_tls => {
                 problems.push(Problem::new("proxy.require_tls", "needs proxy.tls_cert and proxy.tls_key"))

@@ -22,6 +22,10 @@ pub struct ClientStmt {
 
 impl Session {
     pub(super) async fn prepare(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
+        let cap = self.shared.config().proxy.max_prepared_statements;
+        if self.stmts.len() >= cap as usize {
+            return Err(ProxyError::TooManyPreparedStatements(cap));
+        }
         let text = String::from_utf8_lossy(&payload[1..]);
         // CONNECTION_ID() answers the session's id wherever the statement is prepared.
         let rewritten = process::rewrite_connection_id(&text, self.id);
@@ -182,6 +186,13 @@ impl Session {
         let id = stmt_id(&payload).ok_or_else(|| ProxyError::ClientProtocol("short COM_STMT_SEND_LONG_DATA".into()))?;
         let max = self.max_packet;
         // No response is sent for this command, errors included (the EXECUTE reports them).
+        // Bounded per session: every statement's pending long data together.
+        let pending: usize = self.stmts.values().map(|s| s.long_data_bytes).sum();
+        if pending + payload.len() > max {
+            return Err(ProxyError::ClientProtocol(format!(
+                "long data pending for this session's statements exceeds proxy.max_packet_bytes ({max})"
+            )));
+        }
         if let Some(stmt) = self.stmts.get_mut(&id) {
             stmt.long_data_bytes += payload.len();
             if stmt.long_data_bytes > max {

@@ -15,6 +15,9 @@ use std::time::Duration;
 /// Flush to the client once this much is queued, even if more is buffered.
 const FLUSH_AT: usize = 256 * 1024;
 
+/// Most bytes read ahead from a client while its statement runs (enough to notice a hang-up).
+const READ_AHEAD: usize = 16 * 1024;
+
 /// How a relay failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -158,7 +161,9 @@ pub async fn relay(
                 r = conn.stream.fill(backend_timeout) => {
                     r.map_err(|e| RelayError::from_conn(&e, !sent_any))?;
                 }
-                r = client.fill(backend_timeout) => match r {
+                // Backpressure: beyond a small read-ahead the client is not read until its
+                // next command, so TCP holds back a client that pipelines without limit.
+                r = client.fill(backend_timeout), if client.buffered().len() < READ_AHEAD => match r {
                     Ok(()) | Err(ConnError::Timeout(_)) => {}
                     Err(e) => return Err(RelayError::Client(e)),
                 },
