@@ -95,13 +95,44 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Read-buffer room offered to the socket when nothing is pending (and the first allocation of
+/// a new connection): enough for a handshake response or a typical command.
+const READ_SMALL: usize = 1024;
+/// Room offered to the socket while a message is arriving in pieces.
+const READ_STEP: usize = 64 * 1024;
+/// A chunk announced up to this long gets room for all of it at once (one allocation, no
+/// copying as it arrives); a longer one gets room as it arrives (doubling), so a peer that
+/// announces 16 MiB and stalls pins no more than about twice what it really sent.
+const RESERVE_AHEAD: usize = 1024 * 1024;
+/// Buffers larger than this are given back while the connection waits idle.
+const KEEP_CAPACITY: usize = 16 * 1024;
+/// An idle wait this long (with nothing pending) lets large buffers go.
+const SHRINK_AFTER: Duration = Duration::from_millis(250);
+
+/// The 3-byte payload length of the chunk header at the start of `buf` (at least `HEADER`
+/// bytes).
+fn announced_len(buf: &[u8]) -> usize {
+    usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16
+}
+
 /// A MySQL packet stream.
+///
+/// Memory: the read buffer starts small and grows only as bytes arrive or for a chunk whose
+/// header is within the caller's limit; after an idle wait of [`SHRINK_AFTER`] with nothing
+/// pending, buffers grown beyond [`KEEP_CAPACITY`] are replaced by empty ones, so an idle
+/// connection costs about [`READ_SMALL`] bytes of buffers whatever it did before.
 #[derive(Debug)]
 pub struct PacketStream {
     stream: Stream,
     peer: Option<std::net::SocketAddr>,
     rbuf: BytesMut,
+    /// The read buffer's allocation may exceed [`KEEP_CAPACITY`] (its `capacity()` only shows
+    /// the part after the bytes already taken).
+    rbuf_grown: bool,
     wbuf: BytesMut,
+    /// Longest chunk payload [`next_chunk`](Self::next_chunk) accepts; longer headers fail
+    /// with `TooLarge` before anything is reserved. The protocol's maximum unless set.
+    read_limit: usize,
 }
 
 impl PacketStream {
@@ -112,9 +143,18 @@ impl PacketStream {
         PacketStream {
             stream: Stream::Tcp(stream),
             peer,
-            rbuf: BytesMut::with_capacity(16 * 1024),
-            wbuf: BytesMut::with_capacity(16 * 1024),
+            rbuf: BytesMut::new(),
+            rbuf_grown: false,
+            wbuf: BytesMut::new(),
+            read_limit: frame::MAX_CHUNK,
         }
+    }
+
+    /// Sets the longest chunk payload [`next_chunk`](Self::next_chunk) accepts (a client's
+    /// `proxy.max_packet_bytes` once it is logged in); [`read_packet`](Self::read_packet)
+    /// applies the smaller of this and its own limit.
+    pub fn set_read_limit(&mut self, limit: usize) {
+        self.read_limit = limit;
     }
 
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
@@ -135,8 +175,10 @@ impl PacketStream {
         Ok(PacketStream {
             stream: Stream::Tls(Box::new(tls)),
             peer: self.peer,
-            rbuf: BytesMut::with_capacity(16 * 1024),
+            rbuf: BytesMut::new(),
+            rbuf_grown: false,
             wbuf: self.wbuf,
+            read_limit: self.read_limit,
         })
     }
 
@@ -146,9 +188,39 @@ impl PacketStream {
     }
 
     /// Reads more bytes into the read buffer. Returns `Closed` on EOF.
+    ///
+    /// When nothing is pending and buffers have grown large, a wait longer than
+    /// [`SHRINK_AFTER`] gives them back first (a busy stream's waits are shorter and keep them).
     pub async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(64 * 1024);
+        let mut left = timeout;
+        if self.rbuf.is_empty() && (self.rbuf_grown || self.wbuf.capacity() > KEEP_CAPACITY) && timeout > SHRINK_AFTER
+        {
+            match self.read_within(SHRINK_AFTER).await {
+                Err(ConnError::Timeout(_)) => {
+                    // Nothing was read (reads are cancel-safe): idle, so let the memory go.
+                    self.shrink_idle();
+                    left = timeout - SHRINK_AFTER;
+                }
+                r => return r,
+            }
+        }
+        self.read_within(left).await.map_err(|e| match e {
+            ConnError::Timeout(_) => ConnError::Timeout(timeout),
+            e => e,
+        })
+    }
+
+    /// One read into the read buffer, with room for at least [`READ_SMALL`] bytes (more while
+    /// a message is arriving).
+    async fn read_within(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if self.rbuf.is_empty() {
+            if spare < READ_SMALL {
+                // Reclaims the whole allocation when nothing else holds it.
+                self.reserve_read(READ_SMALL);
+            }
+        } else if spare < READ_SMALL {
+            self.reserve_read(READ_STEP);
         }
         match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf)).await {
             Err(_) => Err(ConnError::Timeout(timeout)),
@@ -158,16 +230,53 @@ impl PacketStream {
         }
     }
 
-    /// The complete chunk at the head of the read buffer, reading until there is one.
+    fn reserve_read(&mut self, additional: usize) {
+        self.rbuf.reserve(additional);
+        if self.rbuf.capacity() > KEEP_CAPACITY {
+            self.rbuf_grown = true;
+        }
+    }
+
+    /// Replaces buffers grown beyond [`KEEP_CAPACITY`] by empty ones when they hold nothing
+    /// (an idle connection: between commands, or pooled).
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() && self.rbuf_grown {
+            self.rbuf = BytesMut::new();
+            self.rbuf_grown = false;
+        }
+        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
+            self.wbuf = BytesMut::new();
+        }
+    }
+
+    /// The complete chunk at the head of the read buffer, reading until there is one. A
+    /// header announcing more than the read limit (see [`set_read_limit`](Self::set_read_limit))
+    /// fails with `TooLarge` at once.
     pub async fn next_chunk(&mut self, timeout: Duration) -> Result<Chunk, ConnError> {
+        self.next_chunk_within(self.read_limit, timeout).await
+    }
+
+    /// [`next_chunk`](Self::next_chunk) with a limit of `limit` payload bytes (and never more
+    /// than the read limit): a longer chunk fails with `TooLarge` as soon as its header is
+    /// there, before any room is made for it.
+    pub async fn next_chunk_within(&mut self, limit: usize, timeout: Duration) -> Result<Chunk, ConnError> {
+        let limit = limit.min(self.read_limit);
         loop {
-            if let Some(c) = check_chunk(&self.rbuf) {
-                return Ok(c);
-            }
-            // Make room for a large chunk in one go instead of growing step by step.
             if self.rbuf.len() >= HEADER {
-                let want = usize::from(self.rbuf[0]) | usize::from(self.rbuf[1]) << 8 | usize::from(self.rbuf[2]) << 16;
-                self.rbuf.reserve(HEADER + want - self.rbuf.len().min(HEADER + want));
+                let len = announced_len(&self.rbuf);
+                if len > limit {
+                    return Err(ConnError::TooLarge(len));
+                }
+                if let Some(c) = check_chunk(&self.rbuf) {
+                    return Ok(c);
+                }
+                // Room for the rest in one go when it is moderate, else growing with what
+                // arrives: a header alone never reserves much.
+                let missing = HEADER + len - self.rbuf.len();
+                let spare = self.rbuf.capacity() - self.rbuf.len();
+                if spare < missing {
+                    self.reserve_read(missing.min(RESERVE_AHEAD.max(self.rbuf.len())));
+                }
             }
             self.fill(timeout).await?;
         }
@@ -188,23 +297,22 @@ impl PacketStream {
         &self.rbuf
     }
 
-    /// Reads one logical packet (chunks joined), at most `limit` payload bytes.
+    /// Reads one logical packet (chunks joined), at most `limit` payload bytes (and the read
+    /// limit): every chunk header is checked before room is made for its payload.
     /// Returns its first sequence id and payload.
     pub async fn read_packet(&mut self, limit: usize, timeout: Duration) -> Result<(u8, Bytes), ConnError> {
-        let first = self.next_chunk(timeout).await?;
+        let first = self.next_chunk_within(limit, timeout).await?;
         let mut raw = self.take_raw(first.total());
         let mut payload = raw.split_off(HEADER);
         let mut last = first;
         while last.continues() {
-            last = self.next_chunk(timeout).await?;
-            if payload.len() + last.len > limit {
-                return Err(ConnError::TooLarge(payload.len() + last.len));
-            }
+            let so_far = payload.len();
+            last = self.next_chunk_within(limit.saturating_sub(so_far), timeout).await.map_err(|e| match e {
+                ConnError::TooLarge(n) => ConnError::TooLarge(so_far + n),
+                e => e,
+            })?;
             let chunk = self.take_raw(last.total());
             payload.extend_from_slice(&chunk[HEADER..]);
-        }
-        if payload.len() > limit {
-            return Err(ConnError::TooLarge(payload.len()));
         }
         Ok((first.seq, payload.freeze()))
     }
