@@ -104,9 +104,7 @@ const READ_STEP: usize = 64 * 1024;
 /// copying as it arrives); a longer one gets room as it arrives (doubling), so a peer that
 /// announces 16 MiB and stalls pins no more than about twice what it really sent.
 const RESERVE_AHEAD: usize = 1024 * 1024;
-/// Buffers larger than this are given back while the connection waits idle.
-const KEEP_CAPACITY: usize = 16 * 1024;
-/// An idle wait this long (with nothing pending) lets large buffers go.
+/// A wait this long with nothing pending lets the buffers go.
 const SHRINK_AFTER: Duration = Duration::from_millis(250);
 
 /// The 3-byte payload length of the chunk header at the start of `buf` (at least `HEADER`
@@ -119,16 +117,13 @@ fn announced_len(buf: &[u8]) -> usize {
 ///
 /// Memory: the read buffer starts small and grows only as bytes arrive or for a chunk whose
 /// header is within the caller's limit; after an idle wait of [`SHRINK_AFTER`] with nothing
-/// pending, buffers grown beyond [`KEEP_CAPACITY`] are replaced by empty ones, so an idle
-/// connection costs about [`READ_SMALL`] bytes of buffers whatever it did before.
+/// pending, both buffers are let go, so an idle connection holds no buffer whatever it did
+/// before.
 #[derive(Debug)]
 pub struct PacketStream {
     stream: Stream,
     peer: Option<std::net::SocketAddr>,
     rbuf: BytesMut,
-    /// The read buffer's allocation may exceed [`KEEP_CAPACITY`] (its `capacity()` only shows
-    /// the part after the bytes already taken).
-    rbuf_grown: bool,
     wbuf: BytesMut,
     /// Longest chunk payload [`next_chunk`](Self::next_chunk) accepts; longer headers fail
     /// with `TooLarge` before anything is reserved. The protocol's maximum unless set.
@@ -144,7 +139,6 @@ impl PacketStream {
             stream: Stream::Tcp(stream),
             peer,
             rbuf: BytesMut::new(),
-            rbuf_grown: false,
             wbuf: BytesMut::new(),
             read_limit: frame::MAX_CHUNK,
         }
@@ -176,7 +170,6 @@ impl PacketStream {
             stream: Stream::Tls(Box::new(tls)),
             peer: self.peer,
             rbuf: BytesMut::new(),
-            rbuf_grown: false,
             wbuf: self.wbuf,
             read_limit: self.read_limit,
         })
@@ -189,62 +182,63 @@ impl PacketStream {
 
     /// Reads more bytes into the read buffer. Returns `Closed` on EOF.
     ///
-    /// When nothing is pending and buffers have grown large, a wait longer than
-    /// [`SHRINK_AFTER`] gives them back first (a busy stream's waits are shorter and keep them).
+    /// A wait with nothing pending that lasts longer than [`SHRINK_AFTER`] (an idle client
+    /// between commands, a server working on a long statement) lets both buffers go
+    /// ([`shrink_idle`](Self::shrink_idle)) and, on plain TCP, waits for the socket to be
+    /// readable before allocating again: an idle connection holds no buffer. A busy stream's
+    /// waits are shorter and keep theirs.
     pub async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        let mut left = timeout;
-        if self.rbuf.is_empty() && (self.rbuf_grown || self.wbuf.capacity() > KEEP_CAPACITY) && timeout > SHRINK_AFTER
-        {
-            match self.read_within(SHRINK_AFTER).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut lazy = false;
+        if self.rbuf.is_empty() && timeout > SHRINK_AFTER {
+            match self.read_until(tokio::time::Instant::now() + SHRINK_AFTER, false).await {
+                // Nothing was read (reads are cancel-safe): idle.
                 Err(ConnError::Timeout(_)) => {
-                    // Nothing was read (reads are cancel-safe): idle, so let the memory go.
                     self.shrink_idle();
-                    left = timeout - SHRINK_AFTER;
+                    lazy = true;
                 }
                 r => return r,
             }
         }
-        self.read_within(left).await.map_err(|e| match e {
+        self.read_until(deadline, lazy).await.map_err(|e| match e {
             ConnError::Timeout(_) => ConnError::Timeout(timeout),
             e => e,
         })
     }
 
     /// One read into the read buffer, with room for at least [`READ_SMALL`] bytes (more while
-    /// a message is arriving).
-    async fn read_within(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        let spare = self.rbuf.capacity() - self.rbuf.len();
-        if self.rbuf.is_empty() {
-            if spare < READ_SMALL {
-                // Reclaims the whole allocation when nothing else holds it.
-                self.reserve_read(READ_SMALL);
+    /// a message is arriving). `lazy`: on plain TCP, no room is made before the socket is
+    /// readable.
+    async fn read_until(&mut self, deadline: tokio::time::Instant, lazy: bool) -> Result<(), ConnError> {
+        let timeout = || ConnError::Timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        if let (true, Stream::Tcp(s)) = (lazy, &self.stream) {
+            match tokio::time::timeout_at(deadline, s.readable()).await {
+                Err(_) => return Err(timeout()),
+                Ok(Err(e)) => return Err(ConnError::Io(e)),
+                Ok(Ok(())) => {}
             }
-        } else if spare < READ_SMALL {
-            self.reserve_read(READ_STEP);
         }
-        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf)).await {
-            Err(_) => Err(ConnError::Timeout(timeout)),
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare < READ_SMALL {
+            // With nothing pending, this reclaims the whole allocation when nothing else
+            // holds it; while a message arrives, it grows the buffer.
+            self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
+        }
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
+            Err(_) => Err(timeout()),
             Ok(Ok(0)) => Err(ConnError::Closed),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ConnError::Io(e)),
         }
     }
 
-    fn reserve_read(&mut self, additional: usize) {
-        self.rbuf.reserve(additional);
-        if self.rbuf.capacity() > KEEP_CAPACITY {
-            self.rbuf_grown = true;
-        }
-    }
-
-    /// Replaces buffers grown beyond [`KEEP_CAPACITY`] by empty ones when they hold nothing
-    /// (an idle connection: between commands, or pooled).
+    /// Lets the buffers go when they hold nothing (an idle connection: between commands, or
+    /// pooled); the next read or write allocates small ones again.
     pub fn shrink_idle(&mut self) {
-        if self.rbuf.is_empty() && self.rbuf_grown {
+        if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
-            self.rbuf_grown = false;
         }
-        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
+        if self.wbuf.is_empty() {
             self.wbuf = BytesMut::new();
         }
     }
@@ -275,7 +269,7 @@ impl PacketStream {
                 let missing = HEADER + len - self.rbuf.len();
                 let spare = self.rbuf.capacity() - self.rbuf.len();
                 if spare < missing {
-                    self.reserve_read(missing.min(RESERVE_AHEAD.max(self.rbuf.len())));
+                    self.rbuf.reserve(missing.min(RESERVE_AHEAD.max(self.rbuf.len())));
                 }
             }
             self.fill(timeout).await?;
