@@ -264,12 +264,16 @@ impl PacketStream {
                 if let Some(c) = check_chunk(&self.rbuf) {
                     return Ok(c);
                 }
-                // Room for the rest in one go when it is moderate, else growing with what
-                // arrives: a header alone never reserves much.
+                // Room for the rest in one go when the chunk is moderate; a larger one gets
+                // room as it arrives (doubling), so a header alone never reserves much.
                 let missing = HEADER + len - self.rbuf.len();
                 let spare = self.rbuf.capacity() - self.rbuf.len();
                 if spare < missing {
-                    self.rbuf.reserve(missing.min(RESERVE_AHEAD.max(self.rbuf.len())));
+                    if HEADER + len <= RESERVE_AHEAD {
+                        self.rbuf.reserve(missing);
+                    } else if spare < READ_STEP {
+                        self.rbuf.reserve(self.rbuf.len().max(READ_STEP));
+                    }
                 }
             }
             self.fill(timeout).await?;
@@ -372,5 +376,109 @@ impl PacketStream {
     /// Shuts the write side down; errors are irrelevant at this point.
     pub async fn shutdown(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A packet stream and the raw socket of its peer.
+    async fn pair() -> (PacketStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (peer, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (PacketStream::new(accepted.unwrap().0), peer.unwrap())
+    }
+
+    const SHORT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_header_over_the_limit_fails_before_its_payload_arrives() {
+        let (mut s, mut peer) = pair().await;
+        // 16 MiB announced, 1 KiB sent, the rest never comes.
+        peer.write_all(&[0xFF, 0xFF, 0xFF, 1]).await.unwrap();
+        peer.write_all(&[b'x'; 1024]).await.unwrap();
+        match s.read_packet(1 << 16, SHORT).await {
+            Err(ConnError::TooLarge(n)) => assert_eq!(n, frame::MAX_CHUNK),
+            other => panic!("expected TooLarge at the header, got {other:?}"),
+        }
+        assert!(s.rbuf.capacity() < 64 * 1024, "reserved {} bytes", s.rbuf.capacity());
+    }
+
+    #[tokio::test]
+    async fn the_read_limit_applies_to_next_chunk() {
+        let (mut s, mut peer) = pair().await;
+        s.set_read_limit(4096);
+        peer.write_all(&[0x01, 0x10, 0x00, 0]).await.unwrap(); // 4097 bytes announced
+        assert!(matches!(s.next_chunk(SHORT).await, Err(ConnError::TooLarge(4097))));
+    }
+
+    #[tokio::test]
+    async fn a_large_announced_chunk_gets_room_as_it_arrives() {
+        let (mut s, mut peer) = pair().await;
+        peer.write_all(&[0xFF, 0xFF, 0xFF, 0]).await.unwrap();
+        peer.write_all(&vec![b'x'; 100 * 1024]).await.unwrap();
+        // The peer stalls: the wait times out with what arrived buffered.
+        assert!(matches!(s.next_chunk(Duration::from_millis(200)).await, Err(ConnError::Timeout(_))));
+        assert_eq!(s.buffered().len(), HEADER + 100 * 1024);
+        assert!(s.rbuf.capacity() <= 512 * 1024, "reserved {} bytes for 100 KiB", s.rbuf.capacity());
+    }
+
+    #[tokio::test]
+    async fn packets_over_16_mib_still_round_trip() {
+        let (mut s, peer) = pair().await;
+        let payload: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &payload);
+        let writer = tokio::spawn(async move {
+            let mut peer = peer;
+            peer.write_all(&framed).await.unwrap();
+            peer
+        });
+        let (seq, got) = s.read_packet(32 * 1024 * 1024, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(seq, 0);
+        assert!(got[..] == payload[..], "payload differs");
+        let _peer = writer.await.unwrap();
+        // Over the limit by the second chunk: refused at that chunk's header.
+        let (mut s, mut peer) = pair().await;
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &payload);
+        let writer = tokio::spawn(async move {
+            let _ = peer.write_all(&framed).await;
+        });
+        match s.read_packet(frame::MAX_CHUNK + 10, Duration::from_secs(30)).await {
+            Err(ConnError::TooLarge(n)) => assert!(n > frame::MAX_CHUNK + 10, "{n}"),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        drop(s);
+        let _ = writer.await;
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_lets_its_buffers_go() {
+        let (mut s, mut peer) = pair().await;
+        let big = vec![b'y'; 300 * 1024];
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &big);
+        peer.write_all(&framed).await.unwrap();
+        let (_, got) = s.read_packet(1 << 20, SHORT).await.unwrap();
+        assert_eq!(got.len(), big.len());
+        s.queue(1, &big);
+        let reader = tokio::spawn(async move {
+            let mut sink = vec![0u8; HEADER + 300 * 1024];
+            peer.read_exact(&mut sink).await.unwrap();
+            peer
+        });
+        s.flush(SHORT).await.unwrap();
+        let mut peer = reader.await.unwrap();
+        drop(got);
+        // Nothing comes for longer than SHRINK_AFTER.
+        assert!(matches!(s.fill(SHRINK_AFTER * 2).await, Err(ConnError::Timeout(_))));
+        assert_eq!((s.rbuf.capacity(), s.wbuf.capacity()), (0, 0));
+        // And it still reads what comes next.
+        peer.write_all(b"\x01\x00\x00\x00\x0e").await.unwrap();
+        assert_eq!(s.read_packet(1 << 16, SHORT).await.unwrap(), (0, Bytes::from_static(b"\x0e")));
     }
 }
