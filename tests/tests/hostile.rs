@@ -106,7 +106,7 @@ fn oversized_handshake_packets_are_refused_at_the_header() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
         let (seq, greeting) = read_packet(&mut s).unwrap_or_else(|e| panic!("client {i}: greeting: {e}"));
-        assert_eq!((seq, greeting.get(0)), (0, Some(&10)), "client {i}: a protocol 10 greeting");
+        assert_eq!((seq, <[u8]>::first(&greeting)), (0, Some(&10)), "client {i}: a protocol 10 greeting");
         // Header: 0xFFFFFF payload bytes (a whole 16 MiB chunk), sequence id 1.
         let mut sent = match s.write_all(&[0xFF, 0xFF, 0xFF, 1]) {
             Ok(()) => 0,
