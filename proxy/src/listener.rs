@@ -1,11 +1,14 @@
 //! The client listener: accepts connections, enforces `proxy.max_connections` (a client over
 //! the limit gets ERR 1040 instead of a greeting, as MySQL does) and runs one session task per
-//! client until shutdown.
+//! client until shutdown. When many sessions have ended, the memory they freed is handed back
+//! to the system (glibc's malloc keeps it otherwise: 2,000 idle clients that left kept their
+//! 15 MiB of RSS).
 
 use crate::error::ProxyError;
 use crate::protocol::frame::write_packet;
 use crate::runtime::Shared;
 use bytes::BytesMut;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -14,7 +17,10 @@ use tokio::sync::{watch, Semaphore};
 
 /// Accepts clients until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(shared.config().proxy.max_connections as usize));
+    let max = shared.config().proxy.max_connections as usize;
+    let limit = Arc::new(Semaphore::new(max));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let trimmer = tokio::spawn(trim_when_sessions_ended(limit.clone(), max, peak.clone()));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -31,6 +37,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
         };
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
+                peak.fetch_max(max - limit.available_permits(), Ordering::Relaxed);
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     crate::session::serve(shared, tcp).await;
@@ -47,4 +54,43 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
             }
         }
     }
+    trimmer.abort();
 }
+
+/// How often [`trim_when_sessions_ended`] looks at the session count.
+const TRIM_CHECK: Duration = Duration::from_secs(2);
+/// Fewest ended sessions (below the peak since the last trim) worth a trim.
+const TRIM_AFTER_ENDED: usize = 64;
+
+/// Hands freed memory back to the system once the number of sessions has fallen well below its
+/// peak (by a quarter and by at least [`TRIM_AFTER_ENDED`]): a steady churn of short sessions
+/// does not trim, a crowd of clients leaving does.
+async fn trim_when_sessions_ended(limit: Arc<Semaphore>, max: usize, peak: Arc<AtomicUsize>) {
+    let mut tick = tokio::time::interval(TRIM_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let live = max - limit.available_permits();
+        let high = peak.load(Ordering::Relaxed);
+        if high >= live + TRIM_AFTER_ENDED.max(high / 4) {
+            peak.store(live, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+        }
+    }
+}
+
+/// Returns the allocator's free pages to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's malloc_trim takes no pointers; it walks the allocator's own arenas under
+    // their locks and releases free pages (madvise), which any thread may do at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}

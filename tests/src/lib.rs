@@ -571,6 +571,23 @@ impl Proxy {
         self.admin_port
     }
 
+    /// The rwsplit process id (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().ok()?.as_ref().map(|c| c.id())
+    }
+
+    /// The rwsplit process's resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> Result<u64> {
+        let pid = self.pid().context("rwsplit is not running")?;
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/<pid>/status")?;
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("no VmRSS in /proc/<pid>/status")?;
+        Ok(kib * 1024)
+    }
+
     /// The directory holding this proxy's config and log.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -95,13 +95,39 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Read-buffer room offered to the socket when nothing is pending (and the first allocation of
+/// a new connection): enough for a handshake response or a typical command.
+const READ_SMALL: usize = 1024;
+/// Room offered to the socket while a message is arriving in pieces.
+const READ_STEP: usize = 64 * 1024;
+/// A chunk announced up to this long gets room for all of it at once (one allocation, no
+/// copying as it arrives); a longer one gets room as it arrives (doubling), so a peer that
+/// announces 16 MiB and stalls pins no more than about twice what it really sent.
+const RESERVE_AHEAD: usize = 1024 * 1024;
+/// A wait this long with nothing pending lets the buffers go.
+const SHRINK_AFTER: Duration = Duration::from_millis(250);
+
+/// The 3-byte payload length of the chunk header at the start of `buf` (at least `HEADER`
+/// bytes).
+fn announced_len(buf: &[u8]) -> usize {
+    usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16
+}
+
 /// A MySQL packet stream.
+///
+/// Memory: the read buffer starts small and grows only as bytes arrive or for a chunk whose
+/// header is within the caller's limit; after an idle wait of [`SHRINK_AFTER`] with nothing
+/// pending, both buffers are let go, so an idle connection holds no buffer whatever it did
+/// before.
 #[derive(Debug)]
 pub struct PacketStream {
     stream: Stream,
     peer: Option<std::net::SocketAddr>,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Longest chunk payload [`next_chunk`](Self::next_chunk) accepts; longer headers fail
+    /// with `TooLarge` before anything is reserved. The protocol's maximum unless set.
+    read_limit: usize,
 }
 
 impl PacketStream {
@@ -112,9 +138,17 @@ impl PacketStream {
         PacketStream {
             stream: Stream::Tcp(stream),
             peer,
-            rbuf: BytesMut::with_capacity(16 * 1024),
-            wbuf: BytesMut::with_capacity(16 * 1024),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            read_limit: frame::MAX_CHUNK,
         }
+    }
+
+    /// Sets the longest chunk payload [`next_chunk`](Self::next_chunk) accepts (a client's
+    /// `proxy.max_packet_bytes` once it is logged in); [`read_packet`](Self::read_packet)
+    /// applies the smaller of this and its own limit.
+    pub fn set_read_limit(&mut self, limit: usize) {
+        self.read_limit = limit;
     }
 
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
@@ -135,8 +169,9 @@ impl PacketStream {
         Ok(PacketStream {
             stream: Stream::Tls(Box::new(tls)),
             peer: self.peer,
-            rbuf: BytesMut::with_capacity(16 * 1024),
+            rbuf: BytesMut::new(),
             wbuf: self.wbuf,
+            read_limit: self.read_limit,
         })
     }
 
@@ -146,28 +181,100 @@ impl PacketStream {
     }
 
     /// Reads more bytes into the read buffer. Returns `Closed` on EOF.
+    ///
+    /// A wait with nothing pending that lasts longer than [`SHRINK_AFTER`] (an idle client
+    /// between commands, a server working on a long statement) lets both buffers go
+    /// ([`shrink_idle`](Self::shrink_idle)) and, on plain TCP, waits for the socket to be
+    /// readable before allocating again: an idle connection holds no buffer. A busy stream's
+    /// waits are shorter and keep theirs.
     pub async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-            self.rbuf.reserve(64 * 1024);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut lazy = false;
+        if self.rbuf.is_empty() && timeout > SHRINK_AFTER {
+            match self.read_until(tokio::time::Instant::now() + SHRINK_AFTER, false).await {
+                // Nothing was read (reads are cancel-safe): idle.
+                Err(ConnError::Timeout(_)) => {
+                    self.shrink_idle();
+                    lazy = true;
+                }
+                r => return r,
+            }
         }
-        match tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf)).await {
-            Err(_) => Err(ConnError::Timeout(timeout)),
+        self.read_until(deadline, lazy).await.map_err(|e| match e {
+            ConnError::Timeout(_) => ConnError::Timeout(timeout),
+            e => e,
+        })
+    }
+
+    /// One read into the read buffer, with room for at least [`READ_SMALL`] bytes (more while
+    /// a message is arriving). `lazy`: on plain TCP, no room is made before the socket is
+    /// readable.
+    async fn read_until(&mut self, deadline: tokio::time::Instant, lazy: bool) -> Result<(), ConnError> {
+        let timeout = || ConnError::Timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        if let (true, Stream::Tcp(s)) = (lazy, &self.stream) {
+            match tokio::time::timeout_at(deadline, s.readable()).await {
+                Err(_) => return Err(timeout()),
+                Ok(Err(e)) => return Err(ConnError::Io(e)),
+                Ok(Ok(())) => {}
+            }
+        }
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare < READ_SMALL {
+            // With nothing pending, this reclaims the whole allocation when nothing else
+            // holds it; while a message arrives, it grows the buffer.
+            self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
+        }
+        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
+            Err(_) => Err(timeout()),
             Ok(Ok(0)) => Err(ConnError::Closed),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ConnError::Io(e)),
         }
     }
 
-    /// The complete chunk at the head of the read buffer, reading until there is one.
+    /// Lets the buffers go when they hold nothing (an idle connection: between commands, or
+    /// pooled); the next read or write allocates small ones again.
+    pub fn shrink_idle(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+        }
+    }
+
+    /// The complete chunk at the head of the read buffer, reading until there is one. A
+    /// header announcing more than the read limit (see [`set_read_limit`](Self::set_read_limit))
+    /// fails with `TooLarge` at once.
     pub async fn next_chunk(&mut self, timeout: Duration) -> Result<Chunk, ConnError> {
+        self.next_chunk_within(self.read_limit, timeout).await
+    }
+
+    /// [`next_chunk`](Self::next_chunk) with a limit of `limit` payload bytes (and never more
+    /// than the read limit): a longer chunk fails with `TooLarge` as soon as its header is
+    /// there, before any room is made for it.
+    pub async fn next_chunk_within(&mut self, limit: usize, timeout: Duration) -> Result<Chunk, ConnError> {
+        let limit = limit.min(self.read_limit);
         loop {
-            if let Some(c) = check_chunk(&self.rbuf) {
-                return Ok(c);
-            }
-            // Make room for a large chunk in one go instead of growing step by step.
             if self.rbuf.len() >= HEADER {
-                let want = usize::from(self.rbuf[0]) | usize::from(self.rbuf[1]) << 8 | usize::from(self.rbuf[2]) << 16;
-                self.rbuf.reserve(HEADER + want - self.rbuf.len().min(HEADER + want));
+                let len = announced_len(&self.rbuf);
+                if len > limit {
+                    return Err(ConnError::TooLarge(len));
+                }
+                if let Some(c) = check_chunk(&self.rbuf) {
+                    return Ok(c);
+                }
+                // Room for the rest in one go when the chunk is moderate; a larger one gets
+                // room as it arrives (doubling), so a header alone never reserves much.
+                let missing = HEADER + len - self.rbuf.len();
+                let spare = self.rbuf.capacity() - self.rbuf.len();
+                if spare < missing {
+                    if HEADER + len <= RESERVE_AHEAD {
+                        self.rbuf.reserve(missing);
+                    } else if spare < READ_STEP {
+                        self.rbuf.reserve(self.rbuf.len().max(READ_STEP));
+                    }
+                }
             }
             self.fill(timeout).await?;
         }
@@ -188,23 +295,22 @@ impl PacketStream {
         &self.rbuf
     }
 
-    /// Reads one logical packet (chunks joined), at most `limit` payload bytes.
+    /// Reads one logical packet (chunks joined), at most `limit` payload bytes (and the read
+    /// limit): every chunk header is checked before room is made for its payload.
     /// Returns its first sequence id and payload.
     pub async fn read_packet(&mut self, limit: usize, timeout: Duration) -> Result<(u8, Bytes), ConnError> {
-        let first = self.next_chunk(timeout).await?;
+        let first = self.next_chunk_within(limit, timeout).await?;
         let mut raw = self.take_raw(first.total());
         let mut payload = raw.split_off(HEADER);
         let mut last = first;
         while last.continues() {
-            last = self.next_chunk(timeout).await?;
-            if payload.len() + last.len > limit {
-                return Err(ConnError::TooLarge(payload.len() + last.len));
-            }
+            let so_far = payload.len();
+            last = self.next_chunk_within(limit.saturating_sub(so_far), timeout).await.map_err(|e| match e {
+                ConnError::TooLarge(n) => ConnError::TooLarge(so_far + n),
+                e => e,
+            })?;
             let chunk = self.take_raw(last.total());
             payload.extend_from_slice(&chunk[HEADER..]);
-        }
-        if payload.len() > limit {
-            return Err(ConnError::TooLarge(payload.len()));
         }
         Ok((first.seq, payload.freeze()))
     }
@@ -270,5 +376,109 @@ impl PacketStream {
     /// Shuts the write side down; errors are irrelevant at this point.
     pub async fn shutdown(&mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A packet stream and the raw socket of its peer.
+    async fn pair() -> (PacketStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (peer, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (PacketStream::new(accepted.unwrap().0), peer.unwrap())
+    }
+
+    const SHORT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_header_over_the_limit_fails_before_its_payload_arrives() {
+        let (mut s, mut peer) = pair().await;
+        // 16 MiB announced, 1 KiB sent, the rest never comes.
+        peer.write_all(&[0xFF, 0xFF, 0xFF, 1]).await.unwrap();
+        peer.write_all(&[b'x'; 1024]).await.unwrap();
+        match s.read_packet(1 << 16, SHORT).await {
+            Err(ConnError::TooLarge(n)) => assert_eq!(n, frame::MAX_CHUNK),
+            other => panic!("expected TooLarge at the header, got {other:?}"),
+        }
+        assert!(s.rbuf.capacity() < 64 * 1024, "reserved {} bytes", s.rbuf.capacity());
+    }
+
+    #[tokio::test]
+    async fn the_read_limit_applies_to_next_chunk() {
+        let (mut s, mut peer) = pair().await;
+        s.set_read_limit(4096);
+        peer.write_all(&[0x01, 0x10, 0x00, 0]).await.unwrap(); // 4097 bytes announced
+        assert!(matches!(s.next_chunk(SHORT).await, Err(ConnError::TooLarge(4097))));
+    }
+
+    #[tokio::test]
+    async fn a_large_announced_chunk_gets_room_as_it_arrives() {
+        let (mut s, mut peer) = pair().await;
+        peer.write_all(&[0xFF, 0xFF, 0xFF, 0]).await.unwrap();
+        peer.write_all(&vec![b'x'; 100 * 1024]).await.unwrap();
+        // The peer stalls: the wait times out with what arrived buffered.
+        assert!(matches!(s.next_chunk(Duration::from_millis(200)).await, Err(ConnError::Timeout(_))));
+        assert_eq!(s.buffered().len(), HEADER + 100 * 1024);
+        assert!(s.rbuf.capacity() <= 512 * 1024, "reserved {} bytes for 100 KiB", s.rbuf.capacity());
+    }
+
+    #[tokio::test]
+    async fn packets_over_16_mib_still_round_trip() {
+        let (mut s, peer) = pair().await;
+        let payload: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &payload);
+        let writer = tokio::spawn(async move {
+            let mut peer = peer;
+            peer.write_all(&framed).await.unwrap();
+            peer
+        });
+        let (seq, got) = s.read_packet(32 * 1024 * 1024, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(seq, 0);
+        assert!(got[..] == payload[..], "payload differs");
+        let _peer = writer.await.unwrap();
+        // Over the limit by the second chunk: refused at that chunk's header.
+        let (mut s, mut peer) = pair().await;
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &payload);
+        let writer = tokio::spawn(async move {
+            let _ = peer.write_all(&framed).await;
+        });
+        match s.read_packet(frame::MAX_CHUNK + 10, Duration::from_secs(30)).await {
+            Err(ConnError::TooLarge(n)) => assert!(n > frame::MAX_CHUNK + 10, "{n}"),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        drop(s);
+        let _ = writer.await;
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_lets_its_buffers_go() {
+        let (mut s, mut peer) = pair().await;
+        let big = vec![b'y'; 300 * 1024];
+        let mut framed = BytesMut::new();
+        frame::write_packet(&mut framed, 0, &big);
+        peer.write_all(&framed).await.unwrap();
+        let (_, got) = s.read_packet(1 << 20, SHORT).await.unwrap();
+        assert_eq!(got.len(), big.len());
+        s.queue(1, &big);
+        let reader = tokio::spawn(async move {
+            let mut sink = vec![0u8; HEADER + 300 * 1024];
+            peer.read_exact(&mut sink).await.unwrap();
+            peer
+        });
+        s.flush(SHORT).await.unwrap();
+        let mut peer = reader.await.unwrap();
+        drop(got);
+        // Nothing comes for longer than SHRINK_AFTER.
+        assert!(matches!(s.fill(SHRINK_AFTER * 2).await, Err(ConnError::Timeout(_))));
+        assert_eq!((s.rbuf.capacity(), s.wbuf.capacity()), (0, 0));
+        // And it still reads what comes next.
+        peer.write_all(b"\x01\x00\x00\x00\x0e").await.unwrap();
+        assert_eq!(s.read_packet(1 << 16, SHORT).await.unwrap(), (0, Bytes::from_static(b"\x0e")));
     }
 }
