@@ -13,9 +13,11 @@ drown in process start-up:
       Opens N authenticated connections (at most 200 handshakes in flight), writes
       "connected=K errors=E" to STATUS_FILE, holds them until RELEASE_FILE exists (or
       TIMEOUT_S), closes them all and appends "closed" to STATUS_FILE.
-  busy N SECONDS HOST PORT USER PASS DB TABLES TABLE_SIZE
+  busy N SECONDS HOST PORT USER PASS DB TABLES TABLE_SIZE [LOGIN_DB]
       N concurrent connections, each sending point selects
-      (SELECT c FROM sbtestT WHERE id=R, text protocol) back to back for SECONDS.
+      (SELECT c FROM sbtestT WHERE id=R, text protocol) back to back for SECONDS. With
+      LOGIN_DB=1 (default) the handshake names DB; with 0 it does not, and the statements
+      name DB.sbtestT instead.
       Prints "connected=K connect_errors=C queries=Q errors=E".
   sample INTERVAL_MS STOP_FILE TIMEOUT_S USER PASS PORT...
       One connection per server port; every INTERVAL_MS reads Threads_connected on each
@@ -283,8 +285,10 @@ async def cmd_idle(n, host, port, user, password, status_file, release_file, tim
 
 
 # ---------------------------------------------------------------- busy
-async def cmd_busy(n, seconds, host, port, user, password, db, tables, table_size):
+async def cmd_busy(n, seconds, host, port, user, password, db, tables, table_size, login_db="1"):
     tables, table_size = int(tables), int(table_size)
+    prefix = "" if login_db == "1" else db + "."
+    login = db if login_db == "1" else ""
     sem = asyncio.Semaphore(200)
     counts = {"connected": 0, "connect_errors": 0, "queries": 0, "errors": 0}
     first_error = []
@@ -294,7 +298,7 @@ async def cmd_busy(n, seconds, host, port, user, password, db, tables, table_siz
     async def worker():
         async with sem:
             try:
-                c = await Conn.open(host, int(port), user, password, db)
+                c = await Conn.open(host, int(port), user, password, login)
             except (OSError, MySQLError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
                 counts["connect_errors"] += 1
                 first_error.append("connect: %s" % (str(e) or type(e).__name__))
@@ -304,8 +308,8 @@ async def cmd_busy(n, seconds, host, port, user, password, db, tables, table_siz
         rnd = random.Random()
         try:
             while time.monotonic() < stop_at[0]:
-                sql = "SELECT c FROM sbtest%d WHERE id=%d" % (
-                    rnd.randint(1, tables), rnd.randint(1, table_size))
+                sql = "SELECT c FROM %ssbtest%d WHERE id=%d" % (
+                    prefix, rnd.randint(1, tables), rnd.randint(1, table_size))
                 try:
                     await c.query(sql)
                     counts["queries"] += 1
