@@ -363,38 +363,39 @@ backend_conns() { # baseline...: "server N, ..." with N = Threads_connected minu
     printf '%s, ' "${out[@]}" | sed 's/, $//'
 }
 server_counts() { for s in "${SERVERS[@]}"; do threads_connected "$s"; done | tr '\n' ' '; }
-sum_counts() { # "a b c" -> total
-    local total=0 v
-    for v in $1; do total=$((total + v)); done
-    echo "$total"
-}
 
-log "scale: $IDLE_CLIENTS idle clients on a dedicated rwsplit ([proxy] max_connections = 20000)"
+# Two cycles of connect-all / hold / disconnect-all: RSS after the second shows whether memory
+# kept after the first is reused (allocator) or grows again (a leak).
+log "scale: $IDLE_CLIENTS idle clients on a dedicated rwsplit, two cycles"
 read -r -a base <<<"$(server_counts)"
 max_conns=$((IDLE_CLIENTS + 1000 > 20000 ? IDLE_CLIENTS + 1000 : 20000))
 rwsplit_config idle "$IDLE_PORT" proxy "max_connections = $max_conns"
 IDLE_PID=$(bg_pid rwsplit-idle)
-IDLE_RSS0=$(rss_kib "$IDLE_PID")
-IDLE_BACK0=$(backend_conns "${base[@]}")
-rm -f "$STATE_DIR/idle.status" "$STATE_DIR/release"
-start_bg idle-clients python3 "$CLIENT" idle "$IDLE_CLIENTS" 127.0.0.1 "$IDLE_PORT" app app \
-    "$STATE_DIR/idle.status" "$STATE_DIR/release" 600
-for _ in $(seq 3000); do [[ -s $STATE_DIR/idle.status ]] && break; sleep 0.2; done
-IDLE_STATUS=$(head -n1 "$STATE_DIR/idle.status" 2>/dev/null || echo "no status (timed out)")
-sleep 1
-IDLE_RSS1=$(rss_kib "$IDLE_PID")
-IDLE_BACK1=$(backend_conns "${base[@]}")
-touch "$STATE_DIR/release"
-for _ in $(seq 300); do grep -q closed "$STATE_DIR/idle.status" 2>/dev/null && break; sleep 0.2; done
-sleep 2
+IDLE_ROWS=("| before | $(rss_kib "$IDLE_PID") | $(backend_conns "${base[@]}") |")
 IDLE_ALIVE=yes
-kill -0 "$IDLE_PID" 2>/dev/null || IDLE_ALIVE="NO (exited)"
-IDLE_RSS2=$(rss_kib "$IDLE_PID" 2>/dev/null || echo 0)
-IDLE_BACK2=$(backend_conns "${base[@]}")
-log "  $IDLE_STATUS; RSS $IDLE_RSS0 -> $IDLE_RSS1 -> $IDLE_RSS2 KiB; backend connections: $IDLE_BACK1"
-[[ $IDLE_STATUS == "connected=$IDLE_CLIENTS errors=0" && $IDLE_ALIVE == yes ]] || FAILURES=$((FAILURES + 1))
-grep -E 'ERROR|WARN' "$STATE_DIR/rwsplit-idle.log" | tail -n 5 >&2 || true
-stop_bg idle-clients
+for cycle in 1 2; do
+    rm -f "$STATE_DIR/idle.status" "$STATE_DIR/release"
+    start_bg "idle-clients-$cycle" python3 "$CLIENT" idle "$IDLE_CLIENTS" 127.0.0.1 "$IDLE_PORT" app app \
+        "$STATE_DIR/idle.status" "$STATE_DIR/release" 600
+    for _ in $(seq 3000); do [[ -s $STATE_DIR/idle.status ]] && break; sleep 0.2; done
+    status=$(head -n1 "$STATE_DIR/idle.status" 2>/dev/null || echo "no status (timed out)")
+    [[ $status == "connected=$IDLE_CLIENTS errors=0" ]] || FAILURES=$((FAILURES + 1))
+    sleep 1
+    rss=$(rss_kib "$IDLE_PID" 2>/dev/null || echo 0)
+    back=$(backend_conns "${base[@]}")
+    IDLE_ROWS+=("| cycle $cycle: $status | $rss | $back |")
+    log "  cycle $cycle: $status; RSS $rss KiB; backend connections: $back"
+    touch "$STATE_DIR/release"
+    for _ in $(seq 300); do grep -q closed "$STATE_DIR/idle.status" 2>/dev/null && break; sleep 0.2; done
+    stop_bg "idle-clients-$cycle"
+    sleep 2
+    kill -0 "$IDLE_PID" 2>/dev/null || IDLE_ALIVE="NO (exited)"
+    rss=$(rss_kib "$IDLE_PID" 2>/dev/null || echo 0)
+    back=$(backend_conns "${base[@]}")
+    IDLE_ROWS+=("| cycle $cycle: all disconnected (rwsplit alive: $IDLE_ALIVE) | $rss | $back |")
+    log "  cycle $cycle: disconnected; RSS $rss KiB; backend connections: $back"
+done
+[[ $IDLE_ALIVE == yes ]] || FAILURES=$((FAILURES + 1))
 stop_bg rwsplit-idle
 
 # ---------------------------------------------------------------- scale: busy clients
@@ -407,6 +408,7 @@ start_bg sampler python3 "$CLIENT" sample 200 "$STATE_DIR/stop-sampler" $((SECON
 rwsplit_config busy "$BUSY_PORT" backend "max_connections_per_server = $BUSY_POOL" proxy "max_connections = 20000"
 BUSY_PID=$(bg_pid rwsplit-busy)
 busy_t0=$(ticks "$BUSY_PID")
+BUSY_ERR=
 BUSY_RES=$(timeout -k 5 $((SECONDS_PER_RUN + 600)) python3 "$CLIENT" busy "$BUSY_CLIENTS" "$SECONDS_PER_RUN" \
     127.0.0.1 "$BUSY_PORT" app app sbtest 4 10000 "$BUSY_LOGIN_DB" 2>"$STATE_DIR/busy.err") || BUSY_RES="failed: $(tail -n3 "$STATE_DIR/busy.err")"
 busy_t1=$(ticks "$BUSY_PID" 2>/dev/null || echo "$busy_t0")
@@ -415,7 +417,10 @@ for _ in $(seq 100); do kill -0 "$(bg_pid sampler)" 2>/dev/null || break; sleep 
 BUSY_ALIVE=yes
 kill -0 "$BUSY_PID" 2>/dev/null || BUSY_ALIVE="NO (exited)"
 log "  $BUSY_RES"
-[[ -s $STATE_DIR/busy.err ]] && head -n 3 "$STATE_DIR/busy.err" >&2
+if [[ -s $STATE_DIR/busy.err ]]; then
+    BUSY_ERR=$(head -n 1 "$STATE_DIR/busy.err")
+    log "  $BUSY_ERR"
+fi
 declare -A BUSY_MAX
 i=0
 for s in "${SERVERS[@]}"; do
@@ -490,18 +495,26 @@ report() {
     echo
     echo "| | rwsplit RSS (KiB) | backend connections (server: Threads_connected - baseline) |"
     echo "|---|---:|---|"
-    echo "| before | $IDLE_RSS0 | $IDLE_BACK0 |"
-    echo "| $IDLE_STATUS | $IDLE_RSS1 | $IDLE_BACK1 |"
-    echo "| after disconnect (rwsplit alive: $IDLE_ALIVE) | $IDLE_RSS2 | $IDLE_BACK2 |"
+    printf '%s\n' "${IDLE_ROWS[@]}"
     echo
     local bq bs
     bq=$(sed -n 's/.* queries=\([0-9]*\).*/\1/p' <<<"$BUSY_RES")
     bs=$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$BUSY_RES")
     echo "Busy: $BUSY_CLIENTS concurrent clients (asyncio, text-protocol point selects; database in the handshake: $( ((BUSY_LOGIN_DB)) && echo yes || echo no)) for ${SECONDS_PER_RUN}s on a dedicated rwsplit with [backend] max_connections_per_server = $BUSY_POOL; servers' Threads_connected sampled every 200 ms."
     echo
-    echo "- result: $BUSY_RES (rwsplit alive: $BUSY_ALIVE)"
-    echo "- throughput: $(awk -v q="${bq:-0}" -v s="${bs:-0}" 'BEGIN { printf "%.0f", (s > 0 ? q / s : 0) }') qps, rwsplit CPU $(per_stmt $((busy_t1 - busy_t0)) "${bq:-0}") µs/stmt (client-bound: one Python process)"
+    echo "- result: $BUSY_RES (rwsplit alive: $BUSY_ALIVE)${BUSY_ERR:+; $BUSY_ERR}"
+    echo "- throughput: $(awk -v q="${bq:-0}" -v s="${bs:-0}" 'BEGIN { printf "%.0f", (s > 0 ? q / s : 0) }') successful qps, rwsplit CPU $(per_stmt $((busy_t1 - busy_t0)) "${bq:-0}") µs per successful statement (client-bound: one Python process)"
     echo "- max backend connections above baseline: master ${BUSY_MAX[master]}, replica1 ${BUSY_MAX[replica1]}, replica2 ${BUSY_MAX[replica2]}; bound $BUSY_POOL + rwsplit's monitor = $BUSY_BOUND: $BUSY_OK"
+    echo
+    echo "## rwsplit logs"
+    echo
+    echo "| rwsplit | WARN lines | ERROR lines | first WARN/ERROR |"
+    echo "|---|---:|---:|---|"
+    local f
+    for f in "$STATE_DIR"/rwsplit.log "$STATE_DIR"/rwsplit-*.log; do
+        [[ -f $f ]] || continue
+        echo "| $(basename "$f" .log) | $(grep -c ' WARN ' "$f" || true) | $(grep -c ' ERROR ' "$f" || true) | $(grep -m1 -E ' (WARN|ERROR) ' "$f" | cut -c1-200 | sed 's/|/\\|/g' || true) |"
+    done
     echo
     if ((FAILURES)); then echo "**$FAILURES check(s) or run(s) failed: see the log.**"; fi
 }
