@@ -3,8 +3,9 @@
 # (TCP mode) and through rwsplit (release build), interleaved over BENCH_ROUNDS rounds in one
 # run on one machine, medians reported; then connection cost, read-your-writes cost
 # (routing.consistency none/causal/causal_global) and two scale checks (many idle clients,
-# many busy clients over a bounded pool). It starts its own lab on spare ports (scripts/lab.sh,
-# 53xx/50xx, never make lab's 3307-3309/8066/9066) and stops everything it started on exit.
+# many busy clients over a bounded pool). It starts its own lab on spare ports (scripts/lab.sh;
+# servers 5307-5309, proxies 5066-5095, never make lab's 3307-3309/8066/9066) and stops everything
+# it started on exit (trap; lab.sh's watcher too if this script is killed outright).
 #
 #   scripts/bench.sh        (make bench builds the release binary and runs this)
 #
