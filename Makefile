@@ -45,12 +45,14 @@ test: deps build
 lint:
 	shellcheck scripts/*.sh .ci/run
 
-# The classifier against sqlparser, then sysbench directly against the master (baseline) and
-# through rwsplit, in the same run (scripts/bench.sh starts its own lab on spare ports).
+# The classifier against sqlparser, then scripts/bench.sh (its own lab on spare ports):
+# sysbench directly / through HAProxy / through rwsplit interleaved over BENCH_ROUNDS, connect
+# cost, routing.consistency cost and the idle/busy scale checks; the markdown report goes to
+# bench-results.md (BENCH_OUT). BENCH_SECONDS, BENCH_THREADS, ... : see the script's header.
 bench:
 	$(CARGO) bench -p rwsplit-proxy --bench classifier
 	$(CARGO) build --release --bin rwsplit
-	RWSPLIT_BIN=$(CURDIR)/target/release/rwsplit scripts/bench.sh
+	RWSPLIT_BIN=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release/rwsplit scripts/bench.sh
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
