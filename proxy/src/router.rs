@@ -70,6 +70,9 @@ pub struct ReadChoice<'a> {
     pub load: Option<&'a dyn Fn(usize) -> u32>,
     /// Choose with affinity (least loaded) rather than round-robin.
     pub affinity: bool,
+    /// Servers not to read from now (one that just failed, one the pool found unreachable),
+    /// whatever the topology says.
+    pub avoid: Option<&'a dyn Fn(usize) -> bool>,
 }
 
 /// Chooses the server for `route` (`Route::Previous` must be resolved by the caller).
@@ -101,12 +104,14 @@ fn pick_read(
     semisync_only: bool,
     read: ReadChoice<'_>,
 ) -> Option<usize> {
-    let all = || {
+    let avoided = move |i: usize| read.avoid.is_some_and(|f| f(i));
+    let all = move || {
         topology
             .readable_replicas()
+            .filter(move |(i, _)| !avoided(*i))
             .filter(move |(_, s)| !semisync_only || s.semisync_acking == Some(true))
             .map(|(i, s)| (i, s.weight))
-            .chain(reading_writer.and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
+            .chain(reading_writer.filter(|w| !avoided(*w)).and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
     };
     let weighted = all().any(|(_, w)| w > 0);
     // Zero-weight servers only when no weighted one can read.
@@ -293,7 +298,7 @@ mod tests {
     #[test]
     fn affinity_keeps_a_session_on_its_replica_while_it_can_read() {
         let t = lab();
-        let sticky = |s, tick| ReadChoice { tick, sticky: s, load: None, affinity: true };
+        let sticky = |s, tick| ReadChoice { tick, sticky: s, load: None, affinity: true, avoid: None };
         for tick in 0..10 {
             assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(2), tick)), Ok(Target::Replica(2)));
             assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(1), tick)), Ok(Target::Replica(1)));
@@ -311,9 +316,14 @@ mod tests {
         let t = lab();
         let choice = |load: &[u32], tick| {
             let f = |i: usize| load[i];
-            choose(Route::Replica, &t, ON, ReadChoice { tick, sticky: None, load: Some(&f), affinity: true })
-                .unwrap()
-                .server()
+            choose(
+                Route::Replica,
+                &t,
+                ON,
+                ReadChoice { tick, sticky: None, load: Some(&f), affinity: true, avoid: None },
+            )
+            .unwrap()
+            .server()
         };
         assert_eq!(choice(&[0, 3, 1], 0), 2);
         assert_eq!(choice(&[0, 1, 3], 7), 1);
@@ -325,9 +335,14 @@ mod tests {
         w.servers[1].weight = 3;
         let by_weight = |load: &[u32]| {
             let f = |i: usize| load[i];
-            choose(Route::Replica, &w, ON, ReadChoice { tick: 0, sticky: None, load: Some(&f), affinity: true })
-                .unwrap()
-                .server()
+            choose(
+                Route::Replica,
+                &w,
+                ON,
+                ReadChoice { tick: 0, sticky: None, load: Some(&f), affinity: true, avoid: None },
+            )
+            .unwrap()
+            .server()
         };
         assert_eq!(by_weight(&[0, 2, 1]), 1);
         assert_eq!(by_weight(&[0, 3, 1]), 1, "3/3 = 1/1: a tie, the tick picks the first");
@@ -337,12 +352,32 @@ mod tests {
         for k in 0..40 {
             let snapshot = load;
             let f = |i: usize| snapshot[i];
-            let s =
-                choose(Route::Replica, &w, ON, ReadChoice { tick: k, sticky: None, load: Some(&f), affinity: true })
-                    .unwrap()
-                    .server();
+            let s = choose(
+                Route::Replica,
+                &w,
+                ON,
+                ReadChoice { tick: k, sticky: None, load: Some(&f), affinity: true, avoid: None },
+            )
+            .unwrap()
+            .server();
             load[s] += 1;
         }
         assert_eq!(load, [0, 30, 10]);
+    }
+
+    #[test]
+    fn avoided_servers_take_no_reads() {
+        let t = lab();
+        let not_2 = |i: usize| i == 2;
+        let both = |i: usize| i == 1 || i == 2;
+        for affinity in [false, true] {
+            for tick in 0..6 {
+                let read = ReadChoice { tick, sticky: Some(2), load: None, affinity, avoid: Some(&not_2) };
+                assert_eq!(choose(Route::Replica, &t, ON, read), Ok(Target::Replica(1)));
+                let read = ReadChoice { tick, sticky: Some(2), load: None, affinity, avoid: Some(&both) };
+                assert_eq!(choose(Route::Replica, &t, ON, read), Ok(Target::FallbackWriter(0)));
+                assert_eq!(choose(Route::Replica, &t, OFF, read), Err(NoTarget::NoReplica));
+            }
+        }
     }
 }

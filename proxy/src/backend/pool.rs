@@ -17,7 +17,7 @@ use crate::error::{BackendCause, ProxyError};
 use crate::protocol::{CapabilityFlags, ResponseFormat};
 use rwsplit_config::{BackendConfig, ServerConfig};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -28,6 +28,11 @@ const MATCH_WINDOW: usize = 8;
 
 /// An idle connection older than this is probed before use.
 const PROBE_AFTER: Duration = Duration::from_secs(1);
+
+/// After a connection to a server failed at the socket (refused, reset, timed out), no new
+/// one is tried for this long: statements go elsewhere at once instead of each waiting for
+/// the connect timeout, until the monitor has had a look.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
 
 /// Pool settings from `[backend]`.
 #[derive(Debug, Clone)]
@@ -68,6 +73,8 @@ struct ServerPool {
     waiters: AtomicU32,
     /// Tells sessions holding an idle connection to this server that someone waits for one.
     reclaim: Arc<Notify>,
+    /// Until when (ms since the pool's start) the server counts as unreachable; 0: it does not.
+    unreachable_until: AtomicU64,
 }
 
 /// All servers' pools, in config order.
@@ -75,6 +82,7 @@ struct ServerPool {
 pub struct Pool {
     servers: Vec<ServerPool>,
     settings: PoolSettings,
+    started: Instant,
 }
 
 impl Pool {
@@ -89,9 +97,29 @@ impl Pool {
                     slots: Arc::new(Slots::default()),
                     waiters: AtomicU32::new(0),
                     reclaim: Arc::new(Notify::new()),
+                    unreachable_until: AtomicU64::new(0),
                 })
                 .collect(),
             settings,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether a connection to `server` failed at the socket within the last second: routing
+    /// avoids it, and no new connection is tried until then.
+    pub fn is_unreachable(&self, server: usize) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.servers.get(server).is_some_and(|s| s.unreachable_until.load(Ordering::Relaxed) > now)
+    }
+
+    /// Records that a connection to `server` failed at the socket (connect refused or timed
+    /// out, an open connection reset or closed by the server).
+    pub fn mark_unreachable(&self, server: usize) {
+        if let Some(s) = self.servers.get(server) {
+            let until = (self.started.elapsed() + UNREACHABLE_FOR).as_millis() as u64;
+            if s.unreachable_until.swap(until, Ordering::Relaxed) == 0 {
+                tracing::warn!(server = %s.name, "server unreachable: no new connections to it for a second");
+            }
         }
     }
 
@@ -138,6 +166,14 @@ impl Pool {
         // One slot stays free for KILL.
         let limit = self.settings.max_open.saturating_sub(1).max(1);
         let deadline = tokio::time::Instant::now() + self.settings.queue_timeout;
+        if self.is_unreachable(server) {
+            return Err(ProxyError::Backend {
+                server: sp.name.clone(),
+                cause: BackendCause::Closed,
+                detail: "unreachable (a connection to it just failed)".into(),
+                retryable: true,
+            });
+        }
         // Bounded by the deadline: every round either returns or waits for a signal.
         loop {
             if let Some(state) = idle_state {
@@ -196,15 +232,16 @@ impl Pool {
             guard,
         )
         .await
-        .map_err(|e| ProxyError::Backend {
-            server: sp.name.clone(),
-            cause: match &e {
+        .map_err(|e| {
+            let cause = match &e {
                 AuthError::Conn(c) => BackendCause::of(c),
                 AuthError::Refused(_) | AuthError::Plugin(_) => BackendCause::Refused,
                 AuthError::Protocol(_) => BackendCause::Protocol,
-            },
-            detail: format!("connect: {e}"),
-            retryable: true,
+            };
+            if matches!(cause, BackendCause::Closed | BackendCause::Timeout) {
+                self.mark_unreachable(server);
+            }
+            ProxyError::Backend { server: sp.name.clone(), cause, detail: format!("connect: {e}"), retryable: true }
         })
     }
 

@@ -44,6 +44,7 @@ impl Session {
             job
         };
         let mut route = route;
+        self.failed_read_server = None;
         let read = route == Route::Replica && !self.state.is_tied();
         let mut retried = false;
         loop {
@@ -63,9 +64,11 @@ impl Session {
                 {
                     self.shared.metrics.backend_error(target.server());
                     self.shared.metrics.read_retries.inc();
-                    tracing::warn!(session = self.id, error = %e, "read failed before reaching the client; retrying on the writer");
+                    tracing::warn!(session = self.id, error = %e, "read failed before reaching the client; retrying elsewhere");
                     retried = true;
-                    route = Route::Master;
+                    // Another replica if there is one, else the writer (the routing policy's
+                    // fallback).
+                    self.failed_read_server = Some(target.server());
                     continue;
                 }
                 Err(e) => {
@@ -147,11 +150,18 @@ impl Session {
                         // be continued. Close it, as a server that died mid-result would.
                         return Err(ProxyError::ClientGone(ConnError::Closed));
                     }
+                    if matches!(cause, BackendCause::Closed) {
+                        // The server closed or reset an open connection: it may be dying.
+                        self.shared.pool.mark_unreachable(target.server());
+                    }
                     if read && !retried && !was_tied {
                         self.shared.metrics.read_retries.inc();
-                        tracing::warn!(session = self.id, server = self.shared.pool.name(target.server()), error = %why, "read failed before reaching the client; retrying on the writer");
+                        tracing::warn!(session = self.id, server = self.shared.pool.name(target.server()), error = %why, "read failed before reaching the client; retrying elsewhere");
                         retried = true;
-                        route = Route::Master;
+                        self.failed_read_server = Some(target.server());
+                        if !matches!(target, Target::Replica(_)) {
+                            route = Route::Master;
+                        }
                         continue;
                     }
                     return Err(self.backend_error(&conn, cause, why, false));
@@ -249,7 +259,11 @@ impl Session {
         let affinity = route == Route::Replica && self.shared.read_affinity();
         let load =
             |i: usize| self.shared.read_sessions.get(i).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
-        let read = router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), affinity };
+        let pool = &self.shared.pool;
+        let failed = self.failed_read_server;
+        let avoid = |i: usize| Some(i) == failed || pool.is_unreachable(i);
+        let read =
+            router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), affinity, avoid: Some(&avoid) };
         let chosen = router::choose(route, &topology, self.shared.policy(), read);
         if let Ok(Target::Replica(i)) = chosen {
             if affinity && self.read_server != Some(i) {

@@ -101,6 +101,7 @@ impl Session {
             last_target: None,
             read_tick: u64::from(id),
             read_server: None,
+            failed_read_server: None,
             consistency: shared.consistency(&login.user),
             causal_gtid: None,
             caught_up: 0,

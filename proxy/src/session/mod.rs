@@ -92,6 +92,8 @@ pub struct Session {
     /// The replica this session's reads stay on (`routing.read_balance = "session"`), counted
     /// in `Shared::read_sessions` while set.
     read_server: Option<usize>,
+    /// The server the current read failed on (its retry goes elsewhere).
+    failed_read_server: Option<usize>,
     /// Read-your-writes policy of this session's user.
     consistency: Consistency,
     /// GTID of this session's last write (`causal`).
