@@ -162,6 +162,12 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
     let config = shared.config();
+    tokio::spawn(rwsplit_proxy::sessions::abort_on_down(
+        shared.sessions.clone(),
+        shared.topology.clone(),
+        Duration::from_millis(100),
+        stop_rx.clone(),
+    ));
     tokio::spawn(rwsplit_proxy::schemas::watch(
         shared.pool.clone(),
         shared.topology.clone(),

@@ -9,11 +9,17 @@
 //! assignment, never across an await.
 
 use bytes::Bytes;
+use rwsplit_replication::{Health, TopologyHandle};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+
+/// What a session's running statement is told to give up: the server (by index) the monitor
+/// marked down. A new value (even the same server again) is a new signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AbortSignal(pub Option<usize>);
 
 /// What a session is doing, as `SHOW PROCESSLIST` shows it.
 #[derive(Debug, Clone)]
@@ -41,6 +47,8 @@ pub struct SessionEntry {
     /// Another session is killing the statement this session runs: the backend connection
     /// must not be given to anyone else, since the KILL may land after the statement ended.
     kill_in_flight: AtomicBool,
+    /// Aborts the statement the session runs on a server that went down.
+    abort: watch::Sender<AbortSignal>,
 }
 
 impl SessionEntry {
@@ -68,6 +76,16 @@ impl SessionEntry {
     /// Whether a KILL was sent for the current statement's connection (and forgets it).
     pub fn take_kill_in_flight(&self) -> bool {
         self.kill_in_flight.swap(false, Ordering::Relaxed)
+    }
+
+    /// Tells the session's running statement that `server` went down.
+    pub fn abort(&self, server: usize) {
+        self.abort.send_replace(AbortSignal(Some(server)));
+    }
+
+    /// A receiver for [`SessionEntry::abort`] signals (the session's relay listens).
+    pub fn abort_signal(&self) -> watch::Receiver<AbortSignal> {
+        self.abort.subscribe()
     }
 
     pub fn is_killed(&self) -> bool {
@@ -106,6 +124,7 @@ impl Sessions {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             kill_in_flight: AtomicBool::new(false),
+            abort: watch::channel(AbortSignal::default()).0,
         });
         self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry.clone());
         Registration { sessions: self.clone(), entry }
@@ -128,6 +147,44 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Aborts the statements running on a server as soon as the monitor marks it down (a stopped
+/// or unreachable server would otherwise hold them until the response timeout): reads that
+/// sent nothing to the client yet are retried elsewhere, the others get an error. Looks at the
+/// topology every `every` until `stop` turns true.
+pub async fn abort_on_down(
+    sessions: Arc<Sessions>,
+    topology: TopologyHandle,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let t = topology.load();
+        if t.generation == seen {
+            continue;
+        }
+        seen = t.generation;
+        let down: Vec<usize> =
+            t.servers.iter().enumerate().filter(|(_, s)| s.health == Health::Down).map(|(i, _)| i).collect();
+        drop(t);
+        if down.is_empty() {
+            continue;
+        }
+        for entry in sessions.list() {
+            if let Some((server, _)) = entry.activity().running_on.filter(|(s, _)| down.contains(s)) {
+                tracing::info!(session = entry.id, server, "aborting a statement on a server marked down");
+                entry.abort(server);
+            }
+        }
     }
 }
 

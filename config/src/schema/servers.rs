@@ -58,8 +58,9 @@ pub struct BackendConfig {
     pub password: Secret,
     /// Time allowed to open and authenticate one server connection.
     pub connect_timeout_ms: u64,
-    /// Longest wait for a server's response to one statement before the client gets an error
-    /// and the connection is discarded.
+    /// Longest wait for a server's response to one statement (for its next packet) before the
+    /// client gets an error and the statement is killed on the server. Statements on a server
+    /// the monitor marks down are aborted at once regardless.
     pub response_timeout_ms: u64,
     /// Idle connections kept per server for reuse.
     pub max_idle_per_server: u32,
@@ -83,7 +84,7 @@ impl Default for BackendConfig {
             user: String::new(),
             password: Secret::default(),
             connect_timeout_ms: 3_000,
-            response_timeout_ms: 3_600_000,
+            response_timeout_ms: 600_000,
             max_idle_per_server: 32,
             max_connections_per_server: 2048,
             idle_timeout_ms: 300_000,

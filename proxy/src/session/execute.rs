@@ -318,12 +318,12 @@ impl Session {
         job: &Job<'_>,
     ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
         let bt = self.timeouts.backend_response;
-        let ct = self.timeouts.client_write;
         let backend_err = |e: ConnError| RelayError::from_conn(&e, true);
         match job {
             Job::Forward { payload, expect } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let (outcome, changes) = relay(&mut self.client, conn, *expect, bt, ct, None, false).await?;
+                let (outcome, changes) =
+                    relay(&mut self.client, conn, *expect, &self.timeouts, &mut self.abort, None, false).await?;
                 if payload.first() == Some(&(Command::COM_SET_OPTION as u8)) && outcome.error.is_none() {
                     // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (the server refused others).
                     let on = payload.get(1..3) == Some(&[0, 0][..]);
@@ -334,8 +334,16 @@ impl Session {
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
-                let (outcome, changes) =
-                    relay(&mut self.client, conn, Expect::Prepare, bt, ct, Some(*client_id), false).await?;
+                let (outcome, changes) = relay(
+                    &mut self.client,
+                    conn,
+                    Expect::Prepare,
+                    &self.timeouts,
+                    &mut self.abort,
+                    Some(*client_id),
+                    false,
+                )
+                .await?;
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
                         close_backend_stmt(conn, old);

@@ -75,6 +75,7 @@ impl Session {
             return Ok(None);
         }
         let registration = shared.sessions.register(id, peer.clone(), login.user.clone(), None);
+        let abort = registration.entry.abort_signal();
         let mut session = Session {
             id,
             shared: shared.clone(),
@@ -102,6 +103,7 @@ impl Session {
             read_tick: u64::from(id),
             read_server: None,
             failed_read_server: None,
+            abort,
             consistency: shared.consistency(&login.user),
             causal_gtid: None,
             caught_up: 0,

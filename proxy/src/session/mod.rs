@@ -92,6 +92,8 @@ pub struct Session {
     /// The replica this session's reads stay on (`routing.read_balance = "session"`), counted
     /// in `Shared::read_sessions` while set.
     read_server: Option<usize>,
+    /// Signals that the server running the current statement went down (`sessions`).
+    abort: tokio::sync::watch::Receiver<crate::sessions::AbortSignal>,
     /// The server the current read failed on (its retry goes elsewhere).
     failed_read_server: Option<usize>,
     /// Read-your-writes policy of this session's user.
@@ -184,7 +186,9 @@ impl Session {
             if payload[0] == Command::COM_QUIT as u8 {
                 break;
             }
-            let result = self.command(payload).await;
+            // Boxed: the command future is large and lives only while a command runs, so an
+            // idle session keeps only its small loop state.
+            let result = Box::pin(self.command(payload)).await;
             self.show_idle();
             if entry.is_killed() {
                 // Killed while it ran a statement: the connection ends, as on the server.

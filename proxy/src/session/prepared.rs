@@ -172,7 +172,8 @@ impl Session {
         }
         let out = rewrite_execute(payload, head, backend_id, insert.as_deref());
         conn.stream.send(0, &out, bt).await.map_err(backend_err)?;
-        let (outcome, changes) = relay(&mut self.client, conn, Expect::Query, bt, ct, None, false).await?;
+        let (outcome, changes) =
+            relay(&mut self.client, conn, Expect::Query, &self.timeouts, &mut self.abort, None, false).await?;
         if head.flags & 0x07 != 0
             && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))
         {
@@ -258,7 +259,7 @@ impl Session {
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, bt, self.timeouts.client_write, None, true)
+            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, &self.timeouts, &mut self.abort, None, true)
                 .await
                 .map(|(o, _)| o),
             Err(e) => Err(RelayError::from_conn(&e, true)),

@@ -10,7 +10,10 @@ use crate::protocol::packets::ok_without_session_state;
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
 use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use crate::protocol::CapabilityFlags;
+use crate::runtime::Timeouts;
+use crate::sessions::AbortSignal;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Flush to the client once this much is queued, even if more is buffered.
 const FLUSH_AT: usize = 256 * 1024;
@@ -47,11 +50,14 @@ pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
     expect: Expect,
-    backend_timeout: Duration,
-    client_timeout: Duration,
+    timeouts: &Timeouts,
+    abort: &mut watch::Receiver<AbortSignal>,
     patch_stmt_id: Option<u32>,
     flush_end: bool,
 ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
+    let (backend_timeout, client_timeout) = (timeouts.backend_response, timeouts.client_write);
+    // Only a signal sent while this statement runs counts.
+    abort.borrow_and_update();
     let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
     let mut sent_any = false;
     let mut first = true;
@@ -160,6 +166,17 @@ pub async fn relay(
             tokio::select! {
                 r = conn.stream.fill(backend_timeout) => {
                     r.map_err(|e| RelayError::from_conn(&e, !sent_any))?;
+                }
+                // The monitor marked this connection's server down: the statement will not
+                // be answered in useful time.
+                Ok(()) = abort.changed() => {
+                    if abort.borrow_and_update().0 == Some(conn.server) {
+                        return Err(RelayError::Backend {
+                            cause: BackendCause::Closed,
+                            detail: "the monitor marked the server down while it ran the statement".into(),
+                            before_client: !sent_any,
+                        });
+                    }
                 }
                 // Backpressure: beyond a small read-ahead the client is not read until its
                 // next command, so TCP holds back a client that pipelines without limit.

@@ -27,7 +27,17 @@ pub enum Tie {
     Cursor,
     /// The server reported a session state change rwsplit did not see coming.
     UntrackedState,
+    /// More session variables than rwsplit replays on another connection
+    /// ([`MAX_REPLAYED_SETS`], [`MAX_REPLAYED_BYTES`]): the rest live on that connection only.
+    TooMuchState,
 }
+
+/// Most SET statements a session's state replays onto another connection. Beyond, the session
+/// keeps its connection instead (bounded memory and replay work, whatever the client sets).
+pub const MAX_REPLAYED_SETS: usize = 1_000;
+
+/// Most bytes of SET text a session's state replays.
+pub const MAX_REPLAYED_BYTES: usize = 256 * 1024;
 
 /// The session's state.
 #[derive(Debug, Clone)]
@@ -46,6 +56,8 @@ pub struct SessionState {
     /// XOR of one hash per `vars` entry: kept up to date by each SET in O(1), so the
     /// fingerprint never rehashes every variable.
     vars_hash: u64,
+    /// Bytes of SET text in `vars`.
+    vars_bytes: usize,
     /// From the last status flags.
     pub autocommit: bool,
     pub in_transaction: bool,
@@ -81,6 +93,7 @@ impl SessionState {
             vars: HashMap::new(),
             next_var: 0,
             vars_hash: 0,
+            vars_bytes: 0,
             autocommit: true,
             in_transaction: false,
             read_only_transaction: false,
@@ -247,11 +260,22 @@ impl SessionState {
             (k, v).hash(&mut h);
             h.finish()
         };
+        let replaced = self.vars.get(&key).map_or(0, |(_, old)| old.len());
+        if self.ties.contains(&Tie::TooMuchState)
+            || (replaced == 0 && self.vars.len() >= MAX_REPLAYED_SETS)
+            || self.vars_bytes - replaced + sql.len() > MAX_REPLAYED_BYTES
+        {
+            // Past the bound the value lives on the session's connection only.
+            self.ties.insert(Tie::TooMuchState);
+            return;
+        }
         self.vars_hash ^= entry_hash(&key, sql);
         let order = self.next_var;
         self.next_var += 1;
+        self.vars_bytes += sql.len();
         if let Some((_, old)) = self.vars.insert(key.clone(), (order, sql.to_string())) {
             self.vars_hash ^= entry_hash(&key, &old);
+            self.vars_bytes -= old.len();
         }
     }
 
@@ -371,12 +395,20 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         set(&mut b, "@a", "SET @a = 3");
         assert_eq!(a.fingerprint(), b.fingerprint(), "back to the same value");
-        // Many SETs: each is one map update (the whole list is never rescanned).
+        // Many SETs: each is one map update (the whole list is never rescanned); past the
+        // bound the session is tied to its connection instead of growing the replay.
         let mut many = SessionState::default();
-        for i in 0..20_000 {
+        for i in 0..MAX_REPLAYED_SETS {
             set(&mut many, &format!("@v{i}"), &format!("SET @v{i} = {i}"));
         }
-        assert_eq!(many.replayable_sets(), 20_000);
-        assert_eq!(many.replay().last().map(String::as_str), Some("SET @v19999 = 19999"));
+        assert!(!many.is_tied());
+        assert_eq!(many.replayable_sets(), MAX_REPLAYED_SETS);
+        set(&mut many, "@v0", "SET @v0 = 7");
+        assert!(!many.is_tied(), "replacing a variable does not grow the state");
+        for i in 0..20_000 {
+            set(&mut many, &format!("@w{i}"), &format!("SET @w{i} = {i}"));
+        }
+        assert!(many.ties.contains(&Tie::TooMuchState));
+        assert_eq!(many.replayable_sets(), MAX_REPLAYED_SETS);
     }
 }
