@@ -197,11 +197,18 @@ fn hundred_thousand_sets_run_in_linear_time() {
             .expect("SELECT 1 after 100,000 SETs took more than 60 s")
             .expect("SELECT 1 after 100,000 SETs");
         let select_latency = t.elapsed();
-        let last_var: Option<i64> = conn.query_first(format!("SELECT @v{}", SETS - 1)).await.unwrap();
-        let first_var: Option<i64> = conn.query_first("SELECT @v1").await.unwrap();
+        let (last_var, last_server): (Option<i64>, u32) =
+            conn.query_first(format!("SELECT @v{}, @@server_id", SETS - 1)).await.unwrap().unwrap();
+        let (first_var, first_server): (Option<i64>, u32) =
+            conn.query_first("SELECT @v1, @@server_id").await.unwrap().unwrap();
+        // For the report: whether a second read costs the same (not asserted).
+        let t = Instant::now();
+        let (_, again_server): (i64, u32) = conn.query_first("SELECT 1, @@server_id").await.unwrap().unwrap();
+        let again_latency = t.elapsed();
         eprintln!(
             "[overload] {SETS} SETs in {:.1} s; batches of {BATCH}: {:?}; last/first = {ratio:.2}; SELECT 1 then \
-             took {select_latency:?}; @v{} = {last_var:?}, @v1 = {first_var:?}",
+             took {select_latency:?}; @v{} = {last_var:?} (server {last_server}), @v1 = {first_var:?} (server \
+             {first_server}); another SELECT 1 took {again_latency:?} (server {again_server})",
             total.as_secs_f64(),
             batches.iter().map(|d| format!("{:.2}s", d.as_secs_f64())).collect::<Vec<_>>(),
             SETS - 1
@@ -268,7 +275,7 @@ fn prepared_statements_per_session_are_capped_with_the_servers_error() {
     let cluster = Cluster::shared();
 
     // What the master itself answers at its limit (straight to it, as root).
-    let master_err = rt.block_on(async {
+    let (original, master_err) = rt.block_on(async {
         let original: u64 = cluster.query_value(MASTER, "SELECT @@GLOBAL.max_prepared_stmt_count").await.unwrap();
         let _restore = RestorePreparedLimit { original };
         cluster.exec(MASTER, &format!("SET GLOBAL max_prepared_stmt_count = {MASTER_CAP}")).await.unwrap();
@@ -288,10 +295,13 @@ fn prepared_statements_per_session_are_capped_with_the_servers_error() {
             root.close(s).await.unwrap();
         }
         root.disconnect().await.unwrap();
-        err
+        (original, err)
     });
-    let (master_at, master_err) =
-        master_err.unwrap_or_else(|| panic!("the master prepared {} statements at max_prepared_stmt_count = {MASTER_CAP}", MASTER_CAP + 1));
+    let restored: u64 = rt.block_on(cluster.query_value(MASTER, "SELECT @@GLOBAL.max_prepared_stmt_count")).unwrap();
+    assert_eq!(restored, original, "the master's max_prepared_stmt_count was put back");
+    let (master_at, master_err) = master_err.unwrap_or_else(|| {
+        panic!("the master prepared {} statements at max_prepared_stmt_count = {MASTER_CAP}", MASTER_CAP + 1)
+    });
 
     let proxy = Proxy::start(cluster, &format!("[proxy]\nmax_prepared_statements = {CAP}\n")).expect("rwsplit");
     let _log = proxy.log_on_panic();
@@ -306,9 +316,10 @@ fn prepared_statements_per_session_are_capped_with_the_servers_error() {
                 .unwrap_or_else(|e| panic!("prepared statement {} of {CAP} through rwsplit: {e}", i + 1));
             held.push(s);
         }
-        let proxy_err = conn.prep(format!("SELECT ? + {CAP}")).await.expect_err(
-            "the 51st prepared statement of a session with proxy.max_prepared_statements = 50 must fail",
-        );
+        let proxy_err = conn
+            .prep(format!("SELECT ? + {CAP}"))
+            .await
+            .expect_err("the 51st prepared statement of a session with proxy.max_prepared_statements = 50 must fail");
         eprintln!(
             "[overload] at the limit: the master ({MASTER_CAP}, statement {}) said {:?}; rwsplit ({CAP}, statement \
              {}) said {:?}",
@@ -480,7 +491,9 @@ fn a_stopped_replica_holds_no_read_beyond_the_monitors_detection() {
                     reads.push(Read { session: i, started, took, result });
                     if failed {
                         // A broken connection: log in again (bounded) and go on.
-                        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(10), Conn::new(proxy_opts.clone())).await {
+                        if let Ok(Ok(c)) =
+                            tokio::time::timeout(Duration::from_secs(10), Conn::new(proxy_opts.clone())).await
+                        {
                             conn = c;
                         }
                     }
@@ -492,7 +505,8 @@ fn a_stopped_replica_holds_no_read_beyond_the_monitors_detection() {
         // The long read on the victim, started just before the stop.
         let long = tokio::spawn(async move {
             let started = Instant::now();
-            let r = tokio::time::timeout(Duration::from_secs(30), sleeper.query_first::<i64, _>("SELECT SLEEP(5)")).await;
+            let r =
+                tokio::time::timeout(Duration::from_secs(30), sleeper.query_first::<i64, _>("SELECT SLEEP(5)")).await;
             (started, started.elapsed(), r.map(|r| r.map_err(|e| e.to_string())))
         });
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -526,10 +540,25 @@ fn a_stopped_replica_holds_no_read_beyond_the_monitors_detection() {
         }
 
         let slowest = reads.iter().max_by_key(|r| r.took).expect("reads");
+        let over: Vec<(usize, String, String, &Result<u32, String>)> = reads
+            .iter()
+            .filter(|r| r.took > read_bound)
+            .map(|r| {
+                (
+                    r.session,
+                    format!("{:.2}s", r.started.as_secs_f64()),
+                    format!("{:.2}s", r.took.as_secs_f64()),
+                    &r.result,
+                )
+            })
+            .collect();
+        eprintln!("[overload] reads over {read_bound:?} (session, started, took, result): {over:?}");
         let errors: Vec<&Read> = reads.iter().filter(|r| r.result.is_err()).collect();
         let per_session: Vec<usize> = (0..SESSIONS).map(|s| errors.iter().filter(|r| r.session == s).count()).collect();
-        let during: Vec<&Read> =
-            reads.iter().filter(|r| r.started >= stop_at + detection + Duration::from_secs(1) && r.started < cont_at).collect();
+        let during: Vec<&Read> = reads
+            .iter()
+            .filter(|r| r.started >= stop_at + detection + Duration::from_secs(1) && r.started < cont_at)
+            .collect();
         let on_victim_during = during.iter().filter(|r| r.result == Ok(victim)).count();
         eprintln!(
             "[overload] server {victim} stopped at {:.2}s, continued at {:.2}s (detection ~{detection:?}); {} reads, \
