@@ -4,6 +4,7 @@
 
 use super::kill::only_semicolons;
 use super::lexer::{LexMode, Lexer, Token};
+use super::words::mentions;
 use std::ops::Range;
 
 /// `SHOW PROCESSLIST` → `Some(false)`, `SHOW FULL PROCESSLIST` → `Some(true)`
@@ -11,6 +12,9 @@ use std::ops::Range;
 /// anything else, also when the reading depends on a versioned comment only some servers run
 /// and the readings disagree.
 pub fn show_processlist(sql: &str) -> Option<bool> {
+    if !mentions(sql, "processlist") {
+        return None;
+    }
     let (full, conditional) = read_show_processlist(sql, LexMode::default());
     if conditional {
         let (other, _) =
@@ -48,6 +52,9 @@ fn read_show_processlist(sql: &str, mode: LexMode) -> (Option<bool>, bool) {
 /// comments (`/*! … */`, `/*M! … */`) are SQL. The text is read the server's default way
 /// (backslash escapes in strings, versioned comments run). Never panics.
 pub fn connection_id_calls(sql: &str) -> Vec<Range<usize>> {
+    if !mentions(sql, "connection_id") {
+        return Vec::new();
+    }
     let mut lx = Lexer::new(sql, LexMode::default());
     let mut calls = Vec::new();
     let mut prev: Option<Token<'_>> = None;

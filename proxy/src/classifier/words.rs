@@ -23,3 +23,25 @@ pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
         _ => None,
     }
 }
+
+/// Whether `text` contains `word` (ASCII, any case) anywhere: a cheap test before a statement
+/// is lexed for a rare word (a statement without the letters cannot contain the call).
+pub(crate) fn mentions(text: &str, word: &str) -> bool {
+    let (t, w) = (text.as_bytes(), word.as_bytes());
+    !w.is_empty() && t.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn mentions_ignores_case_and_needs_the_whole_word_text() {
+        assert!(mentions("select Connection_Id()", "connection_id"));
+        assert!(mentions("SHOW FULL PROCESSLIST", "processlist"));
+        assert!(!mentions("select connection_i()", "connection_id"));
+        assert!(!mentions("", "processlist"));
+        assert!(!mentions("processlist", ""));
+        assert!(mentions("é processlist é", "processlist"));
+    }
+}
