@@ -47,7 +47,7 @@ fn base_capabilities() -> CapabilityFlags {
         // query that would clear the session's ROW_COUNT() and warnings. For clients that did
         // not ask for it, the relay gives OK packets back their plain form
         // (`protocol::packets::ok_without_session_state`).
-        //EXPERIMENT | CapabilityFlags::CLIENT_SESSION_TRACK
+        | CapabilityFlags::CLIENT_SESSION_TRACK
 }
 
 fn scramble(plugin: &[u8], nonce: &[u8], password: &str) -> Result<Vec<u8>, AuthError> {
