@@ -320,6 +320,22 @@ impl PacketStream {
         frame::write_packet(&mut self.wbuf, seq, payload)
     }
 
+    /// Queues one packet with `patch` written over its payload at offset `at` (the statement
+    /// id of a COM_STMT_* packet): the payload is copied once, into the write buffer, and
+    /// patched there. A patch that does not fit is left out.
+    pub fn queue_patched(&mut self, seq: u8, payload: &[u8], at: usize, patch: &[u8]) -> u8 {
+        let end = at.saturating_add(patch.len());
+        let start = self.wbuf.len() + frame::HEADER;
+        let next = self.queue(seq, payload);
+        // Within the first chunk, where the header does not interrupt the payload.
+        if end <= payload.len().min(frame::MAX_CHUNK) {
+            if let Some(dst) = self.wbuf.get_mut(start + at..start + end) {
+                dst.copy_from_slice(patch);
+            }
+        }
+        next
+    }
+
     /// Queues bytes that already are whole framed chunks (relayed from the other side).
     pub fn queue_raw(&mut self, raw: &[u8]) {
         self.wbuf.extend_from_slice(raw);
@@ -480,5 +496,21 @@ mod tests {
         // And it still reads what comes next.
         peer.write_all(b"\x01\x00\x00\x00\x0e").await.unwrap();
         assert_eq!(s.read_packet(1 << 16, SHORT).await.unwrap(), (0, Bytes::from_static(b"\x0e")));
+    }
+
+    #[tokio::test]
+    async fn a_patched_packet_goes_out_patched_and_the_rest_untouched() {
+        use tokio::io::AsyncReadExt;
+        let (mut stream, mut peer) = pair().await;
+        let payload = [0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0];
+        stream.queue_patched(0, &payload, 1, &0x0102_0304u32.to_le_bytes());
+        // Out of range: the packet goes out as it is.
+        stream.queue_patched(1, &payload[..3], 1, &[9, 9, 9, 9]);
+        stream.flush(Duration::from_secs(5)).await.unwrap();
+        let mut got = vec![0u8; 4 + 10 + 4 + 3];
+        peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..4], &[10, 0, 0, 0]);
+        assert_eq!(&got[4..14], &[0x17, 4, 3, 2, 1, 0, 1, 0, 0, 0]);
+        assert_eq!(&got[14..], &[3, 0, 0, 1, 0x17, 7, 0]);
     }
 }

@@ -155,7 +155,7 @@ impl Session {
         };
         for long in std::mem::take(&mut stmt.long_data) {
             // No response to COM_STMT_SEND_LONG_DATA; queued ahead of the EXECUTE.
-            conn.stream.queue(0, &rewrite_id(&long, backend_id));
+            conn.stream.queue_patched(0, &long, 1, &backend_id.to_le_bytes());
         }
         stmt.long_data_bytes = 0;
         // The client relies on types sent with an earlier EXECUTE that this connection has
@@ -170,8 +170,17 @@ impl Session {
                 s.types = sent_types;
             }
         }
-        let out = rewrite_execute(payload, head, backend_id, insert.as_deref());
-        conn.stream.send(0, &out, bt).await.map_err(backend_err)?;
+        match insert {
+            // The usual case: the packet as the client sent it, with the backend's statement
+            // id patched in as it is copied into the write buffer.
+            None => {
+                conn.stream.queue_patched(0, payload, 1, &backend_id.to_le_bytes());
+            }
+            Some(types) => {
+                conn.stream.queue(0, &rewrite_execute(payload, head, backend_id, Some(&types)));
+            }
+        }
+        conn.stream.flush(bt).await.map_err(backend_err)?;
         let (outcome, changes) =
             relay(&mut self.client, conn, Expect::Query, &self.timeouts, &mut self.abort, None, false).await?;
         if head.flags & 0x07 != 0
