@@ -185,3 +185,27 @@ impl Timeouts {
         }
     }
 }
+
+/// The loop of a periodic task: [`Ticker::next`] waits for the next tick (a missed tick is
+/// delayed, not bunched) and says false once `stop` turns true.
+#[derive(Debug)]
+pub struct Ticker {
+    tick: tokio::time::Interval,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Ticker {
+    pub fn new(every: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker { tick, stop }
+    }
+
+    /// Waits for the next tick; false when the task must stop.
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.tick.tick() => !*self.stop.borrow(),
+            _ = self.stop.changed() => false,
+        }
+    }
+}

@@ -41,15 +41,10 @@ pub async fn watch(
     schemas: Arc<Schemas>,
     interval: Duration,
     timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+    let mut ticker = crate::runtime::Ticker::new(interval, stop);
+    while ticker.next().await {
         // Unknown (no writer, an error) is safe: logins then check on a server.
         let names = tokio::time::timeout(timeout * 2, refresh(&pool, &topology, timeout)).await.ok().flatten();
         schemas.set(names.unwrap_or_default());

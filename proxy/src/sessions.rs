@@ -158,16 +158,11 @@ pub async fn abort_on_down(
     sessions: Arc<Sessions>,
     topology: TopologyHandle,
     every: std::time::Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut seen = 0;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+    let mut ticker = crate::runtime::Ticker::new(every, stop);
+    while ticker.next().await {
         let t = topology.load();
         if t.generation == seen {
             continue;

@@ -83,19 +83,14 @@ impl Vrrp {
         instances: &[VrrpInstanceConfig],
         shared: Arc<Shared>,
         listening: Arc<AtomicBool>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) -> Result<Vrrp> {
         let healthy =
             Arc::new(AtomicBool::new(proxy_healthy(listening.load(Ordering::Relaxed), &shared.topology.load())));
         let (flag, listen) = (healthy.clone(), listening);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEALTH_REFRESH);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => break,
-                }
+            let mut ticker = crate::runtime::Ticker::new(HEALTH_REFRESH, stop);
+            while ticker.next().await {
                 let now = proxy_healthy(listen.load(Ordering::Relaxed), &shared.topology.load());
                 if flag.swap(now, Ordering::Relaxed) != now {
                     if now {

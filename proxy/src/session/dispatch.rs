@@ -33,26 +33,10 @@ impl Session {
                 .await?
             }
             c if c == Command::COM_FIELD_LIST as u8 => {
-                self.statement(
-                    Route::Replica,
-                    Reason::Read,
-                    None,
-                    Job::Forward { payload: &payload, expect: Expect::FieldList },
-                    &[],
-                    "",
-                )
-                .await?
+                self.forward(&payload, Route::Replica, Reason::Read, Expect::FieldList).await?
             }
             c if c == Command::COM_STATISTICS as u8 => {
-                self.statement(
-                    Route::Master,
-                    Reason::SessionCommand,
-                    None,
-                    Job::Forward { payload: &payload, expect: Expect::Single },
-                    &[],
-                    "",
-                )
-                .await?
+                self.forward(&payload, Route::Master, Reason::SessionCommand, Expect::Single).await?
             }
             c if c == Command::COM_RESET_CONNECTION as u8 => {
                 self.reset(self.state.schema.clone(), self.login_collation);
@@ -81,15 +65,7 @@ impl Session {
             c if c == Command::COM_SET_OPTION as u8 => {
                 // Session state: run where the session is (the server answers as it does), then
                 // applied to each connection that serves the session later (`sync`).
-                self.statement(
-                    Route::Previous,
-                    Reason::SessionCommand,
-                    None,
-                    Job::Forward { payload: &payload, expect: Expect::Single },
-                    &[],
-                    "",
-                )
-                .await?
+                self.forward(&payload, Route::Previous, Reason::SessionCommand, Expect::Single).await?
             }
             c if c == Command::COM_PROCESS_KILL as u8 => {
                 self.process_kill(&payload).await?;
@@ -99,6 +75,17 @@ impl Session {
         };
         self.shared.metrics.observe_latency(&target, started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// A command forwarded as the client sent it, with no effect on the session's state.
+    async fn forward(
+        &mut self,
+        payload: &[u8],
+        route: Route,
+        reason: Reason,
+        expect: Expect,
+    ) -> Result<Target, ProxyError> {
+        self.statement(route, reason, None, Job::Forward { payload, expect }, &[], "").await
     }
 
     pub(super) async fn reply_ok(&mut self) -> Result<(), ProxyError> {
