@@ -8,6 +8,7 @@
 #   make lint       shellcheck the scripts
 #   make bench      the proxy's benchmarks
 #   make fuzz       each fuzz target for FUZZ_SECONDS with libFuzzer (stable toolchain)
+#   make driver-check  node mysql2 and PHP mysqli/PDO, master directly vs through rwsplit
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,7 +20,7 @@ FUZZ_SECONDS ?= 60
 # shellcheck (make lint).
 TEST_PACKAGES ?= keepalived tshark prometheus shellcheck
 
-.PHONY: lab lab-down lab-status deps build test lint bench fuzz
+.PHONY: lab lab-down lab-status deps build test lint bench fuzz driver-check
 
 lab:
 	$(LAB) install up proxy-up
@@ -56,3 +57,8 @@ bench:
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# Real drivers (node mysql2, PHP mysqli and PDO) against the master and through rwsplit.
+driver-check:
+	$(CARGO) build --release --bin rwsplit
+	RWSPLIT_BIN=$(CURDIR)/target/release/rwsplit scripts/driver_check.sh
