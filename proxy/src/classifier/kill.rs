@@ -32,6 +32,16 @@ pub fn parse_kill(sql: &str) -> Option<Kill> {
     kill
 }
 
+/// Whether the statement is a KILL of any form, in any reading of the text (comments before
+/// it included): a KILL must never reach a server as the client wrote it, since the ids it
+/// names are the proxy's, so the caller answers every one of them itself.
+pub fn is_kill(sql: &str) -> bool {
+    [true, false].into_iter().any(|conditional_comments_as_sql| {
+        let mut lx = Lexer::new(sql, LexMode { conditional_comments_as_sql, ..LexMode::default() });
+        lx.next_token().is_some_and(|t| t.is_word("KILL"))
+    })
+}
+
 /// The KILL read in one mode, and whether the text has a versioned executable comment.
 fn read(sql: &str, mode: LexMode) -> (Option<Kill>, bool) {
     let mut lx = Lexer::new(sql, mode);
@@ -75,6 +85,18 @@ pub(crate) fn only_semicolons(lx: &mut Lexer<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kill_is_recognised_whatever_precedes_it() {
+        for sql in
+            ["KILL 5", " kill query 5", "/* c */ KILL 5", "-- c\nKILL USER app", "/*!KILL 5 */", "KILL QUERY ID 9"]
+        {
+            assert!(is_kill(sql), "{sql}");
+        }
+        for sql in ["SELECT 'KILL 5'", "/* KILL 5 */ SELECT 1", "killer()", "SELECT kill", ""] {
+            assert!(!is_kill(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn kill_forms() {

@@ -151,7 +151,7 @@ mod tests;
 
 pub use connection_ids::{connection_id_calls, show_processlist};
 pub use effect::{Effect, PinReason};
-pub use kill::{parse_kill, Kill};
+pub use kill::{is_kill, parse_kill, Kill};
 pub use kind::StatementKind;
 pub use route::{Reason, Route};
 pub use rules::{decide, decide_with_text, Decision, SessionView};

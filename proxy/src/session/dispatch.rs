@@ -110,7 +110,7 @@ impl Session {
     /// True when the statement was one of them and has been answered.
     async fn answer_locally(&mut self, payload: &[u8]) -> Result<bool, ProxyError> {
         let sql = String::from_utf8_lossy(payload.get(1..).unwrap_or_default());
-        if starts_with_keyword(&sql, "kill") {
+        if classifier::is_kill(&sql) {
             match classifier::parse_kill(&sql) {
                 Some(kill) => self.kill(kill).await?,
                 None => {
@@ -175,12 +175,4 @@ impl Session {
         // The server keeps the COM_SET_OPTION setting across a reset or change of user.
         self.state.multi_statements = multi_statements;
     }
-}
-
-/// True when `sql` begins with `keyword` (after white space), as a whole word.
-fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
-    let t = sql.trim_start().as_bytes();
-    t.len() >= keyword.len()
-        && t[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes())
-        && t.get(keyword.len()).is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
 }
