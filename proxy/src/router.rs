@@ -2,7 +2,7 @@
 //! current topology snapshot, which server takes it. A write never goes anywhere but the
 //! writer. Reads go to the readable replicas; with none readable they fall back to the writer
 //! when the policy allows. How a session's reads spread:
-//! - with affinity ([`ReadChoice::sticky`], `routing.read_balance = "session"`), a session keeps
+//! - with affinity ([`Policy::read_affinity`], `routing.read_balance = "session"`), a session keeps
 //!   the replica it read from last while that replica is a candidate; a new choice takes the
 //!   candidate with the fewest reading sessions per unit of weight, so sessions spread by weight
 //!   and each server sees the same connections again (hot server threads);
@@ -55,6 +55,9 @@ pub struct Policy {
     pub master_accepts_reads: bool,
     /// While semi-sync is on, read only from the replicas acknowledging it when any is readable.
     pub prefer_semisync: bool,
+    /// A session's reads stay on one replica (`routing.read_balance = "session"`): keep the
+    /// sticky server, else choose the least loaded; otherwise round-robin.
+    pub read_affinity: bool,
 }
 
 /// What a session brings to the choice of a replica for a read.
@@ -68,8 +71,6 @@ pub struct ReadChoice<'a> {
     /// With affinity: how many sessions read from a server (by index), so that a new choice
     /// goes where there are fewest per unit of weight.
     pub load: Option<&'a dyn Fn(usize) -> u32>,
-    /// Choose with affinity (least loaded) rather than round-robin.
-    pub affinity: bool,
     /// Servers not to read from now (one that just failed, one the pool found unreachable),
     /// whatever the topology says.
     pub avoid: Option<&'a dyn Fn(usize) -> bool>,
@@ -84,7 +85,13 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, read: ReadChoic
             let semisync_only = policy.prefer_semisync
                 && topology.semisync.as_ref().is_some_and(|s| s.active)
                 && topology.readable_replicas().any(|(_, s)| s.semisync_acking == Some(true));
-            if let Some(i) = pick_read(topology, writer.filter(|_| policy.master_accepts_reads), semisync_only, read) {
+            if let Some(i) = pick_read(
+                topology,
+                writer.filter(|_| policy.master_accepts_reads),
+                semisync_only,
+                policy.read_affinity,
+                read,
+            ) {
                 return Ok(if Some(i) == writer { Target::Writer(i) } else { Target::Replica(i) });
             }
             match writer {
@@ -102,6 +109,7 @@ fn pick_read(
     topology: &Topology,
     reading_writer: Option<usize>,
     semisync_only: bool,
+    affinity: bool,
     read: ReadChoice<'_>,
 ) -> Option<usize> {
     let avoided = move |i: usize| read.avoid.is_some_and(|f| f(i));
@@ -116,7 +124,7 @@ fn pick_read(
     let weighted = all().any(|(_, w)| w > 0);
     // Zero-weight servers only when no weighted one can read.
     let candidates = move || all().filter(move |(_, w)| !weighted || *w > 0);
-    if read.affinity {
+    if affinity {
         if let Some(s) = read.sticky.filter(|s| candidates().any(|(i, _)| i == *s)) {
             return Some(s);
         }
@@ -184,8 +192,12 @@ mod tests {
         ReadChoice { tick, ..ReadChoice::default() }
     }
 
-    const ON: Policy = Policy { fallback_to_master: true, master_accepts_reads: false, prefer_semisync: false };
-    const OFF: Policy = Policy { fallback_to_master: false, master_accepts_reads: false, prefer_semisync: false };
+    const ON: Policy =
+        Policy { fallback_to_master: true, master_accepts_reads: false, prefer_semisync: false, read_affinity: false };
+    const OFF: Policy = Policy { fallback_to_master: false, ..ON };
+    /// `routing.read_balance = "session"`.
+    const AFFINE: Policy = Policy { read_affinity: true, ..ON };
+    const AFFINE_OFF: Policy = Policy { read_affinity: true, ..OFF };
 
     fn lab() -> Topology {
         topo(&[
@@ -248,7 +260,7 @@ mod tests {
     #[test]
     fn writer_takes_reads_when_asked() {
         let t = lab();
-        let p = Policy { fallback_to_master: true, master_accepts_reads: true, prefer_semisync: false };
+        let p = Policy { master_accepts_reads: true, ..ON };
         let picks: Vec<usize> = (0..3).map(|k| choose(Route::Replica, &t, p, rr(k)).unwrap().server()).collect();
         assert_eq!(picks, vec![1, 2, 0]);
         assert_eq!(choose(Route::Replica, &t, p, rr(2)), Ok(Target::Writer(0)));
@@ -298,17 +310,17 @@ mod tests {
     #[test]
     fn affinity_keeps_a_session_on_its_replica_while_it_can_read() {
         let t = lab();
-        let sticky = |s, tick| ReadChoice { tick, sticky: s, load: None, affinity: true, avoid: None };
+        let sticky = |s, tick| ReadChoice { tick, sticky: s, load: None, avoid: None };
         for tick in 0..10 {
-            assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(2), tick)), Ok(Target::Replica(2)));
-            assert_eq!(choose(Route::Replica, &t, ON, sticky(Some(1), tick)), Ok(Target::Replica(1)));
+            assert_eq!(choose(Route::Replica, &t, AFFINE, sticky(Some(2), tick)), Ok(Target::Replica(2)));
+            assert_eq!(choose(Route::Replica, &t, AFFINE, sticky(Some(1), tick)), Ok(Target::Replica(1)));
         }
         // Its replica leaves the read pool: it moves, and comes back only by a new choice.
         let mut gone = lab();
         gone.servers[2].readable = false;
-        assert_eq!(choose(Route::Replica, &gone, ON, sticky(Some(2), 5)), Ok(Target::Replica(1)));
+        assert_eq!(choose(Route::Replica, &gone, AFFINE, sticky(Some(2), 5)), Ok(Target::Replica(1)));
         // The writer was never a replica: a stale sticky index on it is not kept.
-        assert_ne!(choose(Route::Replica, &t, ON, sticky(Some(0), 0)).unwrap().server(), 0);
+        assert_ne!(choose(Route::Replica, &t, AFFINE, sticky(Some(0), 0)).unwrap().server(), 0);
     }
 
     #[test]
@@ -316,14 +328,9 @@ mod tests {
         let t = lab();
         let choice = |load: &[u32], tick| {
             let f = |i: usize| load[i];
-            choose(
-                Route::Replica,
-                &t,
-                ON,
-                ReadChoice { tick, sticky: None, load: Some(&f), affinity: true, avoid: None },
-            )
-            .unwrap()
-            .server()
+            choose(Route::Replica, &t, AFFINE, ReadChoice { tick, sticky: None, load: Some(&f), avoid: None })
+                .unwrap()
+                .server()
         };
         assert_eq!(choice(&[0, 3, 1], 0), 2);
         assert_eq!(choice(&[0, 1, 3], 7), 1);
@@ -335,14 +342,9 @@ mod tests {
         w.servers[1].weight = 3;
         let by_weight = |load: &[u32]| {
             let f = |i: usize| load[i];
-            choose(
-                Route::Replica,
-                &w,
-                ON,
-                ReadChoice { tick: 0, sticky: None, load: Some(&f), affinity: true, avoid: None },
-            )
-            .unwrap()
-            .server()
+            choose(Route::Replica, &w, AFFINE, ReadChoice { tick: 0, sticky: None, load: Some(&f), avoid: None })
+                .unwrap()
+                .server()
         };
         assert_eq!(by_weight(&[0, 2, 1]), 1);
         assert_eq!(by_weight(&[0, 3, 1]), 1, "3/3 = 1/1: a tie, the tick picks the first");
@@ -352,14 +354,10 @@ mod tests {
         for k in 0..40 {
             let snapshot = load;
             let f = |i: usize| snapshot[i];
-            let s = choose(
-                Route::Replica,
-                &w,
-                ON,
-                ReadChoice { tick: k, sticky: None, load: Some(&f), affinity: true, avoid: None },
-            )
-            .unwrap()
-            .server();
+            let s =
+                choose(Route::Replica, &w, AFFINE, ReadChoice { tick: k, sticky: None, load: Some(&f), avoid: None })
+                    .unwrap()
+                    .server();
             load[s] += 1;
         }
         assert_eq!(load, [0, 30, 10]);
@@ -370,13 +368,13 @@ mod tests {
         let t = lab();
         let not_2 = |i: usize| i == 2;
         let both = |i: usize| i == 1 || i == 2;
-        for affinity in [false, true] {
+        for (on, off) in [(ON, OFF), (AFFINE, AFFINE_OFF)] {
             for tick in 0..6 {
-                let read = ReadChoice { tick, sticky: Some(2), load: None, affinity, avoid: Some(&not_2) };
-                assert_eq!(choose(Route::Replica, &t, ON, read), Ok(Target::Replica(1)));
-                let read = ReadChoice { tick, sticky: Some(2), load: None, affinity, avoid: Some(&both) };
-                assert_eq!(choose(Route::Replica, &t, ON, read), Ok(Target::FallbackWriter(0)));
-                assert_eq!(choose(Route::Replica, &t, OFF, read), Err(NoTarget::NoReplica));
+                let read = ReadChoice { tick, sticky: Some(2), load: None, avoid: Some(&not_2) };
+                assert_eq!(choose(Route::Replica, &t, on, read), Ok(Target::Replica(1)));
+                let read = ReadChoice { tick, sticky: Some(2), load: None, avoid: Some(&both) };
+                assert_eq!(choose(Route::Replica, &t, on, read), Ok(Target::FallbackWriter(0)));
+                assert_eq!(choose(Route::Replica, &t, off, read), Err(NoTarget::NoReplica));
             }
         }
     }

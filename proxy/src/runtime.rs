@@ -139,12 +139,8 @@ impl Shared {
             fallback_to_master: c.routing.fallback_to_master,
             master_accepts_reads: c.routing.master_accepts_reads,
             prefer_semisync: c.routing.prefer_semisync_replicas,
+            read_affinity: c.routing.read_balance == rwsplit_config::ReadBalance::Session,
         }
-    }
-
-    /// Whether a session's reads stay on one replica (`routing.read_balance`).
-    pub fn read_affinity(&self) -> bool {
-        self.config.load().routing.read_balance == rwsplit_config::ReadBalance::Session
     }
 
     /// Moves a session's read affinity from `from` to `to` (the per-server counts that spread

@@ -7,7 +7,7 @@
 
 use crate::backend::internal::internal_column;
 use crate::backend::Pool;
-use crate::protocol::{CapabilityFlags, ResponseFormat};
+use crate::protocol::ResponseFormat;
 use arc_swap::ArcSwap;
 use rwsplit_replication::TopologyHandle;
 use std::collections::HashSet;
@@ -53,7 +53,7 @@ pub async fn watch(
 
 async fn refresh(pool: &Pool, topology: &TopologyHandle, timeout: Duration) -> Option<HashSet<String>> {
     let writer = topology.load().writer?;
-    let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
+    let plain = ResponseFormat::plain();
     // Any idle connection will do: SHOW DATABASES does not depend on session state, nor
     // change it.
     let mut conn = pool.lease(writer, plain, 0).await.ok()?;

@@ -135,7 +135,7 @@ async fn caching_sha2_fast_path_and_refusal() {
         server.send(2, &[0x01, 0x03], T).await.unwrap(); // fast auth success
         server.send(3, OK, T).await.unwrap();
     });
-    login(&mut client, "rw", "s3cret", format(CapabilityFlags::empty()), T).await.expect("fast path");
+    login(&mut client, "rw", "s3cret", rwsplit_proxy::protocol::ResponseFormat::plain(), T).await.expect("fast path");
     srv.await.unwrap();
 
     let (mut client, mut server) = pair().await;
@@ -146,7 +146,7 @@ async fn caching_sha2_fast_path_and_refusal() {
         err.extend_from_slice(b"28000Access denied for user 'rw'");
         server.send(2, &err, T).await.unwrap();
     });
-    match login(&mut client, "rw", "wrong", format(CapabilityFlags::empty()), T).await {
+    match login(&mut client, "rw", "wrong", rwsplit_proxy::protocol::ResponseFormat::plain(), T).await {
         Err(AuthError::Refused(msg)) => {
             assert!(msg.contains("Access denied"));
             assert!(!msg.contains("wrong"), "no password in errors");
@@ -174,7 +174,7 @@ async fn auth_switch_from_native_to_caching_sha2() {
         server.send(4, &[0x01, 0x03], T).await.unwrap();
         server.send(5, OK, T).await.unwrap();
     });
-    login(&mut client, "rw", "s3cret", format(CapabilityFlags::empty()), T).await.expect("switch");
+    login(&mut client, "rw", "s3cret", rwsplit_proxy::protocol::ResponseFormat::plain(), T).await.expect("switch");
     srv.await.unwrap();
 }
 

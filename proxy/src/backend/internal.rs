@@ -4,7 +4,9 @@
 use super::BackendConn;
 use crate::protocol::connection::ConnError;
 use crate::protocol::frame::HEADER;
+use crate::protocol::packets::command_payload;
 use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use crate::protocol::Command;
 use std::time::Duration;
 
 /// Runs an internal command on a backend connection and reads its whole response without
@@ -18,6 +20,15 @@ pub async fn internal(
 ) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
     conn.stream.send(0, payload, timeout).await?;
     read_response(conn, expect, timeout).await
+}
+
+/// [`internal`] of a COM_QUERY with `sql`.
+pub async fn internal_query(
+    conn: &mut BackendConn,
+    sql: &str,
+    timeout: Duration,
+) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
+    internal(conn, &command_payload(Command::COM_QUERY, sql.as_bytes()), Expect::Query, timeout).await
 }
 
 /// Runs several internal commands in one round trip: all are sent, then every response is
@@ -81,10 +92,7 @@ pub async fn internal_column(
     max_rows: usize,
     timeout: Duration,
 ) -> Result<Vec<Option<String>>, ConnError> {
-    let mut payload = Vec::with_capacity(sql.len() + 1);
-    payload.push(mysql_common::constants::Command::COM_QUERY as u8);
-    payload.extend_from_slice(sql.as_bytes());
-    conn.stream.send(0, &payload, timeout).await?;
+    conn.stream.send(0, &command_payload(Command::COM_QUERY, sql.as_bytes()), timeout).await?;
     let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
     // Packets of the first result: column count, definitions, [EOF], then rows.
     let mut columns: Option<u64> = None;

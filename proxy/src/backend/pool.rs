@@ -14,7 +14,7 @@
 use super::auth::AuthError;
 use super::conn::{BackendConn, OpenGuard, Slots};
 use crate::error::{BackendCause, ProxyError};
-use crate::protocol::{CapabilityFlags, ResponseFormat};
+use crate::protocol::ResponseFormat;
 use rwsplit_config::{BackendConfig, ServerConfig};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -302,7 +302,7 @@ impl Pool {
     pub async fn kill(&self, server: usize, connection_id: u32, query_only: bool) -> bool {
         let timeout = self.settings.connect_timeout * 2;
         let work = async {
-            let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
+            let plain = ResponseFormat::plain();
             let sp = self.servers.get(server)?;
             // The slot leases leave free; if it is taken, wait like anyone else.
             let mut conn = match sp.slots.claim(self.settings.max_open) {
@@ -310,12 +310,7 @@ impl Pool {
                 None => self.open(server, plain).await.ok()?,
             };
             let sql = if query_only { format!("KILL QUERY {connection_id}") } else { format!("KILL {connection_id}") };
-            let mut p = vec![mysql_common::constants::Command::COM_QUERY as u8];
-            p.extend_from_slice(sql.as_bytes());
-            super::internal::internal(&mut conn, &p, crate::protocol::response::Expect::Query, timeout)
-                .await
-                .ok()
-                .map(|(o, _)| o.error.is_none())
+            super::internal::internal_query(&mut conn, &sql, timeout).await.ok().map(|(o, _)| o.error.is_none())
         };
         match tokio::time::timeout(timeout, work).await.ok().flatten() {
             Some(ok) => ok,

@@ -38,6 +38,11 @@ pub struct ResponseFormat {
 }
 
 impl ResponseFormat {
+    /// No optional format: what rwsplit's own connections (KILL, the schema list) use.
+    pub fn plain() -> Self {
+        ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false }
+    }
+
     pub fn contains(&self, flag: CapabilityFlags) -> bool {
         self.caps.contains(flag)
     }

@@ -2,7 +2,7 @@
 //! Composing follows the protocol-41 layouts; reading is limited to what routing needs
 //! (status flags, counts) so rows are never decoded.
 
-use super::StatusFlags;
+use super::{Command, StatusFlags};
 
 /// First byte of an OK packet.
 pub const OK: u8 = 0x00;
@@ -120,6 +120,14 @@ pub fn eof_warnings(payload: &[u8]) -> Option<u16> {
 pub fn eof_status(payload: &[u8]) -> Option<StatusFlags> {
     let s = payload.get(3..5)?;
     Some(StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]])))
+}
+
+/// A command packet's payload: the command byte, then its argument (SQL text, schema name).
+pub fn command_payload(command: Command, argument: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(argument.len() + 1);
+    p.push(command as u8);
+    p.extend_from_slice(argument);
+    p
 }
 
 /// An OK packet with no rows affected and the given status.

@@ -98,8 +98,6 @@ pub struct ResponseTracker {
     prepared: Option<(u32, u16, u16)>,
     warnings: u16,
     last_insert_id: u64,
-    /// The chunk just fed was an OK packet reporting session state changes.
-    state_ok: bool,
     /// The chunk just fed was an OK packet (or an OK-form terminator).
     fed_ok: bool,
 }
@@ -120,7 +118,6 @@ impl ResponseTracker {
             prepared: None,
             warnings: 0,
             last_insert_id: 0,
-            state_ok: false,
             fed_ok: false,
         }
     }
@@ -129,7 +126,7 @@ impl ResponseTracker {
     /// multi-statement) whose status says session state changed: its payload then carries
     /// what changed (`protocol::session_track`).
     pub fn fed_state_change(&self) -> bool {
-        self.state_ok
+        self.fed_ok && self.status.is_some_and(|s| s.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED))
     }
 
     /// Whether the chunk just fed was an OK packet (also an OK-form terminator with
@@ -170,7 +167,6 @@ impl ResponseTracker {
         match ok_head(head) {
             Some(h) => {
                 self.fed_ok = true;
-                self.state_ok = h.status.contains(StatusFlags::SERVER_SESSION_STATE_CHANGED);
                 self.status = Some(h.status);
                 self.warnings = h.warnings;
                 self.last_insert_id = h.last_insert_id;
@@ -194,7 +190,6 @@ impl ResponseTracker {
     /// Feeds one chunk: its header and its payload (or at least the payload's first bytes;
     /// a terminator or OK must be given whole, which holds as they are far below a chunk).
     pub fn feed(&mut self, chunk: Chunk, head: &[u8]) -> Result<Step, Violation> {
-        self.state_ok = false;
         self.fed_ok = false;
         if self.continuation {
             self.continuation = chunk.continues();

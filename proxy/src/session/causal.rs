@@ -121,9 +121,7 @@ impl Session {
             }
             Flavor::MySql => "SET SESSION session_track_gtids = OWN_GTID",
         };
-        let mut p = vec![Command::COM_QUERY as u8];
-        p.extend_from_slice(sql.as_bytes());
-        if let Ok((o, _)) = internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+        if let Ok((o, _)) = internal_query(conn, sql, self.timeouts.backend_response).await {
             conn.gtid_tracking = o.error.is_none();
         }
     }

@@ -131,7 +131,7 @@ impl Session {
     pub(super) async fn query(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
         let sql = String::from_utf8_lossy(&payload[1..]);
         let rewritten = process::rewrite_connection_id(&sql, self.id);
-        let rewritten_payload = rewritten.as_ref().map(|t| [&[Command::COM_QUERY as u8][..], t.as_bytes()].concat());
+        let rewritten_payload = rewritten.as_ref().map(|t| command_payload(Command::COM_QUERY, t.as_bytes()));
         let (sql, payload): (std::borrow::Cow<'_, str>, &[u8]) = match (&rewritten, &rewritten_payload) {
             (Some(text), Some(p)) => (std::borrow::Cow::Borrowed(text.as_str()), p.as_slice()),
             _ => (sql, payload),

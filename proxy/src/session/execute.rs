@@ -1,8 +1,8 @@
 //! Running one statement: choosing the target server, taking a connection (the tied one, the
 //! previous one, or a pooled one brought to the session's state), sending the command,
 //! relaying the response, and then learning what it changed and keeping or returning the
-//! connection. Reads that fail before any byte reached the client are retried once on the
-//! writer; writes never are.
+//! connection. Reads that fail before any byte reached the client are retried once, on another
+//! replica or else the writer; writes never are.
 
 use super::*;
 
@@ -33,7 +33,7 @@ impl Session {
             self.check_semisync()?;
         }
         let signal;
-        let job = if self.state.read_only_transaction && statement.is_some_and(|s| is_dml(s.kind())) {
+        let job = if self.state.read_only_transaction && statement.is_some_and(|s| s.kind().is_dml_write()) {
             // The master refuses it (1792) before it looks at the tables; the replica running
             // the transaction would refuse it for another reason (read_only, 1290). The
             // replica raises the master's error instead, so that SHOW WARNINGS and the
@@ -208,8 +208,7 @@ impl Session {
 
     /// Runs a statement that leaves no warnings, errors or row count behind on `conn`.
     async fn clear_diagnostics(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
-        let p = [&[Command::COM_QUERY as u8][..], b"DO 0"].concat();
-        match internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+        match internal_query(conn, "DO 0", self.timeouts.backend_response).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
         }
@@ -221,11 +220,8 @@ impl Session {
         if self.last_insert_id_on == Some((conn.server, conn.hello.connection_id)) {
             return Ok(());
         }
-
         let sql = format!("SELECT LAST_INSERT_ID({})", self.last_insert_id);
-        let mut p = vec![Command::COM_QUERY as u8];
-        p.extend_from_slice(sql.as_bytes());
-        match internal(conn, &p, Expect::Query, self.timeouts.backend_response).await {
+        match internal_query(conn, &sql, self.timeouts.backend_response).await {
             Ok((o, _)) if o.error.is_none() => {
                 self.last_insert_id_on = Some((conn.server, conn.hello.connection_id));
                 Ok(())
@@ -256,17 +252,16 @@ impl Session {
         } else {
             0
         };
-        let affinity = route == Route::Replica && self.shared.read_affinity();
+        let policy = self.shared.policy();
         let load =
             |i: usize| self.shared.read_sessions.get(i).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
         let pool = &self.shared.pool;
         let failed = self.failed_read_server;
         let avoid = |i: usize| Some(i) == failed || pool.is_unreachable(i);
-        let read =
-            router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), affinity, avoid: Some(&avoid) };
-        let chosen = router::choose(route, &topology, self.shared.policy(), read);
+        let read = router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), avoid: Some(&avoid) };
+        let chosen = router::choose(route, &topology, policy, read);
         if let Ok(Target::Replica(i)) = chosen {
-            if affinity && self.read_server != Some(i) {
+            if policy.read_affinity && self.read_server != Some(i) {
                 self.shared.move_read_session(self.read_server, Some(i));
                 self.read_server = Some(i);
             }
@@ -310,8 +305,8 @@ impl Session {
         Ok(conn)
     }
 
-    /// Sends the job's command(s) and relays the response; returns the outcome and the final
-    /// OK's payload when it reports session state changes.
+    /// Sends the job's command(s) and relays the response; returns the outcome and what the
+    /// response's OK packets said changed in the session (see `relay`).
     pub(super) async fn run_job(
         &mut self,
         conn: &mut BackendConn,
@@ -445,19 +440,7 @@ impl Session {
 fn read_only_transaction_signal() -> Vec<u8> {
     let sql = "SIGNAL SQLSTATE '25006' SET MYSQL_ERRNO = 1792, \
                MESSAGE_TEXT = 'Cannot execute statement in a READ ONLY transaction'";
-    [&[Command::COM_QUERY as u8][..], sql.as_bytes()].concat()
-}
-
-/// Statements that change table rows: what a read-only transaction refuses.
-fn is_dml(kind: StatementKind) -> bool {
-    matches!(
-        kind,
-        StatementKind::Insert
-            | StatementKind::Update
-            | StatementKind::Delete
-            | StatementKind::Replace
-            | StatementKind::Load
-    )
+    command_payload(Command::COM_QUERY, sql.as_bytes())
 }
 
 pub(super) fn changes_data(stmt: &Statement, reason: Reason) -> bool {

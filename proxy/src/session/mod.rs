@@ -27,14 +27,14 @@ pub mod relay;
 pub mod state;
 mod sync;
 
-use crate::backend::internal::{internal, internal_batch, internal_value};
+use crate::backend::internal::{internal, internal_batch, internal_query, internal_value};
 use crate::backend::BackendConn;
 use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
 use crate::error::{BackendCause, ProxyError};
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
-use crate::protocol::packets::ok_payload;
+use crate::protocol::packets::{command_payload, ok_payload};
 use crate::protocol::response::{Expect, Outcome};
 use crate::protocol::session_track::StateChanges;
 use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ExecuteHead};

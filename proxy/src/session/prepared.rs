@@ -30,7 +30,7 @@ impl Session {
         // CONNECTION_ID() answers the session's id wherever the statement is prepared.
         let rewritten = process::rewrite_connection_id(&text, self.id);
         let sql: Arc<str> = Arc::from(rewritten.as_deref().unwrap_or(&text));
-        let rewritten_payload = rewritten.map(|t| [&[Command::COM_STMT_PREPARE as u8][..], t.as_bytes()].concat());
+        let rewritten_payload = rewritten.map(|t| command_payload(Command::COM_STMT_PREPARE, t.as_bytes()));
         let payload = rewritten_payload.as_deref().unwrap_or(payload);
         let decision = classifier::classify(&sql, &self.state.view());
         let client_id = self.next_stmt;
@@ -82,8 +82,7 @@ impl Session {
         conn: &mut BackendConn,
         sql: &Arc<str>,
     ) -> Result<Result<u32, Vec<u8>>, RelayError> {
-        let mut p = vec![Command::COM_STMT_PREPARE as u8];
-        p.extend_from_slice(sql.as_bytes());
+        let p = command_payload(Command::COM_STMT_PREPARE, sql.as_bytes());
         let (o, err) = internal(conn, &p, Expect::Prepare, self.timeouts.backend_response)
             .await
             .map_err(|e| RelayError::from_conn(&e, true))?;

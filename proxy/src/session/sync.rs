@@ -13,8 +13,7 @@ impl Session {
         // Any server will do; without a usable replica, the writer (whatever the read policy).
         let target = self.target(Route::Replica).or_else(|_| self.target(Route::Master))?;
         let mut conn = self.acquire(target).await?;
-        let mut payload = vec![Command::COM_INIT_DB as u8];
-        payload.extend_from_slice(db.as_bytes());
+        let payload = command_payload(Command::COM_INIT_DB, db.as_bytes());
         let timeout = self.timeouts.backend_response;
         let (o, err) = internal(&mut conn, &payload, Expect::Single, timeout)
             .await
@@ -56,16 +55,16 @@ impl Session {
             let on = self.state.multi_statements;
             // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (COM_RESET_CONNECTION keeps it).
             let option: u16 = if on { 0 } else { 1 };
-            batch.push(([&[Command::COM_SET_OPTION as u8][..], &option.to_le_bytes()].concat(), Expect::Single));
+            batch.push((command_payload(Command::COM_SET_OPTION, &option.to_le_bytes()), Expect::Single));
             steps.push(Step::MultiStatements(on));
         }
         if !state_matches {
             if let Some(db) = &self.state.schema {
-                batch.push(([&[Command::COM_INIT_DB as u8][..], db.as_bytes()].concat(), Expect::Single));
+                batch.push((command_payload(Command::COM_INIT_DB, db.as_bytes()), Expect::Single));
                 steps.push(Step::Schema);
             }
             for sql in self.state.replay() {
-                batch.push(([&[Command::COM_QUERY as u8][..], sql.as_bytes()].concat(), Expect::Query));
+                batch.push((command_payload(Command::COM_QUERY, sql.as_bytes()), Expect::Query));
                 steps.push(Step::Replay);
             }
         }
