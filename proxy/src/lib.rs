@@ -1,7 +1,8 @@
 //! rwsplit's proxy: the MySQL wire protocol on both sides, client sessions, the SQL classifier,
 //! the routing decision and the backend connection pools.
 //!
-//! Data flow: [`listener`] accepts a client and runs a [`session`]; each command is classified
+//! Data flow: [`listener`] accepts a client and runs a [`session`] on one of the session threads
+//! ([`workers`]); each command is classified
 //! ([`classifier`], pure), routed against the current topology snapshot ([`router`], pure),
 //! sent on a backend connection leased from the [`backend`] pool after that connection was
 //! brought to the session's state, and its response is relayed packet by packet
@@ -22,5 +23,6 @@ pub mod session;
 pub mod sessions;
 pub mod tls;
 pub mod vrrp;
+pub mod workers;
 
 pub use error::ProxyError;

@@ -1,12 +1,13 @@
 //! The client listener: accepts connections, enforces `proxy.max_connections` (a client over
 //! the limit gets ERR 1040 instead of a greeting, as MySQL does) and runs one session task per
-//! client until shutdown. When many sessions have ended, the memory they freed is handed back
+//! client, on a session thread ([`crate::workers`]), until shutdown. When many sessions have ended, the memory they freed is handed back
 //! to the system (glibc's malloc keeps it otherwise: 2,000 idle clients that left kept their
 //! 15 MiB of RSS).
 
 use crate::error::ProxyError;
 use crate::protocol::frame::write_packet;
 use crate::runtime::Shared;
+use crate::workers::Workers;
 use bytes::BytesMut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 /// Accepts clients until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: Arc<Workers>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let max = shared.config().proxy.max_connections as usize;
     let limit = Arc::new(Semaphore::new(max));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -39,7 +45,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
             Ok(permit) => {
                 peak.fetch_max(max - limit.available_permits(), Ordering::Relaxed);
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                workers.spawn_session(tcp, move |tcp| async move {
                     crate::session::serve(shared, tcp).await;
                     drop(permit);
                 });

@@ -92,8 +92,15 @@ fn main() -> ExitCode {
 }
 
 fn run(path: PathBuf, config: Config) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rwsplit").build()?;
-    runtime.block_on(serve(path, config))
+    // Sessions run on their own threads (`proxy.worker_threads`); this runtime keeps the
+    // listener, the monitor, VRRP and the admin endpoint, which need little.
+    let workers = Arc::new(
+        rwsplit_proxy::workers::Workers::start(config.proxy.worker_threads as usize)
+            .context("cannot start the session threads")?,
+    );
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().thread_name("rwsplit").build()?;
+    runtime.block_on(serve(path, config, workers))
 }
 
 /// The version string clients see: the writer's own, marked as coming through rwsplit.
@@ -110,7 +117,7 @@ fn announced_version(config: &Config, topology: &Topology) -> String {
     }
 }
 
-async fn serve(path: PathBuf, config: Config) -> Result<()> {
+async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::workers::Workers>) -> Result<()> {
     let topology = TopologyHandle::new(Topology::unknown(
         config.servers.iter().map(|s| (s.name.clone(), s.address.clone(), s.weight)),
     ));
@@ -157,7 +164,7 @@ async fn serve(path: PathBuf, config: Config) -> Result<()> {
     let listening = Arc::new(AtomicBool::new(true)); // bound above; cleared if its task ends
     let clients = tokio::spawn(vrrp::alive_while(
         listening.clone(),
-        rwsplit_proxy::listener::serve(listener, shared.clone(), stop_rx.clone()),
+        rwsplit_proxy::listener::serve(listener, shared.clone(), workers, stop_rx.clone()),
     ));
     let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));

@@ -34,6 +34,9 @@ pub struct ProxyConfig {
     pub tls_key: String,
     /// Refuse clients that do not switch to TLS (needs `tls_cert` and `tls_key`).
     pub require_tls: bool,
+    /// Threads that run client sessions, each session on one thread for its whole life
+    /// (thread per core). 0: one per CPU rwsplit may run on. Read at start.
+    pub worker_threads: u32,
 }
 
 impl Default for ProxyConfig {
@@ -49,6 +52,7 @@ impl Default for ProxyConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             require_tls: false,
+            worker_threads: 0,
         }
     }
 }
@@ -61,6 +65,7 @@ impl ProxyConfig {
         check_range("proxy.client_idle_timeout_ms", self.client_idle_timeout_ms, 1_000, 31_536_000_000, problems);
         check_range("proxy.max_packet_bytes", self.max_packet_bytes, 1024, 1 << 30, problems);
         check_range("proxy.max_prepared_statements", self.max_prepared_statements.into(), 0, 1_048_576, problems);
+        check_range("proxy.worker_threads", self.worker_threads.into(), 0, 1024, problems);
         match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
             (true, true) if self.require_tls => {
                 problems.push(Problem::new("proxy.require_tls", "needs proxy.tls_cert and proxy.tls_key"))

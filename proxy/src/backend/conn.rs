@@ -89,6 +89,9 @@ pub struct BackendConn {
     pub stmts: HashMap<Arc<str>, BackendStmt>,
     stmt_clock: u64,
     pub last_used: Instant,
+    /// The session thread whose reactor the socket is registered with
+    /// ([`crate::workers::current`] when it was opened or last moved).
+    pub thread: Option<usize>,
     _open: OpenGuard,
 }
 
@@ -122,6 +125,7 @@ impl BackendConn {
             stmts: HashMap::new(),
             stmt_clock: 0,
             last_used: Instant::now(),
+            thread: crate::workers::current(),
             _open: open,
         })
     }
@@ -152,6 +156,16 @@ impl BackendConn {
         }
         self.stmts.insert(sql, BackendStmt { id, types: None, used: self.stmt_clock });
         evicted
+    }
+
+    /// Moves the socket onto the calling session thread, if it is registered elsewhere.
+    pub fn move_to_current_thread(&mut self) -> std::io::Result<()> {
+        let here = crate::workers::current();
+        if here.is_some() && here != self.thread {
+            self.stream.rehome()?;
+            self.thread = here;
+        }
+        Ok(())
     }
 
     /// The server forgot everything session-bound (after COM_RESET_CONNECTION).

@@ -177,8 +177,13 @@ impl Pool {
         // Bounded by the deadline: every round either returns or waits for a signal.
         loop {
             if let Some(state) = idle_state {
-                if let Some(conn) = self.take_idle(sp, key, state) {
-                    return Ok(conn);
+                if let Some(mut conn) = self.take_idle(sp, key, state) {
+                    match conn.move_to_current_thread() {
+                        Ok(()) => return Ok(conn),
+                        // Dropped (its slot is free again); try the next one.
+                        Err(e) => tracing::warn!(server = %sp.name, error = %e, "pooled connection lost"),
+                    }
+                    continue;
                 }
             }
             if let Some(guard) = sp.slots.claim(limit) {
@@ -247,6 +252,7 @@ impl Pool {
 
     fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64) -> Option<BackendConn> {
         let now = Instant::now();
+        let here = crate::workers::current();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         // Oldest first: expired connections leave from the front, without a scan.
         while idle.front().is_some_and(|c| now.duration_since(c.last_used) >= self.settings.idle_timeout) {
@@ -256,11 +262,19 @@ impl Pool {
         while !idle.is_empty() {
             // The most recently used connection in the same state, looking at the newest few
             // only (a hot connection is near the back); else the newest with the same format.
+            // Among those, one on the caller's session thread first (no move needed).
             let recent = idle.len().saturating_sub(MATCH_WINDOW);
+            let matches = |i: usize, same_state: bool, same_thread: bool| {
+                idle.get(i).is_some_and(|c| {
+                    c.key == key && (!same_state || c.state == Some(state)) && (!same_thread || c.thread == here)
+                })
+            };
             let pos = (recent..idle.len())
                 .rev()
-                .find(|&i| idle.get(i).is_some_and(|c| c.key == key && c.state == Some(state)))
-                .or_else(|| (0..idle.len()).rev().find(|&i| idle.get(i).is_some_and(|c| c.key == key)))?;
+                .find(|&i| matches(i, true, true))
+                .or_else(|| (recent..idle.len()).rev().find(|&i| matches(i, true, false)))
+                .or_else(|| (0..idle.len()).rev().find(|&i| matches(i, false, true)))
+                .or_else(|| (0..idle.len()).rev().find(|&i| matches(i, false, false)))?;
             let mut conn = idle.remove(pos)?;
             // A connection idle for a while is probed (one non-blocking read) before use: the
             // server may have closed it (wait_timeout, restart). One used a moment ago is not.

@@ -63,6 +63,12 @@ impl AsyncWrite for Prefixed {
 enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<Prefixed>>),
+    /// Only while [`PacketStream::rehome`] moves the socket (and after it failed): no IO.
+    Moving,
+}
+
+fn moving() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "socket lost while moving it to another thread")
 }
 
 impl AsyncRead for Stream {
@@ -70,6 +76,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
 }
@@ -79,18 +86,21 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
 }
@@ -377,8 +387,20 @@ impl PacketStream {
         match &self.stream {
             Stream::Tcp(s) => matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
             // Pooled connections are plain TCP; anything else is not reused.
-            Stream::Tls(_) => false,
+            Stream::Tls(_) | Stream::Moving => false,
         }
+    }
+
+    /// Registers the socket with the reactor of the runtime this is called from (the calling
+    /// session's thread, see [`crate::workers`]), so that its readiness wakes that thread
+    /// directly instead of another thread that then wakes it. Two `epoll_ctl` calls. A TLS
+    /// stream is left where it is (still correct, only woken through its first thread).
+    pub fn rehome(&mut self) -> io::Result<()> {
+        match std::mem::replace(&mut self.stream, Stream::Moving) {
+            Stream::Tcp(tcp) => self.stream = Stream::Tcp(TcpStream::from_std(tcp.into_std()?)?),
+            other => self.stream = other,
+        }
+        Ok(())
     }
 
     /// Sends COM_QUIT without waiting, so the server closes the session cleanly instead of
