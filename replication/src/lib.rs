@@ -3,11 +3,14 @@
 //! so the query path reads the current state without a lock and never waits for a check.
 //!
 //! Layers: [`status`] parses what servers answer (pure), [`tracker`] turns check results into
-//! the next topology (pure, table-tested), `probe` and `monitor` do the IO.
+//! the next topology (pure, table-tested), `probe` and `monitor` do the IO. [`election`] picks
+//! the server a switchover or failover promotes (pure), [`promotion`] runs the steps (IO).
 
+pub mod election;
 mod error;
 mod monitor;
 mod probe;
+pub mod promotion;
 pub mod status;
 mod topology;
 pub mod tracker;

@@ -68,9 +68,17 @@ impl Monitor {
             ticker.reset();
         }
         loop {
+            let handle = self.handle.clone();
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = async { ticker.tick().await; self.check_once().await } => {}
+                _ = async {
+                    tokio::select! {
+                        _ = ticker.tick() => {}
+                        // A promotion just happened: its result is wanted now, not in an interval.
+                        _ = handle.check_requested() => ticker.reset(),
+                    }
+                    self.check_once().await
+                } => {}
             }
         }
         for p in &mut self.probes {

@@ -71,19 +71,7 @@ impl Probe {
     /// connection is dropped.
     pub(crate) async fn check(&mut self, plan: CheckPlan) -> Result<Observation, Error> {
         if self.conn.is_none() {
-            let opts = OptsBuilder::default()
-                .ip_or_hostname(self.host.clone())
-                .tcp_port(self.port)
-                .user(Some(self.user.clone()))
-                .pass(Some(self.password.expose().to_string()))
-                // The monitor checks the address it was given, not a Unix socket it might find.
-                .prefer_socket(false)
-                .stmt_cache_size(0)
-                .tcp_nodelay(true);
-            let conn = tokio::time::timeout(self.connect_timeout, Conn::new(opts))
-                .await
-                .map_err(|_| Error::Timeout { what: "connect", after: self.connect_timeout })?
-                .map_err(Error::connect)?;
+            let conn = connect(&self.host, self.port, &self.user, &self.password, self.connect_timeout).await?;
             self.conn = Some(conn);
             self.version = None;
             self.heartbeat_ready = false;
@@ -239,7 +227,30 @@ pub(crate) fn now_us() -> i64 {
 }
 
 /// `host:port`, `[v6]:port` or a bare host (port 3306).
-fn split_address(address: &str) -> (String, u16) {
+/// Logs in to `host:port` over TCP, within `timeout`.
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &rwsplit_config::Secret,
+    timeout: Duration,
+) -> Result<Conn, Error> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(port)
+        .user(Some(user.to_string()))
+        .pass(Some(password.expose().to_string()))
+        // The monitor checks the address it was given, not a Unix socket it might find.
+        .prefer_socket(false)
+        .stmt_cache_size(0)
+        .tcp_nodelay(true);
+    tokio::time::timeout(timeout, Conn::new(opts))
+        .await
+        .map_err(|_| Error::Timeout { what: "connect", after: timeout })?
+        .map_err(Error::connect)
+}
+
+pub(crate) fn split_address(address: &str) -> (String, u16) {
     match address.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && !p.contains(']') => {
             let host = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
@@ -250,13 +261,13 @@ fn split_address(address: &str) -> (String, u16) {
 }
 
 /// Runs a statement and returns its rows as [`Fields`].
-async fn query(conn: &mut Conn, sql: &str, what: &'static str) -> Result<Vec<Fields>, Error> {
+pub(crate) async fn query(conn: &mut Conn, sql: &str, what: &'static str) -> Result<Vec<Fields>, Error> {
     let rows: Vec<Row> = conn.query(sql).await.map_err(|e| Error::query(what, e))?;
     Ok(rows.iter().map(row_fields).collect())
 }
 
 /// Runs a statement whose result does not matter.
-async fn exec(conn: &mut Conn, sql: &str, what: &'static str) -> Result<(), Error> {
+pub(crate) async fn exec(conn: &mut Conn, sql: &str, what: &'static str) -> Result<(), Error> {
     conn.query_drop(sql).await.map_err(|e| Error::query(what, e))
 }
 

@@ -164,26 +164,59 @@ impl Topology {
 
 /// Shared, lock-free access to the current [`Topology`].
 #[derive(Debug, Clone)]
-pub struct TopologyHandle(Arc<ArcSwap<Topology>>);
+pub struct TopologyHandle(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    current: ArcSwap<Topology>,
+    /// The generation of every snapshot published, for those who wait for a change (a write
+    /// waiting for a writer).
+    published: tokio::sync::watch::Sender<u64>,
+    /// Asks the monitor for a round of checks now (after a promotion) instead of at its next
+    /// interval.
+    recheck: tokio::sync::Notify,
+}
 
 impl TopologyHandle {
     pub fn new(initial: Topology) -> Self {
-        TopologyHandle(Arc::new(ArcSwap::from_pointee(initial)))
+        let (published, _) = tokio::sync::watch::channel(initial.generation);
+        TopologyHandle(Arc::new(Shared {
+            current: ArcSwap::from_pointee(initial),
+            published,
+            recheck: tokio::sync::Notify::new(),
+        }))
     }
 
     /// The current snapshot, borrowed: no reference count is touched (a hot path reads it for
     /// every statement). Keep it briefly; [`TopologyHandle::snapshot`] owns one.
     pub fn load(&self) -> arc_swap::Guard<Arc<Topology>> {
-        self.0.load()
+        self.0.current.load()
     }
 
     /// The current snapshot, owned (one atomic reference count).
     pub fn snapshot(&self) -> Arc<Topology> {
-        self.0.load_full()
+        self.0.current.load_full()
     }
 
     /// Publishes a new snapshot (monitor only).
     pub fn publish(&self, next: Topology) {
-        self.0.store(Arc::new(next));
+        let generation = next.generation;
+        self.0.current.store(Arc::new(next));
+        self.0.published.send_replace(generation);
+    }
+
+    /// A receiver that sees every snapshot published after this call (`changed().await`).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.published.subscribe()
+    }
+
+    /// Asks the monitor to check the servers now.
+    pub fn request_check(&self) {
+        self.0.recheck.notify_one();
+    }
+
+    /// Resolves when [`TopologyHandle::request_check`] was called (monitor only).
+    pub async fn check_requested(&self) {
+        self.0.recheck.notified().await
     }
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 pub struct MonitorConfig {
     /// User the monitor logs in as; needs `REPLICATION CLIENT` (MySQL, MariaDB < 10.5) or
     /// `SLAVE MONITOR` (MariaDB 10.5+) and `PROCESS`, nothing more — unless `heartbeat` is on,
-    /// which also needs `CREATE`, `INSERT` and `DELETE` on the `rwsplit` schema.
+    /// which also needs `CREATE`, `INSERT` and `DELETE` on the `rwsplit` schema. Switchover and
+    /// failover (MariaDB 10.11) also need `RELOAD`, `READ_ONLY ADMIN`, `REPLICATION SLAVE ADMIN`,
+    /// `REPLICATION MASTER ADMIN` and `BINLOG ADMIN`.
     pub user: String,
     /// That user's password.
     pub password: Secret,
@@ -57,6 +59,30 @@ pub struct MonitorConfig {
     pub semisync_notify: String,
     /// Longest run of `semisync_notify` before it is killed.
     pub notify_timeout_ms: u64,
+    /// Promote a replica when the writer is lost: it failed `fall` checks in a row and no
+    /// replica's IO thread still reaches it (so it is not only rwsplit's network). The replica
+    /// that received the most of the writer's transactions is promoted (with semi-sync on, it
+    /// holds every acknowledged one) and the others are repointed to it. Needs the monitor
+    /// user's promotion privileges (see `user`) and `replication_user`.
+    pub auto_failover: bool,
+    /// With `[[vrrp]]`, only the node that is VRRP master of this instance fails over (empty:
+    /// the first instance). Every node also takes a lock on the candidate server
+    /// (`GET_LOCK`), so two nodes never promote two servers.
+    pub failover_vrrp_instance: String,
+    /// The account servers replicate with (`CHANGE MASTER TO MASTER_USER=…`) when a
+    /// switchover or failover repoints them. Required for either.
+    pub replication_user: String,
+    /// That account's password.
+    pub replication_password: Secret,
+    /// A switchover target lagging more than this is refused.
+    pub switchover_max_lag_ms: u64,
+    /// Bound of each waiting step of a switchover or failover: transactions in flight to finish,
+    /// the target to apply the old writer's last transaction, the new writer to be seen.
+    pub promotion_timeout_ms: u64,
+    /// Shell command (`/bin/sh -c`) run after a promotion, with keepalived-like arguments:
+    /// `<command> SERVER master|replica` for the new writer and each repointed server, with
+    /// `RWSPLIT_PROMOTION=switchover|failover|rejoin` in its environment. Empty = none.
+    pub on_promotion: String,
 }
 
 impl Default for MonitorConfig {
@@ -77,6 +103,13 @@ impl Default for MonitorConfig {
             serve_stale_reads: true,
             semisync_notify: String::new(),
             notify_timeout_ms: 5_000,
+            auto_failover: false,
+            failover_vrrp_instance: String::new(),
+            replication_user: String::new(),
+            replication_password: Secret::default(),
+            switchover_max_lag_ms: 5_000,
+            promotion_timeout_ms: 10_000,
+            on_promotion: String::new(),
         }
     }
 }
@@ -97,6 +130,17 @@ impl MonitorConfig {
         if self.semisync_notify.contains('\0') {
             problems.push(Problem::new("monitor.semisync_notify", "the command cannot contain a NUL byte"));
         }
+        if self.on_promotion.contains('\0') {
+            problems.push(Problem::new("monitor.on_promotion", "the command cannot contain a NUL byte"));
+        }
+        if self.auto_failover && self.replication_user.is_empty() {
+            problems.push(Problem::new(
+                "monitor.replication_user",
+                "auto_failover repoints replicas and needs the replication account",
+            ));
+        }
+        check_range("monitor.switchover_max_lag_ms", self.switchover_max_lag_ms, 0, 86_400_000, problems);
+        check_range("monitor.promotion_timeout_ms", self.promotion_timeout_ms, 100, 3_600_000, problems);
     }
 }
 

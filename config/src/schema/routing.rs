@@ -56,6 +56,10 @@ pub struct RoutingConfig {
     pub prefer_semisync_replicas: bool,
     /// How a session's reads are spread (default `session`: they stay on one replica).
     pub read_balance: ReadBalance,
+    /// While there is no writer (it is down, or a switchover or failover is under way), a
+    /// statement for the writer waits up to this long for one instead of failing at once; it
+    /// then runs on the new writer, or gets an error saying there is none. 0: fail at once.
+    pub writer_wait_ms: u64,
 }
 
 impl Default for RoutingConfig {
@@ -68,6 +72,7 @@ impl Default for RoutingConfig {
             require_semisync: false,
             prefer_semisync_replicas: false,
             read_balance: ReadBalance::Session,
+            writer_wait_ms: 5_000,
         }
     }
 }
@@ -75,5 +80,6 @@ impl Default for RoutingConfig {
 impl RoutingConfig {
     pub(crate) fn validate(&self, problems: &mut Vec<Problem>) {
         check_range("routing.causal_timeout_ms", self.causal_timeout_ms, 1, 60_000, problems);
+        check_range("routing.writer_wait_ms", self.writer_wait_ms, 0, 600_000, problems);
     }
 }
