@@ -1,7 +1,8 @@
 //! The local HTTP endpoint: `/metrics` (Prometheus text format), `/status` (the topology as
-//! JSON) and `/health` (200 when a writer is known, for load balancers and VRRP tracking).
-//! Read-only, GET only, one request per connection, every read and write with a timeout; it
-//! binds to 127.0.0.1 unless configured otherwise.
+//! JSON) and `/health` (200 when a writer is known, for load balancers and VRRP tracking), and
+//! one action: `POST /switchover[?to=SERVER]` (what `rwsplit switchover` calls). One request per
+//! connection, every read and write with a timeout; it binds to 127.0.0.1 unless configured
+//! otherwise.
 
 use crate::runtime::Shared;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
             Ok((tcp, _)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(IO_TIMEOUT, handle(tcp, &shared)).await;
+                    let _ = handle(tcp, &shared).await;
                 });
             }
             Err(e) => {
@@ -34,28 +35,81 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
     }
 }
 
-/// Reads the request head (bounded to 8 KiB) and answers.
+/// Reads the request head (bounded to 8 KiB, within [`IO_TIMEOUT`]) and answers (the answer
+/// written within [`IO_TIMEOUT`]; a switchover takes what its own steps' bounds allow).
 async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-        let n = tcp.read(&mut chunk).await?;
-        if n == 0 {
-            break;
+    let read_head = async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+            let n = tcp.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
         }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+        Ok::<_, std::io::Error>(())
+    };
+    tokio::time::timeout(IO_TIMEOUT, read_head).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
     let head = String::from_utf8_lossy(&buf);
-    let openmetrics = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text"));
-    let (status, content_type, body) = respond(head.lines().next().unwrap_or(""), openmetrics, shared);
+    let request_line = head.lines().next().unwrap_or("");
+    let (status, content_type, body) = match switchover_request(request_line) {
+        Some(to) => switchover(shared, to.as_deref()).await,
+        None => {
+            let openmetrics = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("accept:") && l.contains("application/openmetrics-text"));
+            respond(request_line, openmetrics, shared)
+        }
+    };
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    tcp.write_all(resp.as_bytes()).await?;
-    tcp.shutdown().await
+    tokio::time::timeout(IO_TIMEOUT, async {
+        tcp.write_all(resp.as_bytes()).await?;
+        tcp.shutdown().await
+    })
+    .await
+    .map_err(|_| std::io::ErrorKind::TimedOut)?
+}
+
+/// `POST /switchover[?to=NAME]`: `Some(target)`; anything else: `None`.
+fn switchover_request(request_line: &str) -> Option<Option<String>> {
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next()?, parts.next()?);
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "POST" || path != "/switchover" {
+        return None;
+    }
+    let to = query.split('&').find_map(|kv| kv.strip_prefix("to=")).filter(|v| !v.is_empty()).map(str::to_string);
+    Some(to)
+}
+
+/// Runs a switchover and answers with its report (JSON) or why it did not happen.
+async fn switchover(shared: &Shared, to: Option<&str>) -> (&'static str, &'static str, String) {
+    use crate::promotion::{switchover::switchover, PromotionError};
+    match switchover(shared, to).await {
+        Ok(r) => {
+            let body = serde_json::json!({
+                "result": "done",
+                "old_writer": r.old_writer,
+                "new_writer": r.new_writer,
+                "repointed": r.repointed,
+                "not_repointed": r.not_repointed.iter().map(|(s, why)| serde_json::json!({"server": s, "error": why})).collect::<Vec<_>>(),
+                "writes_held_ms": r.held_ms,
+            });
+            ("200 OK", "application/json", format!("{body}\n"))
+        }
+        Err(e) => {
+            let status = match e {
+                PromotionError::Refused(_) | PromotionError::Busy => "409 Conflict",
+                _ => "500 Internal Server Error",
+            };
+            let body = serde_json::json!({ "result": e.outcome(), "error": e.to_string() });
+            (status, "application/json", format!("{body}\n"))
+        }
+    }
 }
 
 /// The topology snapshot, plus the VRRP instances' state when any run.
@@ -75,6 +129,16 @@ fn status_json(topology: &rwsplit_replication::Topology, shared: &Shared) -> ser
             .collect();
         obj.insert("vrrp".into(), serde_json::Value::Array(vrrp));
     }
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(
+            "promotion".into(),
+            serde_json::json!({
+                "running": shared.promotions.is_running(),
+                "writes_held": shared.writes.is_held(),
+                "recent_steps": shared.promotions.recent_steps(),
+            }),
+        );
+    }
     serde_json::to_string_pretty(&value)
 }
 
@@ -84,7 +148,7 @@ pub fn respond(request_line: &str, openmetrics: bool, shared: &Shared) -> (&'sta
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" {
-        return ("405 Method Not Allowed", "text/plain", "GET only\n".into());
+        return ("405 Method Not Allowed", "text/plain", "GET only (and POST /switchover)\n".into());
     }
     let path = path.split('?').next().unwrap_or("");
     let topology = shared.topology.load();

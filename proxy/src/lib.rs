@@ -15,6 +15,7 @@ pub mod consistency;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+pub mod promotion;
 pub mod protocol;
 pub mod router;
 pub mod runtime;

@@ -48,6 +48,18 @@ enum Cmd {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Switch the writer role to another server without client errors: writes are held
+    /// (not failed) while the old writer turns read_only, the target catches up and is
+    /// promoted, and the others are repointed to it. Asks the running rwsplit (admin endpoint).
+    Switchover {
+        /// The server to promote (its name in the config); default: the most advanced healthy
+        /// replica.
+        #[arg(long)]
+        to: Option<String>,
+        /// Admin address; defaults to `admin.listen` from the config.
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Print the VRRP part of a keepalived.conf as rwsplit `[[vrrp]]` TOML on stdout; what is
     /// not imported (LVS, SMTP, sync groups…) and warnings go to stderr with their lines.
     ImportKeepalived {
@@ -80,6 +92,9 @@ fn main() -> ExitCode {
         }
         Cmd::Status { admin } => status(admin.unwrap_or_else(|| config.admin.listen.clone())),
         Cmd::Run => run(cli.config.clone(), config),
+        Cmd::Switchover { to, admin } => {
+            switchover(admin.unwrap_or_else(|| config.admin.listen.clone()), to.as_deref())
+        }
         Cmd::ImportKeepalived { .. } => unreachable!("handled before the config is loaded"),
     };
     match result {
@@ -175,6 +190,7 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
         Duration::from_millis(100),
         stop_rx.clone(),
     ));
+    tokio::spawn(rwsplit_proxy::promotion::failover::watch(shared.clone(), stop_rx.clone()));
     tokio::spawn(rwsplit_proxy::schemas::watch(
         shared.pool.clone(),
         shared.topology.clone(),
@@ -317,6 +333,51 @@ fn status(admin: String) -> Result<()> {
     Ok(())
 }
 
+/// `rwsplit switchover`: POST /switchover and print the outcome; fails (exit 1) when the
+/// switchover was refused or did not finish.
+fn switchover(admin: String, to: Option<&str>) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(&admin)
+        .with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
+    // The steps are bounded by monitor.promotion_timeout_ms each; this only guards against a
+    // process that never answers.
+    tcp.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let query = to.map(|t| format!("?to={t}")).unwrap_or_default();
+    tcp.write_all(
+        format!("POST /switchover{query} HTTP/1.0\r\nHost: {admin}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )?;
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let v: serde_json::Value = serde_json::from_str(body).context("the answer is not JSON")?;
+    if head.starts_with("HTTP/1.1 200") {
+        println!(
+            "switchover done: {} -> {} (writes held {} ms); repointed: {}",
+            v["old_writer"].as_str().unwrap_or("?"),
+            v["new_writer"].as_str().unwrap_or("?"),
+            v["writes_held_ms"],
+            v["repointed"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        );
+        for n in v["not_repointed"].as_array().into_iter().flatten() {
+            eprintln!(
+                "warning: {} not repointed: {}",
+                n["server"].as_str().unwrap_or("?"),
+                n["error"].as_str().unwrap_or("?")
+            );
+        }
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "switchover {}: {}",
+            v["result"].as_str().unwrap_or("failed"),
+            v["error"].as_str().unwrap_or(body.trim())
+        )
+    }
+}
+
 /// Renders the `/status` JSON as a table (one row per server).
 fn status_table(t: &serde_json::Value) -> String {
     let writer = t["writer"].as_u64();
@@ -338,6 +399,19 @@ fn status_table(t: &serde_json::Value) -> String {
             lag,
             s["reason"].as_str().unwrap_or("")
         );
+    }
+    let promotion = &t["promotion"];
+    if promotion["running"].as_bool() == Some(true) || promotion["writes_held"].as_bool() == Some(true) {
+        out += "promotion: running (writes held: ";
+        out += if promotion["writes_held"].as_bool() == Some(true) { "yes)\n" } else { "no)\n" };
+    }
+    let steps: Vec<&str> =
+        promotion["recent_steps"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+    if !steps.is_empty() {
+        out += "recent switchover/failover steps:\n";
+        for s in steps.iter().rev().take(10).rev() {
+            out += &format!("  {s}\n");
+        }
     }
     out
 }

@@ -54,6 +54,10 @@ pub struct Metrics {
     /// Time from receiving a command to relaying the end of its response.
     pub latency: [LatencyHistogram; 3],
     pub config_reloads: Family<Labels, Counter>,
+    /// Switchovers, failovers and rejoins, by kind and outcome (done, refused, failed).
+    pub promotions: Family<Labels, Counter>,
+    /// Steps of switchovers and failovers run (one per logged step line).
+    pub promotion_steps: Counter,
     pub topology_generation: Gauge,
     vrrp_state: Family<Labels, Gauge>,
     vrrp_priority: Family<Labels, Gauge>,
@@ -182,6 +186,14 @@ impl Metrics {
         let latency = TARGETS.map(|t| latency_family.get_or_create_owned(&vec![("target".to_string(), t.to_string())]));
         let config_reloads = Family::<Labels, Counter>::default();
         registry.register("config_reloads", "Config reloads by outcome", config_reloads.clone());
+        let promotions = Family::<Labels, Counter>::default();
+        registry.register(
+            "promotions",
+            "Switchovers, failovers and rejoins of a former writer, by kind and outcome",
+            promotions.clone(),
+        );
+        let promotion_steps = Counter::default();
+        registry.register("promotion_steps", "Steps of switchovers and failovers run", promotion_steps.clone());
         let topology_generation = Gauge::default();
         registry.register(
             "topology_generation",
@@ -214,6 +226,8 @@ impl Metrics {
             semisync_refusals,
             latency,
             config_reloads,
+            promotions,
+            promotion_steps,
             topology_generation,
             vrrp_state,
             vrrp_priority,

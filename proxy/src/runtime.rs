@@ -40,6 +40,10 @@ pub struct Shared {
     pub tls: Option<crate::tls::ClientTls>,
     /// The running VRRP instances' stats (name, stats), set once they start.
     pub vrrp: std::sync::OnceLock<Vec<(String, Arc<rwsplit_ha::runner::RunnerStats>)>>,
+    /// Statements for the writer pass here; a switchover holds them.
+    pub writes: crate::promotion::WriteGate,
+    /// Switchovers and failovers of this process.
+    pub promotions: crate::promotion::Promotions,
 }
 
 /// Users and their credentials from the config.
@@ -84,6 +88,8 @@ impl Shared {
             reads_on_writer: Default::default(),
             vrrp: std::sync::OnceLock::new(),
             tls,
+            writes: Default::default(),
+            promotions: Default::default(),
         })
     }
 

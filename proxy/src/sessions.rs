@@ -34,6 +34,9 @@ pub struct Activity {
     pub statement: Option<Bytes>,
     /// The backend connection running the current statement: (server index, connection id).
     pub running_on: Option<(usize, u32)>,
+    /// The server of the connection tied to the session between statements (a transaction,
+    /// a lock, …): a switchover waits for it to be let go.
+    pub pinned_on: Option<usize>,
 }
 
 /// One live session.
@@ -120,6 +123,7 @@ impl Sessions {
                 since: Instant::now(),
                 statement: None,
                 running_on: None,
+                pinned_on: None,
             }),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),

@@ -47,8 +47,9 @@ impl Session {
         self.failed_read_server = None;
         let read = route == Route::Replica && !self.state.is_tied();
         let mut retried = false;
+        let mut writer_deadline = None;
         loop {
-            let target = self.target(route)?;
+            let (target, _pass) = self.target_for_statement(route, &mut writer_deadline).await?;
             if route == Route::Replica {
                 self.shared.note_read_target(&target);
             }
@@ -74,6 +75,16 @@ impl Session {
                 Err(e) => {
                     if matches!(e, ProxyError::Backend { .. }) {
                         self.shared.metrics.backend_error(target.server());
+                    }
+                    if e.retryable() && matches!(target, Target::Writer(_)) && !self.state.is_tied() {
+                        // Nothing was sent: the writer is unreachable (dying, or being
+                        // replaced). Wait for the monitor to name one, within writer_wait_ms.
+                        let mut topology_changes = self.shared.topology.subscribe();
+                        let mut hold_changes = self.shared.writes.subscribe();
+                        drop(_pass);
+                        if self.wait_for_writer(&mut writer_deadline, &mut topology_changes, &mut hold_changes).await {
+                            continue;
+                        }
                     }
                     return Err(e);
                 }
@@ -231,8 +242,75 @@ impl Session {
         }
     }
 
-    /// Which server runs a statement with this route.
-    pub(super) fn target(&mut self, route: Route) -> Result<Target, ProxyError> {
+    /// Which server runs a statement with this route, and the statement's pass when that is
+    /// the writer. While there is no writer, or while a switchover holds new writes, a
+    /// statement for the writer waits for one, up to `routing.writer_wait_ms`; work already
+    /// open on the writer (a transaction) is never held.
+    pub(super) async fn target_for_statement(
+        &mut self,
+        route: Route,
+        deadline: &mut Option<tokio::time::Instant>,
+    ) -> Result<(Target, Option<WritePass>), ProxyError> {
+        loop {
+            // Subscribed before looking, so a change in between is not missed.
+            let mut topology_changes = self.shared.topology.subscribe();
+            let mut hold_changes = self.shared.writes.subscribe();
+            let why = match self.choose_target(route) {
+                Ok(t) if !matches!(t, Target::Writer(_) | Target::FallbackWriter(_)) => return Ok((t, None)),
+                Ok(t) => {
+                    let continuing = self.pinned.as_ref().is_some_and(|p| p.server == t.server());
+                    match self.shared.writes.try_pass(continuing) {
+                        Some(pass) => return Ok((t, Some(pass))),
+                        None => "writes are held while the writer changes (switchover)",
+                    }
+                }
+                Err(NoTarget::NoWriter) => "no writable server is known (all down, or none has read_only=OFF)",
+                Err(e) => return Err(self.no_target(e)),
+            };
+            if !self.wait_for_writer(deadline, &mut topology_changes, &mut hold_changes).await {
+                self.shared.metrics.no_server_errors.inc();
+                let waited = self.shared.config().routing.writer_wait_ms;
+                return Err(ProxyError::NoServer(format!("{why}; waited {waited} ms (routing.writer_wait_ms)")));
+            }
+        }
+    }
+
+    /// Waits for the topology or the write hold to change, until the statement's deadline
+    /// (set at its first wait). False when the deadline has passed.
+    async fn wait_for_writer(
+        &self,
+        deadline: &mut Option<tokio::time::Instant>,
+        topology_changes: &mut tokio::sync::watch::Receiver<u64>,
+        hold_changes: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let wait = Duration::from_millis(self.shared.config().routing.writer_wait_ms);
+        let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        // Also a short tick: a writer that refuses connections for a moment is tried again.
+        let tick = tokio::time::Instant::now() + Duration::from_millis(250);
+        tokio::select! {
+            _ = topology_changes.changed() => {}
+            _ = hold_changes.changed() => {}
+            _ = tokio::time::sleep_until(until.min(tick)) => {}
+        }
+        true
+    }
+
+    pub(super) fn no_target(&self, e: NoTarget) -> ProxyError {
+        self.shared.metrics.no_server_errors.inc();
+        ProxyError::NoServer(
+            match e {
+                NoTarget::NoWriter => "no writable server is known (all down, or none has read_only=OFF)",
+                NoTarget::NoReplica => "no replica is usable and routing.fallback_to_master is off",
+            }
+            .into(),
+        )
+    }
+
+    /// Which server runs a statement with this route, now.
+    pub(super) fn choose_target(&mut self, route: Route) -> Result<Target, NoTarget> {
         if self.state.is_tied() {
             if let Some(p) = &self.pinned {
                 return Ok(self.last_target.filter(|t| t.server() == p.server).unwrap_or(Target::Writer(p.server)));
@@ -266,16 +344,7 @@ impl Session {
                 self.read_server = Some(i);
             }
         }
-        chosen.map_err(|e| {
-            self.shared.metrics.no_server_errors.inc();
-            ProxyError::NoServer(
-                match e {
-                    NoTarget::NoWriter => "no writable server is known (all down, or none has read_only=OFF)",
-                    NoTarget::NoReplica => "no replica is usable and routing.fallback_to_master is off",
-                }
-                .into(),
-            )
-        })
+        chosen
     }
 
     /// The connection for `target`: the pinned one if it is on that server, else one from the

@@ -32,6 +32,7 @@ use crate::backend::BackendConn;
 use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
 use crate::error::{BackendCause, ProxyError};
+use crate::promotion::WritePass;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
 use crate::protocol::packets::{command_payload, ok_payload};
@@ -52,7 +53,7 @@ use rwsplit_config::Consistency;
 use state::{SessionState, Tie};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// A connected, authenticated client.
@@ -227,11 +228,13 @@ impl Session {
     /// Shows the session as idle in SHOW PROCESSLIST (after login and after each command).
     fn show_idle(&self) {
         let schema = self.state.schema.clone();
+        let pinned_on = self.pinned.as_ref().map(|p| p.server);
         self.registration.entry.update(|a| {
             a.command = "Sleep";
             a.since = Instant::now();
             a.statement = None;
             a.running_on = None;
+            a.pinned_on = pinned_on;
             a.schema = schema;
         });
     }

@@ -11,7 +11,10 @@ impl Session {
     /// `db`; otherwise the server's ERR payload is returned.
     pub(super) async fn use_schema(&mut self, db: String) -> Result<Option<Vec<u8>>, ProxyError> {
         // Any server will do; without a usable replica, the writer (whatever the read policy).
-        let target = self.target(Route::Replica).or_else(|_| self.target(Route::Master))?;
+        let target = match self.choose_target(Route::Replica).or_else(|_| self.choose_target(Route::Master)) {
+            Ok(t) => t,
+            Err(e) => return Err(self.no_target(e)),
+        };
         let mut conn = self.acquire(target).await?;
         let payload = command_payload(Command::COM_INIT_DB, db.as_bytes());
         let timeout = self.timeouts.backend_response;
