@@ -10,6 +10,9 @@
 #   proxy-down  stops that proxy only
 #   down      stops what the lab started (by pidfile, never by name) and removes STATE_DIR
 #   status    which lab processes are up, replication and semi-sync state
+#   start-server NAME  starts one stopped server (master, replica1, replica2) as it is, without
+#             touching users or replication: a killed master comes back as it was (after a
+#             failover, rwsplit rejoins it)
 #
 # Options (or the environment variable of the same name):
 #   --state-dir DIR        STATE_DIR      default <repo>/.state/lab
@@ -63,6 +66,9 @@ while (($#)); do
         --admin-port) GIVEN_ADMIN_PORT=${2:?}; shift 2 ;;
         -h | --help | help) usage; exit 0 ;;
         __watch) COMMANDS+=("$1" "${2:?__watch needs a pid}"); shift 2 ;;
+        start-server)
+            case ${2:-} in master | replica1 | replica2) ;; *) die "start-server needs master, replica1 or replica2" ;; esac
+            COMMANDS+=("$1" "$2"); shift 2 ;;
         install | up | proxy-up | proxy-down | down | status) COMMANDS+=("$1"); shift ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -343,6 +349,22 @@ SET GLOBAL rpl_semi_sync_master_enabled = ON;
 SQL
 }
 
+# The monitor account also runs switchovers and failovers (read_only, CHANGE MASTER, the
+# semi-sync switches). Granted on the master, replicated; a lab made before this was added gets
+# it at its next `up`.
+grant_promotion() {
+    local writer=master
+    # After a switchover the writer may be another server: grant where read_only is OFF.
+    for name in "${SERVERS[@]}"; do
+        [[ $(sql "$name" -e 'SELECT @@read_only' 2>/dev/null) == 0 ]] && writer=$name && break
+    done
+    if ! sql "$writer" -e "SHOW GRANTS FOR 'monitor'@'127.0.0.1'" | grep -q 'RELOAD.*READ_ONLY ADMIN'; then
+        log "up: granting the monitor account what switchover and failover need"
+        sql "$writer" -e "GRANT RELOAD, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, BINLOG ADMIN
+            ON *.* TO 'monitor'@'127.0.0.1', 'monitor'@'localhost'"
+    fi
+}
+
 attach_replica() {
     local name=$1
     if [[ -z $(slave_field "$name" Master_Host) ]]; then
@@ -455,6 +477,7 @@ cmd_up() {
     if [[ $(sql master -e "SELECT COUNT(*) FROM mysql.global_priv WHERE User IN ('app','monitor','repl')") != 6 ]]; then
         create_users
     fi
+    grant_promotion
     attach_replica replica1
     attach_replica replica2
     wait_replication
@@ -557,6 +580,9 @@ address = "127.0.0.1:${PORT[REPLICA2_PORT]}"
 [monitor]
 user = "monitor"
 password = "monitor"
+# For switchover and failover (CHANGE MASTER TO ... when servers are repointed).
+replication_user = "repl"
+replication_password = "repl"
 
 [admin]
 listen = "127.0.0.1:${PORT[ADMIN_PORT]}"
@@ -710,6 +736,17 @@ cmd_status() {
     done
 }
 
+cmd_start_server() {
+    local name=$1
+    if server_pid "$name" >/dev/null; then
+        log "start-server: $name is already running"
+        return 0
+    fi
+    log "start-server: starting $name on 127.0.0.1:$(server_port "$name")"
+    start_server "$name"
+    wait_server "$name"
+}
+
 # ---------------------------------------------------------------- main
 i=0
 while ((i < ${#COMMANDS[@]})); do
@@ -721,6 +758,7 @@ while ((i < ${#COMMANDS[@]})); do
         down) cmd_down ;;
         status) cmd_status ;;
         __watch) i=$((i + 1)); cmd_watch "${COMMANDS[$i]}" ;;
+        start-server) i=$((i + 1)); cmd_start_server "${COMMANDS[$i]}" ;;
     esac
     i=$((i + 1))
 done

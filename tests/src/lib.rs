@@ -411,6 +411,8 @@ address = "{r2}"
 user = "monitor"
 password = "monitor"
 interval_ms = 250
+replication_user = "repl"
+replication_password = "repl"
 
 [admin]
 listen = "127.0.0.1:{admin_port}"

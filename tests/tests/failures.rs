@@ -1,8 +1,9 @@
 //! Servers dying under a running proxy, on a cluster of this test's own (servers are killed):
 //! reads keep working when a replica is killed with -9 (a read that fails before reaching the
-//! client is retried, and the monitor takes the replica out), and when the master dies writes
-//! fail with a clear error instead of hanging, while reads go on from the surviving replica
-//! (`monitor.serve_stale_reads`).
+//! client is retried, and the monitor takes the replica out), and when the master dies (no
+//! `auto_failover` here) writes wait `routing.writer_wait_ms` (1 s in this test) for a writer
+//! and then fail with a clear error instead of hanging, while reads go on from the surviving
+//! replica (`monitor.serve_stale_reads`).
 
 use mysql_async::prelude::*;
 use rwsplit_tests::*;
@@ -18,7 +19,7 @@ fn kill9(cluster: &Cluster, server: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_killed_then_master_killed() {
     let cluster = tokio::task::block_in_place(Cluster::start).unwrap();
-    let p = Proxy::start(&cluster, "[monitor]\nfall = 2\n").unwrap();
+    let p = Proxy::start(&cluster, "[monitor]\nfall = 2\n[routing]\nwriter_wait_ms = 1000\n").unwrap();
     let _log = p.log_on_panic();
     p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
     cluster.exec(MASTER, "CREATE TABLE db_test.f (id INT PRIMARY KEY AUTO_INCREMENT, v INT)").await.unwrap();
