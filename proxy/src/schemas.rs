@@ -56,7 +56,7 @@ async fn refresh(pool: &Pool, topology: &TopologyHandle, timeout: Duration) -> O
     let plain = ResponseFormat::plain();
     // Any idle connection will do: SHOW DATABASES does not depend on session state, nor
     // change it.
-    let mut conn = pool.lease(writer, plain, 0).await.ok()?;
+    let mut conn = pool.lease(writer, plain, 0, false).await.ok()?;
     let names = internal_column(&mut conn, "SHOW DATABASES", MAX_SCHEMAS + 1, timeout).await.ok()?;
     pool.release(conn);
     if names.len() > MAX_SCHEMAS {

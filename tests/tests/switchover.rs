@@ -363,3 +363,61 @@ async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
     b.stop();
     c.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_failover_lock_stops_the_promotion_and_writes_wait() {
+    let c = tokio::task::block_in_place(Cluster::start).unwrap();
+    let p = Proxy::start(&c, "[monitor]\nauto_failover = true\nfall = 2\n[routing]\nwriter_wait_ms = 30000\n").unwrap();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+    c.exec(MASTER, "CREATE TABLE db_test.w (id INT PRIMARY KEY)").await.unwrap();
+    c.wait_replicated().await.unwrap();
+    // Another node (played by this test) holds the failover lock on replica1.
+    let mut other_node = c.root_conn(1).await.unwrap();
+    let got: Option<i64> = other_node.query_first("SELECT GET_LOCK('rwsplit_failover', 0)").await.unwrap();
+    assert_eq!(got, Some(1));
+    let mut conn = p.conn().await.unwrap();
+    conn.query_drop("INSERT INTO db_test.w VALUES (1)").await.unwrap();
+
+    kill9(&c, "master");
+    let killed = Instant::now();
+    // Once the master is gone (its port refuses), a write waits for a writer instead of
+    // failing. (One sent in the instant before, on a connection still open, is in flight: its
+    // outcome is unknown and it fails, as in the test above.)
+    let master_port = c.port(MASTER);
+    wait_until(Duration::from_secs(10), "the master's port to refuse", || async move {
+        Ok(std::net::TcpStream::connect(("127.0.0.1", master_port)).is_err())
+    })
+    .await
+    .unwrap();
+    let write = tokio::spawn(async move {
+        let r = conn.query_drop("INSERT INTO db_test.w VALUES (2)").await;
+        (r.map_err(|e| e.to_string()), Instant::now())
+    });
+    wait_until(Duration::from_secs(20), "the proxy to back off for the lock", || async {
+        Ok(admin_get(&p, "/status").contains("holds the failover lock"))
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in REPLICAS {
+        assert_eq!(read_only(&c, i).await, 1, "nothing promoted while another node holds the lock");
+    }
+    if write.is_finished() {
+        let (result, _) = write.await.unwrap();
+        panic!("the write should wait for a writer, it ended: {result:?}");
+    }
+    let released = Instant::now();
+    other_node.query_drop("DO RELEASE_LOCK('rwsplit_failover')").await.unwrap();
+    let (result, done) = write.await.unwrap();
+    assert!(result.is_ok(), "the held write runs on the new writer: {result:?}");
+    eprintln!(
+        "[failover] with the lock held elsewhere: write waited {:?} after the kill, ran {:?} after the lock was released",
+        done.duration_since(killed),
+        done.duration_since(released)
+    );
+    let writable = [read_only(&c, 1).await, read_only(&c, 2).await].iter().filter(|&&ro| ro == 0).count();
+    assert_eq!(writable, 1);
+    p.stop();
+    c.stop().unwrap();
+}

@@ -136,8 +136,18 @@ impl Pool {
     /// A connection to `server` for clients with response format `key`, preferring an idle one
     /// whose applied state is `state` (so nothing needs resetting). At the connection limit it
     /// waits, first come first served, up to `backend.queue_timeout_ms`.
-    pub async fn lease(&self, server: usize, key: ResponseFormat, state: u64) -> Result<BackendConn, ProxyError> {
-        self.get(server, key, Some(state)).await
+    /// `probe`: check that an idle connection is still open even if it was used a moment ago
+    /// (one non-blocking read). Writes ask for it: a write sent on a connection the server
+    /// had already closed fails without a way to tell whether it ran, where a connection found
+    /// closed beforehand is simply replaced.
+    pub async fn lease(
+        &self,
+        server: usize,
+        key: ResponseFormat,
+        state: u64,
+        probe: bool,
+    ) -> Result<BackendConn, ProxyError> {
+        self.get(server, key, Some((state, probe))).await
     }
 
     /// A new connection to `server`, never an idle one (waiting at the limit like `lease`).
@@ -160,7 +170,7 @@ impl Pool {
         &self,
         server: usize,
         key: ResponseFormat,
-        idle_state: Option<u64>,
+        idle_state: Option<(u64, bool)>,
     ) -> Result<BackendConn, ProxyError> {
         let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
         // One slot stays free for KILL.
@@ -176,8 +186,8 @@ impl Pool {
         }
         // Bounded by the deadline: every round either returns or waits for a signal.
         loop {
-            if let Some(state) = idle_state {
-                if let Some(mut conn) = self.take_idle(sp, key, state) {
+            if let Some((state, probe)) = idle_state {
+                if let Some(mut conn) = self.take_idle(sp, key, state, probe) {
                     match conn.move_to_current_thread() {
                         Ok(()) => return Ok(conn),
                         // Dropped (its slot is free again); try the next one.
@@ -250,7 +260,7 @@ impl Pool {
         })
     }
 
-    fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64) -> Option<BackendConn> {
+    fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64, probe: bool) -> Option<BackendConn> {
         let now = Instant::now();
         let here = crate::workers::current();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,8 +287,9 @@ impl Pool {
                 .or_else(|| (0..idle.len()).rev().find(|&i| matches(i, false, false)))?;
             let mut conn = idle.remove(pos)?;
             // A connection idle for a while is probed (one non-blocking read) before use: the
-            // server may have closed it (wait_timeout, restart). One used a moment ago is not.
-            if now.duration_since(conn.last_used) < PROBE_AFTER || conn.stream.is_idle_and_open() {
+            // server may have closed it (wait_timeout, restart). One used a moment ago is not,
+            // unless the caller asks (a write).
+            if (!probe && now.duration_since(conn.last_used) < PROBE_AFTER) || conn.stream.is_idle_and_open() {
                 return Some(conn);
             }
         }

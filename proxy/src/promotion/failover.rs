@@ -46,10 +46,11 @@ pub async fn watch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let topology = shared.topology.snapshot();
         match election::failover_candidate(&topology) {
-            Ok(candidate) => {
-                last_refusal = None;
-                let _ = failover(&shared, &topology, candidate).await;
-            }
+            Ok(candidate) => match failover(&shared, &topology, candidate, last_refusal.as_deref()).await {
+                Ok(Outcome::Promoted) => last_refusal = None,
+                Ok(Outcome::OtherNode(why)) => last_refusal = Some(why),
+                Err(e) => last_refusal = Some(e.to_string()),
+            },
             Err(Refusal::WriterNotLost(_)) => last_refusal = None,
             Err(r) => {
                 // Lost, but nothing can be promoted: say so once per reason.
@@ -75,22 +76,42 @@ fn may_act(shared: &Shared) -> bool {
     instance.is_some_and(|(_, s)| s.state() == rwsplit_ha::fsm::State::Master)
 }
 
-/// Promotes `candidate` after the writer was lost.
-pub async fn failover(shared: &Shared, topology: &Topology, candidate: usize) -> Result<(), PromotionError> {
-    let result = run(shared, topology, candidate).await;
-    match &result {
-        Ok(true) => count(shared, KIND, "done"),
-        Ok(false) => count(shared, KIND, "skipped"),
-        Err(e) => {
-            count(shared, KIND, e.outcome());
-            step(shared, KIND, format!("not done: {e}"));
-        }
-    }
-    result.map(|_| ())
+/// What a failover attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Promoted,
+    /// Another node acts, or acted (why).
+    OtherNode(String),
 }
 
-/// `Ok(false)`: another node acts (or acted) instead.
-async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<bool, PromotionError> {
+/// Promotes `candidate` after the writer was lost. `said`: what the previous attempt of this
+/// episode reported, so that a node backing off round after round says it once.
+pub async fn failover(
+    shared: &Shared,
+    topology: &Topology,
+    candidate: usize,
+    said: Option<&str>,
+) -> Result<Outcome, PromotionError> {
+    let result = run(shared, topology, candidate).await;
+    match &result {
+        Ok(Outcome::Promoted) => count(shared, KIND, "done"),
+        Ok(Outcome::OtherNode(why)) => {
+            if said != Some(why.as_str()) {
+                count(shared, KIND, "skipped");
+                step(shared, KIND, why.clone());
+            }
+        }
+        Err(e) => {
+            if said != Some(e.to_string().as_str()) {
+                count(shared, KIND, e.outcome());
+                step(shared, KIND, format!("not done: {e}"));
+            }
+        }
+    }
+    result
+}
+
+async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<Outcome, PromotionError> {
     let _running = shared.promotions.start()?;
     let config = shared.config();
     let limit = Duration::from_millis(config.monitor.promotion_timeout_ms);
@@ -98,7 +119,9 @@ async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<b
     drop(config);
     let semisync = topology.semisync.as_ref().is_some_and(|s| s.enabled);
     let servers = &topology.servers;
-    let Some(target) = servers.get(candidate) else { return Ok(false) };
+    let Some(target) = servers.get(candidate) else {
+        return Ok(Outcome::OtherNode("the candidate left the config".into()));
+    };
     let lost = servers.iter().position(|s| s.role == rwsplit_replication::Role::Writer && s.health == Health::Down);
     let lost_name = lost.and_then(|i| servers.get(i)).map_or("?", |s| s.name.as_str());
     let failed = |step: &'static str, server: &str, cause| PromotionError::Step {
@@ -117,16 +140,17 @@ async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<b
         match promoter.lock(&s.address).await {
             Ok(Some(conn)) => locks.push(conn),
             Ok(None) => {
-                step(shared, KIND, format!("another rwsplit node holds the failover lock on {}: it acts", s.name));
-                return Ok(false);
+                return Ok(Outcome::OtherNode(format!(
+                    "another rwsplit node holds the failover lock on {}: it acts",
+                    s.name
+                )));
             }
             Err(e) => return Err(failed("GET_LOCK", &s.name, e)),
         }
     }
     for s in servers.iter().filter(|s| s.health == Health::Up) {
         if promoter.is_writable(&s.address).await.map_err(|e| failed("SELECT @@read_only", &s.name, e))? {
-            step(shared, KIND, format!("{} has read_only=OFF already: nothing to promote", s.name));
-            return Ok(false);
+            return Ok(Outcome::OtherNode(format!("{} has read_only=OFF already: nothing to promote", s.name)));
         }
     }
 
@@ -163,7 +187,7 @@ async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<b
     for r in &repointed {
         run_hook(shared, "failover", r, "replica");
     }
-    Ok(true)
+    Ok(Outcome::Promoted)
 }
 
 /// Rejoins former writers this node demoted, once they answer again.

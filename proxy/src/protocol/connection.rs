@@ -383,9 +383,14 @@ impl PacketStream {
         if !self.rbuf.is_empty() {
             return false;
         }
-        let mut probe = [0u8; 1];
+        // A peek on the socket itself (MSG_PEEK on a non-blocking socket): tokio's try_read
+        // would answer from the reactor's cached readiness, which may not have seen a close
+        // that arrived since the runtime last polled.
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
         match &self.stream {
-            Stream::Tcp(s) => matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            Stream::Tcp(s) => {
+                matches!(socket2::SockRef::from(s).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
             // Pooled connections are plain TCP; anything else is not reused.
             Stream::Tls(_) | Stream::Moving => false,
         }

@@ -350,13 +350,20 @@ impl Session {
     /// The connection for `target`: the pinned one if it is on that server, else one from the
     /// pool brought to the session's state.
     pub(super) async fn acquire(&mut self, target: Target) -> Result<BackendConn, ProxyError> {
-        if let Some(held) = self.held.take() {
+        // A write must not go out on a connection the server already closed (it would fail
+        // with no way to tell whether it ran); a read that fails so is retried anyway.
+        let probe = matches!(target, Target::Writer(_));
+        if let Some(mut held) = self.held.take() {
             if held.server == target.server() {
-                let mut conn = held;
-                self.sync(&mut conn).await?;
-                return Ok(conn);
+                if !probe || held.stream.is_idle_and_open() {
+                    self.sync(&mut held).await?;
+                    return Ok(held);
+                }
+                // Closed by the server (it died, or restarted): dropped, not pooled.
+                drop(held);
+            } else {
+                self.shared.pool.release(held);
             }
-            self.shared.pool.release(held);
         }
         if self.pinned.as_ref().is_some_and(|p| p.server == target.server()) {
             if let Some(p) = self.pinned.take() {
@@ -364,7 +371,7 @@ impl Session {
             }
         }
         let fp = self.state.fingerprint();
-        let mut conn = self.shared.pool.lease(target.server(), self.key, fp).await?;
+        let mut conn = self.shared.pool.lease(target.server(), self.key, fp, probe).await?;
         if self.state.schema.is_none() && conn.schema.is_some() {
             // No command leaves a schema: take a connection that never entered one.
             drop(conn);
