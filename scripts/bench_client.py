@@ -6,9 +6,9 @@ mysql_native_password computed with hashlib, AuthSwitchRequest, COM_QUERY with a
 EOF-terminated result set, COM_QUIT) to measure what a library would hide or a CLI would
 drown in process start-up:
 
-  connect N HOST PORT USER PASS
+  connect N HOST PORT USER PASS [QUERY]
       N serial connections: TCP connect + handshake + authentication + SELECT 1 + COM_QUIT +
-      close. Prints "ok=N errors=E mean_ms=M" (mean wall time per connection, errors excluded).
+      close (QUERY=0: without the SELECT 1). Prints "ok=N errors=E mean_ms=M" (mean wall time per connection, errors excluded).
   idle N HOST PORT USER PASS STATUS_FILE RELEASE_FILE TIMEOUT_S
       Opens N authenticated connections (at most 200 handshakes in flight), writes
       "connected=K errors=E" to STATUS_FILE, holds them until RELEASE_FILE exists (or
@@ -204,8 +204,9 @@ def recv_packet(s):
     return h[3], exact(h[0] | h[1] << 8 | h[2] << 16)
 
 
-def connect_once(host, port, user, password):
-    """Connect, authenticate, SELECT 1, COM_QUIT, close: blocking sockets, no event loop."""
+def connect_once(host, port, user, password, query=True):
+    """Connect, authenticate, SELECT 1 (unless query is false), COM_QUIT, close: blocking
+    sockets, no event loop."""
     s = socket.create_connection((host, port), timeout=IO_TIMEOUT)
     try:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -221,6 +222,9 @@ def connect_once(host, port, user, password):
                 s.sendall(packet(seq + 1, native_password(password, data.rstrip(b"\0"))))
                 continue
             raise MySQLError(err_text(p) if p[0] == 0xFF else "unexpected auth packet")
+        if not query:
+            s.sendall(packet(0, b"\x01"))
+            return
         s.sendall(packet(0, b"\x03SELECT 1"))
         eofs = 0
         _, p = recv_packet(s)
@@ -237,14 +241,14 @@ def connect_once(host, port, user, password):
         s.close()
 
 
-def cmd_connect(n, host, port, user, password):
+def cmd_connect(n, host, port, user, password, query="1"):
     ok = errors = 0
     total = 0.0
     last_err = ""
     for _ in range(int(n)):
         t0 = time.perf_counter()
         try:
-            connect_once(host, int(port), user, password)
+            connect_once(host, int(port), user, password, query != "0")
         except (OSError, MySQLError) as e:
             errors += 1
             last_err = str(e)

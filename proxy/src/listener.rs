@@ -16,17 +16,57 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// Accepts clients until `shutdown` turns true.
+/// Accepts clients until `shutdown` turns true: every session thread accepts on the same
+/// listening socket (each has its own registration of it), so a client is registered once, on
+/// the thread that runs its session, and an idle thread, woken first, takes it.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     workers: Arc<Workers>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let max = shared.config().proxy.max_connections as usize;
-    let limit = Arc::new(Semaphore::new(max));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let trimmer = tokio::spawn(trim_when_sessions_ended(limit.clone(), max, peak.clone()));
+    let admission = Admission { limit: Arc::new(Semaphore::new(max)), max, peak: Arc::new(AtomicUsize::new(0)) };
+    let trimmer = tokio::spawn(trim_when_sessions_ended(admission.limit.clone(), max, admission.peak.clone()));
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "the listener could not be handed to the session threads");
+            return;
+        }
+    };
+    let loops = workers.spawn_on_each(|_| {
+        let listener = listener.try_clone();
+        let (shared, admission, shutdown) = (shared.clone(), admission.clone(), shutdown.clone());
+        async move {
+            match listener.and_then(TcpListener::from_std) {
+                Ok(l) => accept_loop(l, shared, admission, shutdown).await,
+                Err(e) => tracing::error!(error = %e, "a session thread cannot accept clients"),
+            }
+        }
+    });
+    for l in loops {
+        let _ = l.await;
+    }
+    trimmer.abort();
+}
+
+/// `proxy.max_connections`, shared by the accept loops.
+#[derive(Debug, Clone)]
+struct Admission {
+    limit: Arc<Semaphore>,
+    max: usize,
+    /// Most sessions at once since the last trim.
+    peak: Arc<AtomicUsize>,
+}
+
+/// One session thread's accept loop: each client's session runs on this thread.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    admission: Admission,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -34,6 +74,7 @@ pub async fn serve(
         };
         let (mut tcp, peer) = match accepted {
             Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::error!(error = %e, "accept failed");
@@ -41,11 +82,11 @@ pub async fn serve(
                 continue;
             }
         };
-        match limit.clone().try_acquire_owned() {
+        match admission.limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                peak.fetch_max(max - limit.available_permits(), Ordering::Relaxed);
+                admission.peak.fetch_max(admission.max - admission.limit.available_permits(), Ordering::Relaxed);
                 let shared = shared.clone();
-                workers.spawn_session(tcp, move |tcp| async move {
+                tokio::spawn(async move {
                     crate::session::serve(shared, tcp).await;
                     drop(permit);
                 });
@@ -60,7 +101,6 @@ pub async fn serve(
             }
         }
     }
-    trimmer.abort();
 }
 
 /// How often [`trim_when_sessions_ended`] looks at the session count.

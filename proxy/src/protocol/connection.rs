@@ -416,9 +416,13 @@ impl PacketStream {
         }
     }
 
-    /// Shuts the write side down; errors are irrelevant at this point.
+    /// Ends the stream before it is dropped: TLS sends its close_notify. Plain TCP needs
+    /// nothing (closing the socket on drop sends the FIN; a separate shutdown(2) was one more
+    /// system call per connection). Errors are irrelevant at this point.
     pub async fn shutdown(&mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+        if let Stream::Tls(_) = self.stream {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
+        }
     }
 }
 
