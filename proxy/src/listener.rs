@@ -19,12 +19,7 @@ use tokio::sync::{watch, Semaphore};
 /// Accepts clients until `shutdown` turns true: every session thread accepts on the same
 /// listening socket (each has its own registration of it), so a client is registered once, on
 /// the thread that runs its session, and an idle thread, woken first, takes it.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    workers: Arc<Workers>,
-    shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, workers: Arc<Workers>, shutdown: watch::Receiver<bool>) {
     let max = shared.config().proxy.max_connections as usize;
     let admission = Admission { limit: Arc::new(Semaphore::new(max)), max, peak: Arc::new(AtomicUsize::new(0)) };
     let trimmer = tokio::spawn(trim_when_sessions_ended(admission.limit.clone(), max, admission.peak.clone()));

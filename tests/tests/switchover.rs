@@ -91,7 +91,15 @@ fn number_after(text: &str, label: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_under_oltp_read_write_costs_no_client_error() {
     let c = tokio::task::block_in_place(Cluster::start).unwrap();
-    let p = Proxy::start(&c, "[routing]\nwriter_wait_ms = 30000\n").unwrap();
+    let hook_log = c.state_dir().join("on_promotion.log");
+    let p = Proxy::start(
+        &c,
+        &format!(
+            "[routing]\nwriter_wait_ms = 30000\n[monitor]\non_promotion = \"echo $RWSPLIT_PROMOTION >> {}\"\n",
+            hook_log.display()
+        ),
+    )
+    .unwrap();
     let _log = p.log_on_panic();
     p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
     c.exec(MASTER, "CREATE DATABASE sbtest").await.unwrap();
@@ -145,6 +153,24 @@ async fn switchover_under_oltp_read_write_costs_no_client_error() {
         assert_eq!(checksums(&c, i, tables).await, reference, "checksums of server {i}");
     }
     assert!(admin_get(&p, "/status").contains("switchover: done"), "the steps are shown in /status");
+    // `rwsplit status` shows them too.
+    let out = Command::new(rwsplit_bin().unwrap())
+        .args(["status", "--admin", &format!("127.0.0.1:{}", p.admin_port())])
+        .arg("--config")
+        .arg(p.dir().join("rwsplit.toml"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("switchover: done: replica1 is the writer"), "{table}");
+    // monitor.on_promotion ran for the new writer and each repointed server.
+    wait_until(Duration::from_secs(10), "on_promotion to run three times", || async {
+        Ok(std::fs::read_to_string(&hook_log).unwrap_or_default().lines().count() == 3)
+    })
+    .await
+    .unwrap();
+    let mut hook: Vec<String> = std::fs::read_to_string(&hook_log).unwrap().lines().map(str::to_string).collect();
+    hook.sort();
+    assert_eq!(hook, ["switchover master replica", "switchover replica1 master", "switchover replica2 replica"]);
     assert_eq!(metric(&p, "rwsplit_promotions_total{kind=\"switchover\",outcome=\"done\"}"), 1.0);
     p.stop();
     c.stop().unwrap();
