@@ -6,7 +6,7 @@
 
 use crate::probe::{connect, exec, query, split_address};
 use crate::Error;
-use mysql_async::prelude::Queryable;
+use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::Conn;
 use rwsplit_config::{MonitorConfig, Secret};
 use std::time::Duration;
@@ -64,20 +64,30 @@ impl Promoter {
         self.run(address, "SET GLOBAL read_only", &[sql]).await
     }
 
-    /// The server's `@@gtid_binlog_pos`: the last transaction it wrote to its binary log, per
-    /// domain.
-    pub async fn binlog_position(&self, address: &str) -> Result<String, Error> {
+    /// The first column of the first row of `sql` on the server at `address` (`None`: no row or
+    /// NULL), within the step timeout.
+    async fn value<T: FromValue + Send + 'static>(
+        &self,
+        address: &str,
+        what: &'static str,
+        sql: &str,
+    ) -> Result<Option<T>, Error> {
         let work = async {
             let mut conn = self.conn(address).await?;
-            let rows = query(&mut conn, "SELECT @@gtid_binlog_pos AS pos", "SELECT @@gtid_binlog_pos").await?;
+            let v: Option<Option<T>> = conn.query_first(sql).await.map_err(|e| Error::query(what, e))?;
             let _ = conn.disconnect().await;
-            rows.first()
-                .and_then(|f| f.text(&["pos"]))
-                .ok_or(Error::Unexpected { what: "SELECT @@gtid_binlog_pos", detail: "no value".into() })
+            Ok(v.flatten())
         };
         tokio::time::timeout(self.step_timeout, work)
             .await
-            .map_err(|_| Error::Timeout { what: "SELECT @@gtid_binlog_pos", after: self.step_timeout })?
+            .map_err(|_| Error::Timeout { what, after: self.step_timeout })?
+    }
+
+    /// The server's `@@gtid_binlog_pos`: the last transaction it wrote to its binary log, per
+    /// domain.
+    pub async fn binlog_position(&self, address: &str) -> Result<String, Error> {
+        let pos = self.value(address, "SELECT @@gtid_binlog_pos", "SELECT @@gtid_binlog_pos").await?;
+        Ok(pos.unwrap_or_default())
     }
 
     /// Waits until the replica at `address` has applied `position` (`MASTER_GTID_WAIT`), at most
@@ -188,31 +198,14 @@ impl Promoter {
     /// Whether the server at `address` has `read_only=OFF` now (read fresh, not from a
     /// snapshot): under the lock, the last check before promoting it.
     pub async fn is_writable(&self, address: &str) -> Result<bool, Error> {
-        const WHAT: &str = "SELECT @@read_only";
-        let work = async {
-            let mut conn = self.conn(address).await?;
-            let ro: Option<i64> = conn.query_first("SELECT @@read_only").await.map_err(|e| Error::query(WHAT, e))?;
-            let _ = conn.disconnect().await;
-            Ok(ro == Some(0))
-        };
-        tokio::time::timeout(self.step_timeout, work)
-            .await
-            .map_err(|_| Error::Timeout { what: WHAT, after: self.step_timeout })?
+        let ro: Option<i64> = self.value(address, "SELECT @@read_only", "SELECT @@read_only").await?;
+        Ok(ro == Some(0))
     }
 
     /// The server's `@@gtid_binlog_state` (one GTID per domain and server id).
     pub async fn binlog_state(&self, address: &str) -> Result<String, Error> {
-        const WHAT: &str = "SELECT @@gtid_binlog_state";
-        let work = async {
-            let mut conn = self.conn(address).await?;
-            let v: Option<String> =
-                conn.query_first("SELECT @@gtid_binlog_state").await.map_err(|e| Error::query(WHAT, e))?;
-            let _ = conn.disconnect().await;
-            Ok(v.unwrap_or_default())
-        };
-        tokio::time::timeout(self.step_timeout, work)
-            .await
-            .map_err(|_| Error::Timeout { what: WHAT, after: self.step_timeout })?
+        let state = self.value(address, "SELECT @@gtid_binlog_state", "SELECT @@gtid_binlog_state").await?;
+        Ok(state.unwrap_or_default())
     }
 }
 

@@ -169,6 +169,15 @@ impl Cluster {
         }
     }
 
+    /// `kill -9` of one server's mariadbd (`master`, `replica1`, `replica2`), by its pidfile.
+    pub fn kill9(&self, server: &str) -> Result<()> {
+        let pidfile = self.state_dir.join(server).join("mariadbd.pid");
+        let pid = std::fs::read_to_string(&pidfile).with_context(|| format!("{}", pidfile.display()))?;
+        let status = Command::new("kill").args(["-9", pid.trim()]).status()?;
+        anyhow::ensure!(status.success(), "kill -9 {} failed", pid.trim());
+        Ok(())
+    }
+
     /// Runs `scripts/lab.sh <args>` for this cluster and returns its standard output.
     pub fn lab(&self, args: &[&str]) -> Result<String> {
         let out = Command::new("bash")

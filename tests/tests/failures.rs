@@ -9,13 +9,6 @@ use mysql_async::prelude::*;
 use rwsplit_tests::*;
 use std::time::{Duration, Instant};
 
-fn kill9(cluster: &Cluster, server: &str) {
-    let pidfile = cluster.state_dir().join(server).join("mariadbd.pid");
-    let pid = std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
-    let ok = std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-    assert!(ok.success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_killed_then_master_killed() {
     let cluster = tokio::task::block_in_place(Cluster::start).unwrap();
@@ -32,7 +25,7 @@ async fn replica_killed_then_master_killed() {
     let victim = server_id_of(&mut conn).await.unwrap();
     assert!(victim == 2 || victim == 3, "reads go to a replica, got server {victim}");
     let survivor = 5 - victim;
-    kill9(&cluster, if victim == 2 { "replica1" } else { "replica2" });
+    cluster.kill9(if victim == 2 { "replica1" } else { "replica2" }).unwrap();
     let killed = Instant::now();
     let mut ids = Vec::new();
     for i in 0..100 {
@@ -55,7 +48,7 @@ async fn replica_killed_then_master_killed() {
     // Writes are unaffected.
     conn.query_drop("INSERT INTO db_test.f (v) VALUES (1)").await.unwrap();
 
-    kill9(&cluster, "master");
+    cluster.kill9("master").unwrap();
     let started = Instant::now();
     let err =
         conn.query_drop("INSERT INTO db_test.f (v) VALUES (2)").await.expect_err("no master: the write must fail");

@@ -242,12 +242,6 @@ async fn unsafe_switchovers_are_refused_and_change_nothing() {
     c.stop().unwrap();
 }
 
-fn kill9(cluster: &Cluster, server: &str) {
-    let pidfile = cluster.state_dir().join(server).join("mariadbd.pid");
-    let pid = std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
-    assert!(Command::new("kill").args(["-9", pid.trim()]).status().unwrap().success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
     let c = tokio::task::block_in_place(Cluster::start).unwrap();
@@ -307,7 +301,7 @@ async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
         }));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    kill9(&c, "master");
+    c.kill9("master").unwrap();
     *killed_at.lock().unwrap() = Some(Instant::now());
     let kill_time = Instant::now();
     wait_until(Duration::from_secs(60), "writes to resume after the failover", || async {
@@ -405,7 +399,7 @@ async fn a_held_failover_lock_stops_the_promotion_and_writes_wait() {
     let mut conn = p.conn().await.unwrap();
     conn.query_drop("INSERT INTO db_test.w VALUES (1)").await.unwrap();
 
-    kill9(&c, "master");
+    c.kill9("master").unwrap();
     let killed = Instant::now();
     // Once the master is gone (its port refuses), a write waits for a writer instead of
     // failing. (One sent in the instant before, on a connection still open, is in flight: its
