@@ -291,8 +291,13 @@ fn import_keepalived(file: &Path) -> ExitCode {
 }
 
 /// SIGHUP: a new config is loaded and validated; only a good one replaces the running one.
+/// Under systemd, RELOADING=1 goes with MONOTONIC_USEC (CLOCK_MONOTONIC now, in one datagram)
+/// as `Type=notify-reload` requires: systemd (253 and later) takes a RELOADING=1 as the answer
+/// to its SIGHUP only if it is stamped at or after the signal; READY=1 follows when done.
 fn reload(path: &Path, shared: &Arc<Shared>) {
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    let _ = sd_notify::notify(&reloading);
     match rwsplit_config::load(path) {
         Ok(new) => {
             let old = shared.config();
