@@ -6,8 +6,10 @@
 //!   replicas, use a prepared statement, and `SHOW STATUS LIKE 'Ssl_cipher'` through rwsplit
 //!   shows the cipher of rwsplit's own connection (on a replica and on the master); the
 //!   monitor (also over TLS) sees every server up;
-//! - without backend TLS, the servers refuse rwsplit and a client gets an error at once (no
-//!   hang), the servers' reason in rwsplit's log;
+//! - without backend TLS, the servers refuse rwsplit (MariaDB 10.11 answers a login over plain
+//!   TCP with "Access denied" when secure transport is required) and a client gets an error at
+//!   once (no hang) naming the server and its answer (or, when the monitor was refused too,
+//!   that no server is available, the servers' answer in rwsplit's log);
 //! - with a CA that did not sign the servers' certificate, the connections fail the same way,
 //!   with the certificate named as the reason.
 
@@ -69,39 +71,35 @@ impl RawProxy {
         let p = RawProxy { child, port: ports[0], log };
         let deadline = Instant::now() + DEFAULT_TIMEOUT;
         while std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err() {
-            assert!(Instant::now() < deadline, "rwsplit did not listen:\n{}", p.log_tail());
+            assert!(Instant::now() < deadline, "rwsplit did not listen:\n{}", tail_file(&p.log, 40));
             std::thread::sleep(Duration::from_millis(100));
         }
         p
     }
+}
 
-    fn log_tail(&self) -> String {
-        tail_file(&self.log, 40)
+/// A client's login on db_test and `SELECT 1` through rwsplit on `port` (log at `log`): the
+/// error it gets (panics on success or after 30 s), and how long that took.
+async fn client_error(port: u16, log: &Path) -> (mysql_async::Error, Duration) {
+    let started = Instant::now();
+    let attempt = async {
+        let mut conn = Conn::new(loopback_opts(port, APP_USER, APP_PASSWORD, Some(APP_DB))).await?;
+        conn.query_drop("SELECT 1").await?;
+        Ok::<_, mysql_async::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(30), attempt).await {
+        Err(_) => panic!("the client hung for 30 s instead of getting an error\n{}", tail_file(log, 40)),
+        Ok(Ok(())) => panic!("the client was served: expected an error\n{}", tail_file(log, 40)),
+        Ok(Err(e)) => (e, started.elapsed()),
     }
+}
 
-    /// A client's login on db_test and `SELECT 1`: the error it gets (panics on success), and
-    /// how long that took.
-    async fn client_error(&self) -> (String, Duration) {
-        let started = Instant::now();
-        let attempt = async {
-            let mut conn = Conn::new(loopback_opts(self.port, APP_USER, APP_PASSWORD, Some(APP_DB))).await?;
-            conn.query_drop("SELECT 1").await?;
-            Ok::<_, mysql_async::Error>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(30), attempt).await {
-            Err(_) => panic!("the client hung for 30 s instead of getting an error\n{}", self.log_tail()),
-            Ok(Ok(())) => panic!("the client was served: expected an error\n{}", self.log_tail()),
-            Ok(Err(e)) => (e.to_string(), started.elapsed()),
-        }
-    }
-
-    /// Waits (bounded) until rwsplit's log contains `needle`.
-    async fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains(needle) {
-            assert!(Instant::now() < deadline, "rwsplit's log never said {needle:?}:\n{}", self.log_tail());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+/// Waits (bounded) until rwsplit's log at `log` contains `needle`.
+async fn wait_log(log: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(log).unwrap_or_default().contains(needle) {
+        assert!(Instant::now() < deadline, "rwsplit's log never said {needle:?}:\n{}", tail_file(log, 40));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -135,13 +133,17 @@ async fn backend_tls_with_require_secure_transport() {
     assert!(ca.is_file(), "the lab made no CA at {}", ca.display());
     cluster.exec(MASTER, "CREATE TABLE db_test.tls_t (id INT PRIMARY KEY, v VARCHAR(20))").await.unwrap();
     cluster.wait_replicated().await.unwrap();
+    // For (b): rwsplit without backend TLS, started while plain connections still work (its
+    // monitor keeps the connections it has), pooling none, so every statement logs in anew.
+    let plain_proxy =
+        tokio::task::block_in_place(|| Proxy::start(&cluster, "[backend]\nmax_idle_per_server = 0\n")).unwrap();
     for i in 0..3 {
         cluster.exec(i, "SET GLOBAL require_secure_transport = ON").await.unwrap();
     }
-    // Plain TCP is refused now.
+    // Plain TCP is refused now (MariaDB 10.11 says "Access denied", 1045).
     let plain = Conn::new(cluster.opts(MASTER, APP_USER, APP_PASSWORD, None)).await;
-    let e = plain.err().expect("a plain connection to a server must be refused now").to_string();
-    assert!(e.contains("insecure transport"), "{e}");
+    let e = plain.err().expect("a plain connection to a server must be refused now");
+    assert_eq!(server_error_code(&e), Some(1045), "{e}");
 
     // (a) backend TLS with the lab's CA.
     let extra = format!("[backend]\ntls = true\ntls_ca = \"{}\"\n", ca.display());
@@ -193,22 +195,30 @@ async fn backend_tls_with_require_secure_transport() {
     drop(p);
 
     let dir = tempfile::tempdir().unwrap();
-    // (b) no backend TLS: the servers refuse rwsplit; an error, not a hang.
+    // (b) no backend TLS: the servers refuse rwsplit's new connections; an error, not a hang.
     {
-        let raw = RawProxy::start(&cluster, "", dir.path());
-        let (e, took) = raw.client_error().await;
+        let log = plain_proxy.dir().join("rwsplit.log");
+        let (e, took) = client_error(plain_proxy.port(), &log).await;
         eprintln!("[backend_tls] without backend TLS, after {took:?}: {e}");
         assert!(took < Duration::from_secs(15), "the error took {took:?}");
-        raw.wait_log("insecure transport").await;
+        let e = e.to_string();
+        assert!(e.contains("connect: server refused the login: Access denied for user 'app'"), "{e}");
+        drop(plain_proxy);
+        // Started now, its monitor is refused too: every server down, an error at once.
+        let raw = RawProxy::start(&cluster, "", dir.path());
+        let (e, took) = client_error(raw.port, &raw.log).await;
+        eprintln!("[backend_tls] without backend TLS from the start, after {took:?}: {e}");
+        assert!(took < Duration::from_secs(15), "the error took {took:?}");
+        wait_log(&raw.log, "connect failed: ERROR 1045 (28000): Access denied for user 'monitor'").await;
     }
     // (c) a CA that did not sign the servers' certificate.
     {
         let extra = format!("[backend]\ntls = true\ntls_ca = \"{}\"\n", other_ca(dir.path()).display());
         let raw = RawProxy::start(&cluster, &extra, dir.path());
-        let (e, took) = raw.client_error().await;
+        let (e, took) = client_error(raw.port, &raw.log).await;
         eprintln!("[backend_tls] with the wrong CA, after {took:?}: {e}");
         assert!(took < Duration::from_secs(15), "the error took {took:?}");
-        raw.wait_log("UnknownIssuer").await;
+        wait_log(&raw.log, "UnknownIssuer").await;
     }
 
     // Leave the servers as the lab made them (the cluster is stopped anyway).
