@@ -142,7 +142,7 @@ async fn backend_tls_with_require_secure_transport() {
     }
     // Plain TCP is refused now (MariaDB 10.11 says "Access denied", 1045).
     let plain = Conn::new(cluster.opts(MASTER, APP_USER, APP_PASSWORD, None)).await;
-    let e = plain.err().expect("a plain connection to a server must be refused now");
+    let e = plain.expect_err("a plain connection to a server must be refused now");
     assert_eq!(server_error_code(&e), Some(1045), "{e}");
 
     // (a) backend TLS with the lab's CA.

@@ -96,13 +96,12 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    /// Connects and logs in (over TLS with `tls`). `open` is the per-server counter, already
-    /// incremented.
+    /// Connects and logs in as (user, password), over TLS with `tls`. `open` is the
+    /// per-server counter, already incremented.
     pub async fn connect(
         server: usize,
         address: &str,
-        user: &str,
-        password: &str,
+        (user, password): (&str, &str),
         key: ResponseFormat,
         tls: Option<&super::tls::ServerTls>,
         timeout: Duration,

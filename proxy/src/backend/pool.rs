@@ -248,8 +248,7 @@ impl Pool {
         BackendConn::connect(
             server,
             &sp.address,
-            &self.settings.user,
-            self.settings.password.expose(),
+            (&self.settings.user, self.settings.password.expose()),
             key,
             sp.tls.as_ref(),
             self.settings.connect_timeout,
