@@ -28,8 +28,10 @@
 #   LAB_EXTRA_PACKAGES=…   with `install`: more Debian packages to install when missing
 #
 # Everything the lab runs lives under STATE_DIR: one directory per server (my.cnf, data/,
-# mariadbd.sock, mariadbd.pid, mariadbd.err), rwsplit.toml/.pid/.log, watcher.pid/.log and
-# lab.env (the ports in use). A process is only ever signalled when its pidfile is under
+# mariadbd.sock, mariadbd.pid, mariadbd.err), rwsplit.toml/.pid/.log, watcher.pid/.log,
+# lab.env (the ports in use) and tls/: a CA (tls/ca.pem) and a server certificate signed by it
+# for IP:127.0.0.1 and DNS:localhost, made once per STATE_DIR, which every server offers (TLS
+# is available, not required: backend.tls_ca = "STATE_DIR/tls/ca.pem" in rwsplit.toml). A process is only ever signalled when its pidfile is under
 # STATE_DIR *and* its command line names STATE_DIR, so labs side by side (`make lab`, the test
 # harness's clusters) never touch each other's processes.
 set -euo pipefail
@@ -280,7 +282,37 @@ innodb_log_file_size=64M
 innodb_flush_log_at_trx_commit=2
 sync_binlog=0
 performance_schema=OFF
+
+# TLS offered (not required) with the lab's certificate (make_tls).
+ssl_ca=$STATE_DIR/tls/ca.pem
+ssl_cert=$STATE_DIR/tls/server.pem
+ssl_key=$STATE_DIR/tls/server-key.pem
 CNF
+}
+
+# The lab's CA and the server certificate every server offers, made once per STATE_DIR.
+make_tls() {
+    local dir="$STATE_DIR/tls"
+    [[ -s $dir/ca.pem && -s $dir/server.pem && -s $dir/server-key.pem ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found (needed for the lab's TLS certificates)"
+    mkdir -p "$dir"
+    log "up: creating the lab's CA and server certificate in $dir"
+    printf '%s\n' '[req]' 'distinguished_name=dn' '[dn]' '[ca]' 'basicConstraints=critical,CA:TRUE' \
+        'keyUsage=critical,keyCertSign,cRLSign' 'subjectKeyIdentifier=hash' '[server]' \
+        'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature,keyEncipherment' \
+        'extendedKeyUsage=serverAuth' 'subjectAltName=IP:127.0.0.1,DNS:localhost' >"$dir/openssl.cnf"
+    {
+        openssl req -x509 -config "$dir/openssl.cnf" -extensions ca -newkey rsa:2048 -nodes -days 3650 \
+            -subj "/CN=rwsplit lab CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" &&
+            openssl req -new -config "$dir/openssl.cnf" -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+                -keyout "$dir/server-key.pem" -out "$dir/server.csr" &&
+            openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+                -CAcreateserial -days 3650 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.pem"
+    } >"$dir/openssl.log" 2>&1 || {
+        tail_log "$dir/openssl.log"
+        rm -f "$dir/ca.pem" "$dir/server.pem"
+        die "creating the lab's TLS certificates failed"
+    }
 }
 
 start_server() {
@@ -440,6 +472,7 @@ cmd_up() {
     sockpath=$(sock replica2)
     ((${#sockpath} < 100)) || die "STATE_DIR is too deep for a unix socket path ($sockpath): pick a shorter STATE_DIR"
 
+    make_tls
     # Initialise missing datadirs (in parallel: each takes about half a second).
     local inits=() init_names=()
     for name in "${SERVERS[@]}"; do

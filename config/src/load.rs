@@ -127,6 +127,29 @@ password = "monitor"
     }
 
     #[test]
+    fn backend_tls_needs_a_ca_and_whole_client_identity() {
+        let c = parse(Path::new("c.toml"), GOOD).unwrap();
+        assert!(!c.backend.tls && c.servers.iter().all(|s| !c.backend.tls_for(s)));
+        let text = GOOD.replace("[backend]\n", "[backend]\ntls = true\ntls_cert = \"/etc/passwd\"\n");
+        let err = parse(Path::new("c.toml"), &text).unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["backend.tls_key", "backend.tls_ca"], "{err}");
+        // A server's own tls needs the CA too; a missing file is named.
+        let text = GOOD.replace("address = \"127.0.0.1:3308\"", "address = \"127.0.0.1:3308\"\ntls = true");
+        let err = parse(Path::new("c.toml"), &text).unwrap_err();
+        assert_eq!(err.0[0].path, "servers[1].tls", "{err}");
+        let text = text.replace("[backend]\n", "[backend]\ntls_ca = \"/nonexistent/ca.pem\"\n");
+        let err = parse(Path::new("c.toml"), &text).unwrap_err();
+        assert!(err.0[0].path == "backend.tls_ca" && err.0[0].reason.contains("cannot read"), "{err}");
+        // The override both ways.
+        let text = GOOD
+            .replace("[backend]\n", "[backend]\ntls = true\ntls_ca = \"/etc/passwd\"\n")
+            .replace("address = \"127.0.0.1:3308\"", "address = \"127.0.0.1:3308\"\ntls = false");
+        let c = parse(Path::new("c.toml"), &text).unwrap();
+        assert_eq!(c.servers.iter().map(|s| c.backend.tls_for(s)).collect::<Vec<_>>(), [true, false]);
+    }
+
+    #[test]
     fn missing_file_is_a_clear_error() {
         let err = load(Path::new("/nonexistent/rwsplit.toml")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/rwsplit.toml: cannot read"), "{err}");

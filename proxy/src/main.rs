@@ -139,7 +139,11 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Know the cluster before taking clients: READY means routable.
-    let mut monitor = Monitor::new(&config.monitor, &config.servers, topology.clone());
+    // TLS towards the servers (backend.tls*): files are read now, so a bad one stops the start.
+    let backend_tls =
+        rwsplit_proxy::backend::tls::for_servers(&config).map_err(|e| anyhow::anyhow!("backend TLS: {e}"))?;
+    let mut monitor = Monitor::new(&config.monitor, &config.servers, topology.clone())
+        .with_tls(rwsplit_proxy::backend::tls::for_monitor(&config));
     monitor.check_once().await;
     let first = topology.load();
     match first.writer() {
@@ -164,7 +168,7 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
                 .map_err(|e| anyhow::anyhow!("TLS (proxy.tls_cert / proxy.tls_key): {e}"))?,
         ),
     };
-    let shared = Shared::new(config, topology, version, tls);
+    let shared = Shared::new(config, topology, version, tls, backend_tls);
 
     if let Some(hint) = vrrp::listen_on_vip(&listen, &vrrp_instances) {
         tracing::warn!("{hint}");
@@ -301,13 +305,22 @@ fn reload(path: &Path, shared: &Arc<Shared>) {
     match rwsplit_config::load(path) {
         Ok(new) => {
             let old = shared.config();
-            if new.servers.iter().map(|s| (&s.name, &s.address)).ne(old.servers.iter().map(|s| (&s.name, &s.address)))
+            let tls = |c: &Config| {
+                let b = &c.backend;
+                (b.tls, b.tls_ca.clone(), b.tls_cert.clone(), b.tls_key.clone())
+            };
+            if new
+                .servers
+                .iter()
+                .map(|s| (&s.name, &s.address, s.tls))
+                .ne(old.servers.iter().map(|s| (&s.name, &s.address, s.tls)))
+                || tls(&new) != tls(&old)
                 || new.proxy.listen != old.proxy.listen
                 || new.admin.listen != old.admin.listen
                 || format!("{:?}", new.vrrp) != format!("{:?}", old.vrrp)
                 || format!("{:?}", new.monitor) != format!("{:?}", old.monitor)
             {
-                tracing::warn!("changes to servers, proxy.listen, admin.listen, [monitor] and [[vrrp]] take effect at the next restart");
+                tracing::warn!("changes to servers, backend TLS, proxy.listen, admin.listen, [monitor] and [[vrrp]] take effect at the next restart");
             }
             shared.reload(new);
             shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "ok".into())]).inc();

@@ -68,9 +68,11 @@ impl Shared {
         topology: TopologyHandle,
         server_version: String,
         tls: Option<crate::tls::ClientTls>,
+        backend_tls: Vec<Option<crate::backend::tls::ServerTls>>,
     ) -> Arc<Self> {
         let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
-        let pool = Arc::new(Pool::new(&config.servers, PoolSettings::from(&config.backend)));
+        let settings = PoolSettings { tls: backend_tls, ..PoolSettings::from(&config.backend) };
+        let pool = Arc::new(Pool::new(&config.servers, settings));
         let read_sessions = config.servers.iter().map(|_| AtomicU32::new(0)).collect();
         Arc::new(Shared {
             users: ArcSwap::from_pointee(credentials(&config)),

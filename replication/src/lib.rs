@@ -5,6 +5,7 @@
 //! Layers: [`status`] parses what servers answer (pure), [`tracker`] turns check results into
 //! the next topology (pure, table-tested), `probe` and `monitor` do the IO. [`election`] picks
 //! the server a switchover or failover promotes (pure), [`promotion`] runs the steps (IO).
+//! [`tls`]: which servers those connections reach over TLS, and with which files.
 
 pub mod election;
 mod error;
@@ -12,10 +13,12 @@ mod monitor;
 mod probe;
 pub mod promotion;
 pub mod status;
+pub mod tls;
 mod topology;
 pub mod tracker;
 
 pub use error::Error;
 pub use monitor::Monitor;
 pub use status::{ReplicaStatus, SemiSyncMaster};
+pub use tls::ServerTls;
 pub use topology::{Health, Role, ServerState, Topology, TopologyHandle};

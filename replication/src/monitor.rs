@@ -49,6 +49,15 @@ impl Monitor {
         }
     }
 
+    /// Reaches the servers over TLS where `tls` (one entry per server, in config order) says
+    /// so ([`crate::ServerTls::for_server`]); servers without an entry use plain TCP.
+    pub fn with_tls(mut self, tls: Vec<Option<crate::ServerTls>>) -> Self {
+        for (probe, t) in self.probes.iter_mut().zip(tls) {
+            probe.set_tls(t);
+        }
+        self
+    }
+
     /// The last topology this monitor built.
     pub fn topology(&self) -> &Topology {
         self.tracker.current()

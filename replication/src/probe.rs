@@ -33,6 +33,8 @@ pub(crate) struct Probe {
     password: rwsplit_config::Secret,
     connect_timeout: Duration,
     check_timeout: Duration,
+    /// TLS towards this server, when on.
+    tls: Option<crate::ServerTls>,
     conn: Option<Conn>,
     /// `@@version` of the server behind `conn` (a new connection may reach an upgraded server).
     version: Option<Version>,
@@ -61,17 +63,26 @@ impl Probe {
             password: config.password.clone(),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             check_timeout: Duration::from_millis(config.check_timeout_ms),
+            tls: None,
             conn: None,
             version: None,
             heartbeat_ready: false,
         }
     }
 
+    /// Connects over TLS from now on (`None`: plain TCP).
+    pub(crate) fn set_tls(&mut self, tls: Option<crate::ServerTls>) {
+        self.tls = tls;
+        self.conn = None;
+    }
+
     /// One check. On any error that may have left the connection in an unknown state, the
     /// connection is dropped.
     pub(crate) async fn check(&mut self, plan: CheckPlan) -> Result<Observation, Error> {
         if self.conn.is_none() {
-            let conn = connect(&self.host, self.port, &self.user, &self.password, self.connect_timeout).await?;
+            let conn =
+                connect(&self.host, self.port, &self.user, &self.password, self.tls.as_ref(), self.connect_timeout)
+                    .await?;
             self.conn = Some(conn);
             self.version = None;
             self.heartbeat_ready = false;
@@ -227,12 +238,14 @@ pub(crate) fn now_us() -> i64 {
 }
 
 /// `host:port`, `[v6]:port` or a bare host (port 3306).
-/// Logs in to `host:port` over TCP, within `timeout`.
+/// Logs in to `host:port` over TCP (TLS on it with `tls`: required, the server's certificate
+/// verified for `host`), within `timeout`.
 pub(crate) async fn connect(
     host: &str,
     port: u16,
     user: &str,
     password: &rwsplit_config::Secret,
+    tls: Option<&crate::ServerTls>,
     timeout: Duration,
 ) -> Result<Conn, Error> {
     let opts = OptsBuilder::default()
@@ -243,7 +256,8 @@ pub(crate) async fn connect(
         // The monitor checks the address it was given, not a Unix socket it might find.
         .prefer_socket(false)
         .stmt_cache_size(0)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .ssl_opts(tls.map(crate::ServerTls::ssl_opts));
     tokio::time::timeout(timeout, Conn::new(opts))
         .await
         .map_err(|_| Error::Timeout { what: "connect", after: timeout })?

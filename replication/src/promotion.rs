@@ -24,6 +24,8 @@ pub struct Promoter {
     connect_timeout: Duration,
     /// Bound of one step's statements (not of the waits, which take their own).
     step_timeout: Duration,
+    /// TLS towards the servers that use it, by address.
+    tls: Vec<(String, crate::ServerTls)>,
 }
 
 impl Promoter {
@@ -35,12 +37,20 @@ impl Promoter {
             replication_password: c.replication_password.clone(),
             connect_timeout: Duration::from_millis(c.connect_timeout_ms),
             step_timeout: Duration::from_millis(c.check_timeout_ms.max(1_000) * 5),
+            tls: Vec::new(),
         }
+    }
+
+    /// Reaches these servers (by address) over TLS with their files; others over plain TCP.
+    pub fn with_tls(mut self, tls: Vec<(String, crate::ServerTls)>) -> Promoter {
+        self.tls = tls;
+        self
     }
 
     async fn conn(&self, address: &str) -> Result<Conn, Error> {
         let (host, port) = split_address(address);
-        connect(&host, port, &self.user, &self.password, self.connect_timeout).await
+        let tls = self.tls.iter().find(|(a, _)| a == address).map(|(_, t)| t);
+        connect(&host, port, &self.user, &self.password, tls, self.connect_timeout).await
     }
 
     /// Runs `statements` in order on one connection, within the step timeout.

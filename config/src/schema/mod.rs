@@ -82,6 +82,7 @@ impl Config {
                 ));
             }
         }
+        self.backend.validate_tls(&self.servers, &mut problems);
         self.monitor.validate(&mut problems);
         self.routing.validate(&mut problems);
         self.admin.validate(&mut problems);

@@ -76,6 +76,20 @@ pub struct BackendConfig {
     /// first served) for a connection to come free before it fails with an error. Sessions
     /// holding an idle connection to that server give it back at once.
     pub queue_timeout_ms: u64,
+    /// Connect to the servers over TLS (each `[[servers]]` entry may override it with its own
+    /// `tls`). The server must offer TLS (`have_ssl = YES`); its certificate is verified
+    /// against `tls_ca` and the host of its address (an IP address must be in the
+    /// certificate's IP subject alternative names). The monitor uses TLS towards the same
+    /// servers.
+    pub tls: bool,
+    /// PEM file of the CA certificate(s) the servers' certificates are verified against.
+    /// Required when TLS is on for any server (the system's roots are not used).
+    pub tls_ca: String,
+    /// PEM certificate chain rwsplit presents to the servers (optional: for accounts created
+    /// `REQUIRE X509` or similar). Needs `tls_key`.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
 }
 
 impl Default for BackendConfig {
@@ -90,6 +104,10 @@ impl Default for BackendConfig {
             idle_timeout_ms: 300_000,
             keep_previous_ms: 1_000,
             queue_timeout_ms: 5_000,
+            tls: false,
+            tls_ca: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -110,6 +128,47 @@ impl BackendConfig {
             problems
                 .push(Problem::new("backend.max_idle_per_server", "cannot exceed backend.max_connections_per_server"));
         }
+        match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
+            (false, true) => {
+                problems.push(Problem::new("backend.tls_key", "backend.tls_cert is set: the key is required too"))
+            }
+            (true, false) => problems
+                .push(Problem::new("backend.tls_cert", "backend.tls_key is set: the certificate is required too")),
+            _ => {}
+        }
+        for (path, file) in
+            [("backend.tls_ca", &self.tls_ca), ("backend.tls_cert", &self.tls_cert), ("backend.tls_key", &self.tls_key)]
+        {
+            if !file.is_empty() {
+                if let Err(e) = std::fs::metadata(file) {
+                    problems.push(Problem::new(path, format!("cannot read {file:?}: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Whether rwsplit (and its monitor) connect to `server` over TLS: its own `tls`, else
+    /// `backend.tls`.
+    pub fn tls_for(&self, server: &ServerConfig) -> bool {
+        server.tls.unwrap_or(self.tls)
+    }
+
+    /// Checks that TLS towards the servers that use it can be set up (a CA is given).
+    pub(crate) fn validate_tls(&self, servers: &[ServerConfig], problems: &mut Vec<Problem>) {
+        if !self.tls_ca.is_empty() {
+            return;
+        }
+        if self.tls {
+            problems.push(Problem::new(
+                "backend.tls_ca",
+                "backend.tls is on: the CA to verify the servers with is required",
+            ));
+        } else if let Some(i) = servers.iter().position(|s| s.tls == Some(true)) {
+            problems.push(Problem::new(
+                format!("servers[{i}].tls"),
+                "TLS towards this server needs backend.tls_ca (the CA to verify it with)",
+            ));
+        }
     }
 }
 
@@ -124,11 +183,14 @@ pub struct ServerConfig {
     /// Share of reads this server gets relative to the other readable replicas (0 = no
     /// reads unless it is the only choice).
     pub weight: u32,
+    /// Connect to this server over TLS (`true`) or not (`false`), whatever `backend.tls` says.
+    /// Unset: `backend.tls`.
+    pub tls: Option<bool>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { name: String::new(), address: String::new(), weight: 1 }
+        ServerConfig { name: String::new(), address: String::new(), weight: 1, tls: None }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The client side of the connection phase, towards a server: read its greeting, answer with
 //! the backend credentials, follow auth switches. Supports `mysql_native_password` and
 //! `caching_sha2_password` including its full authentication through the server's RSA public
-//! key when the connection is not encrypted (MySQL 8's default).
+//! key when the connection is not encrypted (MySQL 8's default), or with the password in clear
+//! inside TLS when it is. With TLS on for the server, the SSLRequest (the 32-byte start of the
+//! handshake response, with CLIENT_SSL) goes out right after the greeting, the TLS handshake
+//! follows, and the login continues encrypted.
 
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::packets::{err_message, ERR, OK};
@@ -10,7 +13,9 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 use mysql_common::scramble::{scramble_native, scramble_sha256};
+use rustls_pki_types::ServerName;
 use std::time::Duration;
+use tokio_rustls::TlsConnector;
 
 /// Why logging into a server failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,9 @@ pub enum AuthError {
     Protocol(&'static str),
     #[error("server asks for unsupported auth plugin {0}")]
     Plugin(String),
+    /// TLS is on for the server and could not be set up (not offered, certificate refused).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// What the login learned about the server.
@@ -77,13 +85,19 @@ fn rsa_encrypt_password(password: &str, nonce: &[u8], pem: &[u8]) -> Result<Vec<
         .map_err(|_| AuthError::Protocol("server sent an unusable RSA public key"))
 }
 
+/// Length of an SSLRequest: the handshake response up to (not including) the user name.
+const SSL_REQUEST_LEN: usize = 32;
+
 /// Logs into the server on `stream` as `user`. `wanted` is the response format of the
-/// clients this connection will serve; the result says what is in force.
+/// clients this connection will serve; the result says what is in force. With `tls`, the
+/// connection is switched to TLS (verifying the server's certificate for the name given)
+/// before the credentials are sent; a server that does not offer TLS is an error.
 pub async fn login(
     stream: &mut PacketStream,
     user: &str,
     password: &str,
     wanted: ResponseFormat,
+    tls: Option<(&TlsConnector, ServerName<'static>)>,
     timeout: Duration,
 ) -> Result<ServerHello, AuthError> {
     let (seq, greeting) = stream.read_packet(1 << 16, timeout).await?;
@@ -101,6 +115,16 @@ pub async fn login(
     let mariadb_caps = wanted.mariadb_capabilities() & hello.mariadb_ext_capabilities();
     if !mariadb_caps.is_empty() && !server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
         caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
+    }
+    if tls.is_some() {
+        if !server_caps.contains(CapabilityFlags::CLIENT_SSL) {
+            return Err(AuthError::Tls(
+                "backend TLS is on but the server does not offer TLS (have_ssl is not YES: set ssl_cert, ssl_key \
+                 and ssl_ca on the server)"
+                    .into(),
+            ));
+        }
+        caps.insert(CapabilityFlags::CLIENT_SSL);
     }
     let mut nonce = hello.nonce();
     let plugin = hello.auth_plugin_name_ref().unwrap_or(b"mysql_native_password").to_vec();
@@ -121,7 +145,19 @@ pub async fn login(
     .with_mariadb_ext_capabilities(mariadb_caps);
     let mut out = Vec::with_capacity(128);
     response.serialize(&mut out);
-    stream.send(seq.wrapping_add(1), &out, timeout).await?;
+    let mut next = seq.wrapping_add(1);
+    if let Some((connector, name)) = tls {
+        // The same capabilities, packet size, collation and MariaDB capabilities as the
+        // response that follows over TLS.
+        let request = out.get(..SSL_REQUEST_LEN).ok_or(AuthError::Protocol("handshake response"))?;
+        next = stream.send(next, request, timeout).await?;
+        stream.connect_tls(connector, name, timeout).await.map_err(|e| match e {
+            ConnError::Timeout(t) => AuthError::Conn(ConnError::Timeout(t)),
+            e => AuthError::Tls(format!("handshake with the server failed: {e}")),
+        })?;
+    }
+    stream.send(next, &out, timeout).await?;
+    let encrypted = stream.is_tls();
     let mut plugin = plugin;
 
     // Bounded: a server gets a few rounds (switch, fast/full auth, key) and no more.
@@ -145,6 +181,14 @@ pub async fn login(
             Some(0x01) if plugin == b"caching_sha2_password" => match p.get(1) {
                 // Fast authentication succeeded; the OK follows.
                 Some(3) => {}
+                // Full authentication over TLS: the password in clear (NUL-terminated); the
+                // connection is encrypted.
+                Some(4) if encrypted => {
+                    let mut clear = Vec::with_capacity(password.len() + 1);
+                    clear.extend_from_slice(password.as_bytes());
+                    clear.push(0);
+                    stream.send(next, &clear, timeout).await?;
+                }
                 // Full authentication: ask for the server's public key, then send the
                 // encrypted password.
                 Some(4) => {

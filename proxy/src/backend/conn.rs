@@ -96,13 +96,14 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    /// Connects and logs in. `open` is the per-server counter, already incremented.
+    /// Connects and logs in as (user, password), over TLS with `tls`. `open` is the
+    /// per-server counter, already incremented.
     pub async fn connect(
         server: usize,
         address: &str,
-        user: &str,
-        password: &str,
+        (user, password): (&str, &str),
         key: ResponseFormat,
+        tls: Option<&super::tls::ServerTls>,
         timeout: Duration,
         open: OpenGuard,
     ) -> Result<BackendConn, AuthError> {
@@ -111,7 +112,8 @@ impl BackendConn {
             Ok(r) => r.map_err(|e| AuthError::Conn(e.into()))?,
         };
         let mut stream = PacketStream::new(tcp);
-        let hello = login(&mut stream, user, password, key, timeout).await?;
+        let tls = tls.map(|t| (&t.connector.0, t.name.clone()));
+        let hello = login(&mut stream, user, password, key, tls, timeout).await?;
         Ok(BackendConn {
             stream,
             server,

@@ -45,6 +45,9 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// Longest wait for a connection while the server's limit is reached.
     pub queue_timeout: Duration,
+    /// TLS towards each server, in config order (see [`super::tls::for_servers`]); a server
+    /// without an entry is reached over plain TCP.
+    pub tls: Vec<Option<super::tls::ServerTls>>,
 }
 
 impl From<&BackendConfig> for PoolSettings {
@@ -57,6 +60,7 @@ impl From<&BackendConfig> for PoolSettings {
             max_open: c.max_connections_per_server,
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             queue_timeout: Duration::from_millis(c.queue_timeout_ms),
+            tls: Vec::new(),
         }
     }
 }
@@ -65,6 +69,8 @@ impl From<&BackendConfig> for PoolSettings {
 struct ServerPool {
     name: String,
     address: String,
+    /// TLS towards this server, when on.
+    tls: Option<super::tls::ServerTls>,
     /// Idle connections, least recently used first.
     idle: Mutex<VecDeque<BackendConn>>,
     /// Open connections (idle and leased), and the signal that one was returned or closed.
@@ -90,9 +96,11 @@ impl Pool {
         Pool {
             servers: servers
                 .iter()
-                .map(|s| ServerPool {
+                .enumerate()
+                .map(|(i, s)| ServerPool {
                     name: s.name.clone(),
                     address: s.address.clone(),
+                    tls: settings.tls.get(i).cloned().flatten(),
                     idle: Mutex::new(VecDeque::new()),
                     slots: Arc::new(Slots::default()),
                     waiters: AtomicU32::new(0),
@@ -240,9 +248,9 @@ impl Pool {
         BackendConn::connect(
             server,
             &sp.address,
-            &self.settings.user,
-            self.settings.password.expose(),
+            (&self.settings.user, self.settings.password.expose()),
             key,
+            sp.tls.as_ref(),
             self.settings.connect_timeout,
             guard,
         )
@@ -250,7 +258,7 @@ impl Pool {
         .map_err(|e| {
             let cause = match &e {
                 AuthError::Conn(c) => BackendCause::of(c),
-                AuthError::Refused(_) | AuthError::Plugin(_) => BackendCause::Refused,
+                AuthError::Refused(_) | AuthError::Plugin(_) | AuthError::Tls(_) => BackendCause::Refused,
                 AuthError::Protocol(_) => BackendCause::Protocol,
             };
             if matches!(cause, BackendCause::Closed | BackendCause::Timeout) {

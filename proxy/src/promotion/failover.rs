@@ -22,7 +22,6 @@
 use super::{count, run_hook, step, wait_for_writer, PromotionError};
 use crate::runtime::Shared;
 use rwsplit_replication::election::{self, Refusal};
-use rwsplit_replication::promotion::Promoter;
 use rwsplit_replication::{Health, Topology};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +114,7 @@ async fn run(shared: &Shared, topology: &Topology, candidate: usize) -> Result<O
     let _running = shared.promotions.start()?;
     let config = shared.config();
     let limit = Duration::from_millis(config.monitor.promotion_timeout_ms);
-    let promoter = Promoter::new(&config.monitor);
+    let promoter = crate::backend::tls::promoter(&config);
     drop(config);
     let semisync = topology.semisync.as_ref().is_some_and(|s| s.enabled);
     let servers = &topology.servers;
@@ -199,7 +198,7 @@ async fn rejoin(shared: &Shared, topology: &Topology, blocked: &mut Vec<(usize, 
             continue;
         }
         let Ok(_running) = shared.promotions.start() else { return };
-        let promoter = Promoter::new(&shared.config().monitor);
+        let promoter = crate::backend::tls::promoter(&shared.config());
         let (old_pos, new_state) =
             match (promoter.binlog_position(&s.address).await, promoter.binlog_state(&writer.address).await) {
                 (Ok(o), Ok(n)) => (o, n),

@@ -13,7 +13,6 @@
 use super::{count, run_hook, step, wait_for_writer, PromotionError};
 use crate::runtime::Shared;
 use rwsplit_replication::election;
-use rwsplit_replication::promotion::Promoter;
 use rwsplit_replication::Health;
 use std::time::Duration;
 
@@ -53,7 +52,7 @@ async fn run(shared: &Shared, to: Option<&str>) -> Result<Report, PromotionError
     let config = shared.config();
     let limit = Duration::from_millis(config.monitor.promotion_timeout_ms);
     let max_lag = config.monitor.switchover_max_lag_ms;
-    let promoter = Promoter::new(&config.monitor);
+    let promoter = crate::backend::tls::promoter(&config);
     drop(config);
 
     let topology = shared.topology.snapshot();

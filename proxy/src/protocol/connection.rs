@@ -1,4 +1,5 @@
-//! A packet-level connection: a TCP stream, its read buffer and its write buffer. Every read
+//! A packet-level connection: a TCP stream (or TLS over it, towards a client or a server), its
+//! read buffer and its write buffer. Every read
 //! takes a deadline, so no await on the network can hang forever; writes are buffered and
 //! flushed explicitly so one response is one or a few syscalls.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Why a read or write failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,11 +59,13 @@ impl AsyncWrite for Prefixed {
     }
 }
 
-/// The socket under a packet stream: plain TCP, or TLS towards a client.
+/// The socket under a packet stream: plain TCP, TLS towards a client, or TLS towards a server.
 #[derive(Debug)]
 enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<Prefixed>>),
+    /// rwsplit is the TLS client (a server connection).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// Only while [`PacketStream::rehome`] moves the socket (and after it failed): no IO.
     Moving,
 }
@@ -76,6 +79,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
@@ -86,6 +90,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
@@ -93,6 +98,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
@@ -100,6 +106,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Moving => Poll::Ready(Err(moving())),
         }
     }
@@ -185,9 +192,33 @@ impl PacketStream {
         })
     }
 
+    /// Switches a server connection to TLS (after its SSLRequest was sent): the TLS handshake
+    /// as the client, verifying the server's certificate for `name`, within `timeout`.
+    /// On failure the stream is unusable (drop it).
+    pub async fn connect_tls(
+        &mut self,
+        connector: &TlsConnector,
+        name: rustls_pki_types::ServerName<'static>,
+        timeout: Duration,
+    ) -> Result<(), ConnError> {
+        if !self.rbuf.is_empty() || !self.wbuf.is_empty() {
+            // Bytes from the server before the TLS handshake: out of step.
+            return Err(ConnError::Io(io::Error::other("unexpected data before the TLS handshake")));
+        }
+        let Stream::Tcp(tcp) = std::mem::replace(&mut self.stream, Stream::Moving) else {
+            return Err(ConnError::Io(io::Error::other("TLS is already on")));
+        };
+        let tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+            Err(_) => return Err(ConnError::Timeout(timeout)),
+            Ok(r) => r?,
+        };
+        self.stream = Stream::TlsClient(Box::new(tls));
+        Ok(())
+    }
+
     /// Whether the connection is on TLS.
     pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Stream::Tls(_))
+        matches!(self.stream, Stream::Tls(_) | Stream::TlsClient(_))
     }
 
     /// Reads more bytes into the read buffer. Returns `Closed` on EOF.
@@ -391,7 +422,13 @@ impl PacketStream {
             Stream::Tcp(s) => {
                 matches!(socket2::SockRef::from(s).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
-            // Pooled connections are plain TCP; anything else is not reused.
+            // A server connection over TLS: the same peek on the socket under it. Any bytes
+            // there (a record the server sent unasked, its close_notify) mean not idle.
+            Stream::TlsClient(s) => {
+                let tcp = s.get_ref().0;
+                matches!(socket2::SockRef::from(tcp).peek(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Client-side TLS streams are never pooled.
             Stream::Tls(_) | Stream::Moving => false,
         }
     }
@@ -409,7 +446,8 @@ impl PacketStream {
     }
 
     /// Sends COM_QUIT without waiting, so the server closes the session cleanly instead of
-    /// logging an aborted connection. Best effort: used when a connection is dropped.
+    /// logging an aborted connection. Best effort: used when a connection is dropped. Over TLS
+    /// nothing is sent (the server logs an aborted connection).
     pub fn quit_now(&mut self) {
         if let Stream::Tcp(s) = &self.stream {
             let _ = s.try_write(&[1, 0, 0, 0, 0x01]);
@@ -420,7 +458,7 @@ impl PacketStream {
     /// nothing (closing the socket on drop sends the FIN; a separate shutdown(2) was one more
     /// system call per connection). Errors are irrelevant at this point.
     pub async fn shutdown(&mut self) {
-        if let Stream::Tls(_) = self.stream {
+        if let Stream::Tls(_) | Stream::TlsClient(_) = self.stream {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
         }
     }
