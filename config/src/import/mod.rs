@@ -3,7 +3,9 @@
 //! it silently. Reading each format is the importer's own job; writing the TOML is shared
 //! (`toml_out`).
 
+pub mod amoeba;
 pub mod keepalived;
 mod toml_out;
 
+pub use amoeba::{import_amoeba, AmoebaOutput, Notice};
 pub use keepalived::{import_keepalived, ImportOutput};

@@ -8,7 +8,7 @@
 //! (a newline above all) is written as a space, so a comment can never end early and turn the
 //! rest of its text into TOML.
 
-use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{Array, ArrayOfTables, Decor, DocumentMut, InlineTable, Item, Key, Table, Value};
 
 /// A TOML document being written: a header comment, then sections in the order added.
 #[derive(Debug, Default)]
@@ -22,6 +22,11 @@ impl TomlOut {
         let mut doc = DocumentMut::new();
         doc.decor_mut().set_prefix(comment_block(header));
         TomlOut { doc }
+    }
+
+    /// Adds `section` as `[name]`; a second call with the same name replaces the first.
+    pub(crate) fn table(&mut self, name: &str, section: Section) {
+        self.doc.insert(name, Item::Table(section.table));
     }
 
     /// Adds `section` as the next `[[name]]` entry.
@@ -52,6 +57,14 @@ impl Section {
     /// Sets `key = value`.
     pub(crate) fn set(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         self.table.insert(key, Item::Value(value.into()));
+        self
+    }
+
+    /// Sets `key = value` with `comment` on the lines above it (none when `comment` is empty).
+    pub(crate) fn set_noted<S: AsRef<str>>(&mut self, key: &str, value: impl Into<Value>, comment: &[S]) -> &mut Self {
+        // The suffix is the space before `=`, which an explicit decor must give itself.
+        let key = Key::new(key).with_leaf_decor(Decor::new(comment_block(comment), " "));
+        self.table.insert_formatted(&key, Item::Value(value.into()));
         self
     }
 
@@ -127,6 +140,9 @@ mod tests {
 
     fn sample() -> String {
         let mut out = TomlOut::new(&["Imported by a test."]);
+        let mut proxy = Section::new(&["the listener"]);
+        proxy.set_noted("listen", "0.0.0.0:8066", &["from a.xml:11"]);
+        out.table("proxy", proxy);
         for name in ["a", "b"] {
             let mut s = Section::new(&[format!("server {name}")]);
             s.set("name", name).set("weight", int(2u32)).set("ratio", 0.1).set("on", true);
@@ -141,6 +157,7 @@ mod tests {
     #[test]
     fn sections_keep_their_order_and_comments() {
         let expected = "# Imported by a test.\n\
+                        \n# the listener\n[proxy]\n# from a.xml:11\nlisten = \"0.0.0.0:8066\"\n\
                         \n# server a\n[[servers]]\nname = \"a\"\nweight = 2\nratio = 0.1\non = true\n\
                         \n[[servers.child]]\ntags = [\"x\", \"y\"]\nauth = { type = \"PASS\", pass = \"p\" }\n\
                         \n# server b\n[[servers]]\nname = \"b\"\nweight = 2\nratio = 0.1\non = true\n\
@@ -152,19 +169,19 @@ mod tests {
 
     #[test]
     fn hostile_strings_round_trip_and_comments_stay_comments() {
-        let nasty = "a\"b\\c\u{1}\'\'\'\n[x]\ny = 1";
+        let nasty = "a\"b\\c\u{1}'''\n[x]\ny = 1";
         let mut out = TomlOut::new(&[format!("header {nasty}")]);
         let mut s = Section::new(&[format!("section {nasty}")]);
-        s.set("v", nasty);
+        s.set_noted("v", nasty, &[nasty]);
         s.set("list", strings([nasty]));
-        out.array_entry("t", s);
+        out.table("t", s);
         let text = out.finish();
         let back: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(back["t"][0]["v"].as_str(), Some(nasty));
-        assert_eq!(back["t"][0]["list"][0].as_str(), Some(nasty));
-        // Only the array `t` exists: no comment text became TOML.
+        assert_eq!(back["t"]["v"].as_str(), Some(nasty));
+        assert_eq!(back["t"]["list"][0].as_str(), Some(nasty));
+        // Only the table `t` exists: no comment text became TOML.
         assert_eq!(back.keys().collect::<Vec<_>>(), ["t"], "{text}");
-        assert_eq!(back["t"][0].as_table().map(|t| t.len()), Some(2), "{text}");
+        assert_eq!(back["t"].as_table().map(|t| t.len()), Some(2), "{text}");
     }
 
     #[test]
