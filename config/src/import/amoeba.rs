@@ -989,7 +989,10 @@ impl<'p> Importer<'p> {
                 self.record(format!("servers[{i}].weight"), at, format!("poolNames {name}"), String::new());
             }
         }
-        self.config.servers.push(ServerConfig { name: name.to_string(), address: host_port(&host, port), weight });
+        // Field by field on the defaults: whatever the schema adds stays at its default.
+        let mut server = ServerConfig::default();
+        (server.name, server.address, server.weight) = (name.to_string(), host_port(&host, port), weight);
+        self.config.servers.push(server);
         self.server_notes.push(notes);
     }
 
