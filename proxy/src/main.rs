@@ -5,7 +5,8 @@
 //! is bound and the first topology is known, and feeds the watchdog from the runtime.
 //! `[[vrrp]]` instances start once the listener is bound and stop first on SIGTERM (priority-0
 //! advert: the backup takes over at once); `import-keepalived FILE` prints a keepalived.conf's
-//! VRRP part as `[[vrrp]]` TOML.
+//! VRRP part as `[[vrrp]]` TOML, `import-amoeba AMOEBA_XML DBSERVERS_XML` an Amoeba
+//! configuration as a whole rwsplit.toml.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -66,6 +67,15 @@ enum Cmd {
         /// The keepalived configuration file.
         file: PathBuf,
     },
+    /// Print an Amoeba configuration (amoeba.xml and dbServers.xml) as a whole rwsplit.toml on
+    /// stdout; what is not imported (thread pools, sharding rules, IP access list…) and
+    /// warnings (values to fill in, such as the monitor account) go to stderr with their lines.
+    ImportAmoeba {
+        /// Amoeba's amoeba.xml (listener, login, queryRouter pools).
+        amoeba: PathBuf,
+        /// Amoeba's dbServers.xml (servers, virtual pools, backend account).
+        db_servers: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +86,9 @@ fn main() -> ExitCode {
         .init();
     if let Some(Cmd::ImportKeepalived { file }) = &cli.command {
         return import_keepalived(file);
+    }
+    if let Some(Cmd::ImportAmoeba { amoeba, db_servers }) = &cli.command {
+        return import_amoeba(amoeba, db_servers);
     }
     let config = match rwsplit_config::load(&cli.config) {
         Ok(c) => c,
@@ -95,7 +108,7 @@ fn main() -> ExitCode {
         Cmd::Switchover { to, admin } => {
             switchover(admin.unwrap_or_else(|| config.admin.listen.clone()), to.as_deref())
         }
-        Cmd::ImportKeepalived { .. } => unreachable!("handled before the config is loaded"),
+        Cmd::ImportKeepalived { .. } | Cmd::ImportAmoeba { .. } => unreachable!("handled before the config is loaded"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -289,6 +302,35 @@ fn import_keepalived(file: &Path) -> ExitCode {
                 eprintln!("{e}");
             }
             eprintln!("rwsplit: {} error(s) in {}", errors.len(), file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `rwsplit import-amoeba AMOEBA_XML DBSERVERS_XML`: TOML on stdout; ignored parts and warnings
+/// on stderr as `FILE:LINE: …`; errors as `FILE:LINE: …` and exit 2.
+fn import_amoeba(amoeba: &Path, db_servers: &Path) -> ExitCode {
+    // Bytes, not text: Amoeba's files are often gbk (the importer checks the values it uses).
+    let read = |file: &Path| std::fs::read(file).map_err(|e| eprintln!("rwsplit: cannot read {}: {e}", file.display()));
+    let (Ok(amoeba_xml), Ok(db_servers_xml)) = (read(amoeba), read(db_servers)) else {
+        return ExitCode::FAILURE;
+    };
+    match rwsplit_config::import::import_amoeba(amoeba, &amoeba_xml, db_servers, &db_servers_xml) {
+        Ok(out) => {
+            print!("{}", out.toml);
+            for n in &out.ignored {
+                eprintln!("{}:{}: ignored: {}", n.file.display(), n.line, n.what);
+            }
+            for n in &out.warnings {
+                eprintln!("{}:{}: warning: {}", n.file.display(), n.line, n.what);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("rwsplit: {} error(s) in {} and {}", errors.len(), amoeba.display(), db_servers.display());
             ExitCode::from(2)
         }
     }

@@ -1,16 +1,19 @@
 //! `rwsplit import-keepalived keepalived.conf`: turns the VRRP part of a keepalived
-//! configuration into rwsplit's `[[vrrp]]` TOML. keepalived's brace syntax is tokenized
-//! (comments `#` and `!`, quoted strings, braces attached or not), every `vrrp_instance`
-//! becomes a [`VrrpInstanceConfig`] with the `vrrp_script`s it tracks inlined, and the result
-//! is validated by the same code as rwsplit's own config, with each problem mapped back to the
-//! keepalived line it came from. What is not VRRP (LVS `virtual_server`, SMTP alerts,
-//! `vrrp_strict`, sync groups, `include`) is listed as ignored with its line, never dropped
-//! silently.
+//! configuration into rwsplit's `[[vrrp]]` TOML. This module is the importer: `lexer` reads
+//! keepalived's brace syntax into statements, every `vrrp_instance` becomes a
+//! [`VrrpInstanceConfig`] with the `vrrp_script`s it tracks inlined, the result is validated by
+//! the same code as rwsplit's own config, with each problem mapped back to the keepalived line
+//! it came from, and the shared writer (`super::toml_out`) prints it. What is not VRRP (LVS
+//! `virtual_server`, SMTP alerts, `vrrp_strict`, sync groups, `include`) is listed as ignored
+//! with its line, never dropped silently.
 
+mod lexer;
+
+use super::toml_out::{inline, int, strings, Section, TomlOut};
 use crate::schema::{AuthConfig, InitialState, TrackScriptConfig, VirtualIpEntry, VrrpInstanceConfig};
 use crate::{ConfigError, Secret};
+use lexer::Node;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// What an import produced.
@@ -33,8 +36,7 @@ pub fn import_keepalived(text: &str, file: &Path) -> Result<ImportOutput, Vec<Co
         path,
         reason,
     };
-    let tokens = lex(text).map_err(|(line, reason)| vec![err(line, String::new(), reason)])?;
-    let nodes = parse(&tokens).map_err(|(line, reason)| vec![err(line, String::new(), reason)])?;
+    let nodes = lexer::statements(text).map_err(|(line, reason)| vec![err(line, String::new(), reason)])?;
 
     let mut imp = Importer::default();
     // Scripts are global and may be defined after the instance that tracks them.
@@ -93,11 +95,11 @@ pub fn import_keepalived(text: &str, file: &Path) -> Result<ImportOutput, Vec<Co
     }
     imp.warnings.sort();
     imp.ignored.sort();
-    let mut toml = format!("# Imported from {} by rwsplit import-keepalived.\n", file.display());
+    let mut out = TomlOut::new(&[format!("Imported from {} by rwsplit import-keepalived.", file.display())]);
     for (inst, lines) in imp.instances.iter().zip(&imp.lines) {
-        render(&mut toml, inst, lines.instance);
+        out.array_entry("vrrp", render(inst, lines.instance));
     }
-    Ok(ImportOutput { toml, ignored: imp.ignored, warnings: imp.warnings })
+    Ok(ImportOutput { toml: out.finish(), ignored: imp.ignored, warnings: imp.warnings })
 }
 
 /// (instance index, first field name) of a validation path like `vrrp[2].track_script[0].weight`.
@@ -107,152 +109,6 @@ fn split_path(path: &str) -> (usize, &str) {
     let rest = rest.trim_start_matches('.');
     let end = rest.find(['.', '[']).unwrap_or(rest.len());
     (index.parse().unwrap_or(usize::MAX), &rest[..end])
-}
-
-// ---- tokens and statements -------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(String),
-    Open,
-    Close,
-    Newline,
-}
-
-/// Splits `text` into tokens with their lines. `#` and `!` start a comment where a token could
-/// start; a quoted string is one word (no escapes, as in keepalived).
-fn lex(text: &str) -> Result<Vec<(Tok, usize)>, (usize, String)> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line_no = n + 1;
-        let mut chars = line.char_indices().peekable();
-        while let Some(&(i, c)) = chars.peek() {
-            match c {
-                c if c.is_whitespace() => {
-                    chars.next();
-                }
-                '#' | '!' => break,
-                '{' => {
-                    chars.next();
-                    out.push((Tok::Open, line_no));
-                }
-                '}' => {
-                    chars.next();
-                    out.push((Tok::Close, line_no));
-                }
-                '"' => {
-                    chars.next();
-                    let rest = line.get(i + 1..).unwrap_or("");
-                    let Some(end) = rest.find('"') else {
-                        return Err((line_no, "unterminated quoted string".into()));
-                    };
-                    out.push((Tok::Word(rest[..end].to_string()), line_no));
-                    while chars.peek().is_some_and(|&(j, _)| j <= i + 1 + end) {
-                        chars.next();
-                    }
-                }
-                _ => {
-                    let mut word = String::new();
-                    while let Some(&(_, c)) = chars.peek() {
-                        if c.is_whitespace() || c == '{' || c == '}' {
-                            break;
-                        }
-                        word.push(c);
-                        chars.next();
-                    }
-                    out.push((Tok::Word(word), line_no));
-                }
-            }
-        }
-        out.push((Tok::Newline, line_no));
-    }
-    Ok(out)
-}
-
-/// One statement: its words, the line it starts on, and its block if it has one.
-#[derive(Debug, Clone, Default)]
-struct Node {
-    line: usize,
-    words: Vec<String>,
-    block: Option<Vec<Node>>,
-}
-
-impl Node {
-    fn keyword(&self) -> &str {
-        self.words.first().map_or("", String::as_str)
-    }
-
-    /// The statement's words without the keyword.
-    fn args(&self) -> &[String] {
-        self.words.get(1..).unwrap_or(&[])
-    }
-
-    fn arg(&self) -> Option<&str> {
-        self.words.get(1).map(String::as_str)
-    }
-
-    /// The words, for messages.
-    fn head(&self) -> String {
-        self.words.join(" ")
-    }
-
-    fn children(&self) -> &[Node] {
-        self.block.as_deref().unwrap_or(&[])
-    }
-}
-
-/// Builds the statement tree; a `{` opens the block of the statement before it (on the same
-/// line or the previous one).
-fn parse(tokens: &[(Tok, usize)]) -> Result<Vec<Node>, (usize, String)> {
-    let mut at = 0;
-    let nodes = parse_block(tokens, &mut at, None)?;
-    Ok(nodes)
-}
-
-fn parse_block(tokens: &[(Tok, usize)], at: &mut usize, opened: Option<usize>) -> Result<Vec<Node>, (usize, String)> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut cur = Node::default();
-    let flush = |cur: &mut Node, nodes: &mut Vec<Node>| {
-        if !cur.words.is_empty() {
-            nodes.push(std::mem::take(cur));
-        }
-    };
-    while let Some((tok, line)) = tokens.get(*at) {
-        *at += 1;
-        match tok {
-            Tok::Word(w) => {
-                if cur.words.is_empty() {
-                    cur.line = *line;
-                }
-                cur.words.push(w.clone());
-            }
-            Tok::Newline => flush(&mut cur, &mut nodes),
-            Tok::Open => {
-                let children = parse_block(tokens, at, Some(*line))?;
-                if cur.words.is_empty() {
-                    match nodes.last_mut() {
-                        Some(prev) if prev.block.is_none() => prev.block = Some(children),
-                        _ => return Err((*line, "'{' without a keyword before it".into())),
-                    }
-                } else {
-                    cur.block = Some(children);
-                    flush(&mut cur, &mut nodes);
-                }
-            }
-            Tok::Close => {
-                flush(&mut cur, &mut nodes);
-                return match opened {
-                    Some(_) => Ok(nodes),
-                    None => Err((*line, "'}' without a matching '{'".into())),
-                };
-            }
-        }
-    }
-    flush(&mut cur, &mut nodes);
-    match opened {
-        Some(line) => Err((line, "'{' is never closed".into())),
-        None => Ok(nodes),
-    }
 }
 
 // ---- semantics -------------------------------------------------------------------------------
@@ -596,75 +452,40 @@ impl Importer {
 
 // ---- output ----------------------------------------------------------------------------------
 
-/// A TOML basic string.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A float as TOML writes it (always with a decimal point).
-fn float(f: f64) -> String {
-    format!("{f:?}")
-}
-
-fn render(out: &mut String, v: &VrrpInstanceConfig, line: usize) {
+/// One instance as a `[[vrrp]]` entry (its track scripts as `[[vrrp.track_script]]`): the
+/// fields keepalived always has, then the others only where they differ from the default.
+fn render(v: &VrrpInstanceConfig, line: usize) -> Section {
     let d = VrrpInstanceConfig::default();
-    let _ = writeln!(out, "\n# vrrp_instance {} (line {line})\n[[vrrp]]", v.name);
-    let mut kv = |k: &str, val: String| {
-        let _ = writeln!(out, "{k} = {val}");
-    };
-    kv("name", quote(&v.name));
-    kv("state", quote(if v.state == InitialState::Master { "MASTER" } else { "BACKUP" }));
-    kv("interface", quote(&v.interface));
-    kv("virtual_router_id", v.virtual_router_id.to_string());
-    kv("priority", v.priority.to_string());
-    kv("advert_int", float(v.advert_int));
-    kv("version", v.version.to_string());
+    let mut s = Section::new(&[format!("vrrp_instance {} (line {line})", v.name)]);
+    s.set("name", v.name.as_str())
+        .set("state", if v.state == InitialState::Master { "MASTER" } else { "BACKUP" })
+        .set("interface", v.interface.as_str())
+        .set("virtual_router_id", int(v.virtual_router_id))
+        .set("priority", int(v.priority))
+        .set("advert_int", v.advert_int)
+        .set("version", int(v.version));
     if let Some(a) = &v.authentication {
-        kv(
-            "authentication",
-            format!("{{ auth_type = {}, auth_pass = {} }}", quote(&a.auth_type), quote(a.auth_pass.expose())),
-        );
+        s.set("authentication", inline([("auth_type", a.auth_type.as_str()), ("auth_pass", a.auth_pass.expose())]));
     }
-    let vips: Vec<String> = v
-        .virtual_ipaddress
-        .iter()
-        .map(|e| match e {
-            VirtualIpEntry::Text(t) => quote(t),
-            VirtualIpEntry::Table(t) => quote(&t.address),
-        })
-        .collect();
-    kv("virtual_ipaddress", format!("[{}]", vips.join(", ")));
+    let vips = v.virtual_ipaddress.iter().map(|e| match e {
+        VirtualIpEntry::Text(t) => t.as_str(),
+        VirtualIpEntry::Table(t) => t.address.as_str(),
+    });
+    s.set("virtual_ipaddress", strings(vips));
     if let Some(src) = v.unicast_src_ip {
-        kv("unicast_src_ip", quote(&src.to_string()));
+        s.set("unicast_src_ip", src.to_string());
     }
     if !v.unicast_peer.is_empty() {
-        let peers: Vec<String> = v.unicast_peer.iter().map(|p| quote(&p.to_string())).collect();
-        kv("unicast_peer", format!("[{}]", peers.join(", ")));
+        s.set("unicast_peer", strings(v.unicast_peer.iter().map(|p| p.to_string())));
     }
     if v.nopreempt {
-        kv("nopreempt", "true".into());
+        s.set("nopreempt", true);
     }
     if v.preempt_delay != 0.0 {
-        kv("preempt_delay", float(v.preempt_delay));
+        s.set("preempt_delay", v.preempt_delay);
     }
     if !v.track_interface.is_empty() {
-        let t: Vec<String> = v.track_interface.iter().map(|i| quote(i)).collect();
-        kv("track_interface", format!("[{}]", t.join(", ")));
+        s.set("track_interface", strings(&v.track_interface));
     }
     for (k, cmd) in [
         ("notify_master", &v.notify_master),
@@ -674,7 +495,7 @@ fn render(out: &mut String, v: &VrrpInstanceConfig, line: usize) {
         ("notify", &v.notify),
     ] {
         if let Some(c) = cmd {
-            kv(k, quote(c));
+            s.set(k, c.as_str());
         }
     }
     for (k, val, def) in [
@@ -684,19 +505,19 @@ fn render(out: &mut String, v: &VrrpInstanceConfig, line: usize) {
         ("garp_master_refresh_repeat", v.garp_master_refresh_repeat, d.garp_master_refresh_repeat),
     ] {
         if val != def {
-            kv(k, val.to_string());
+            s.set(k, int(val));
         }
     }
-    for s in &v.track_script {
-        let _ = writeln!(out, "\n[[vrrp.track_script]]");
-        let _ = writeln!(out, "name = {}", quote(&s.name));
-        let _ = writeln!(out, "script = {}", quote(&s.script));
-        let _ = writeln!(out, "interval = {}", float(s.interval));
-        if let Some(t) = s.timeout {
-            let _ = writeln!(out, "timeout = {}", float(t));
+    for t in &v.track_script {
+        let mut ts = Section::new::<&str>(&[]);
+        ts.set("name", t.name.as_str()).set("script", t.script.as_str()).set("interval", t.interval);
+        if let Some(timeout) = t.timeout {
+            ts.set("timeout", timeout);
         }
-        let _ = writeln!(out, "weight = {}\nrise = {}\nfall = {}", s.weight, s.rise, s.fall);
+        ts.set("weight", i64::from(t.weight)).set("rise", int(t.rise)).set("fall", int(t.fall));
+        s.array_entry("track_script", ts);
     }
+    s
 }
 
 #[cfg(test)]
@@ -876,7 +697,7 @@ mod tests {
 
     #[test]
     fn toml_strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
+        // Quoting is toml_out's (toml_edit's) job now; this checks it on keepalived's words.
         let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n notify \"/bin/n \\\\x\"\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n";
         let out = import_keepalived(text, Path::new("k.conf")).unwrap();
         let c = crate::parse(Path::new("i.toml"), &format!("{BASE}{}", out.toml)).unwrap();
