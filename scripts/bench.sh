@@ -23,7 +23,7 @@
 #   RWSPLIT_BIN=PATH        the rwsplit binary (default: cargo build --release)
 #   BENCH_KEEP_STATE=1      keep the state dir (logs, configs) after the run
 #
-# Targets. Reads are compared with the replicas: "direct" is one replica, HAProxy balances
+# Targets (their order rotates from round to round). Reads are compared with the replicas: "direct" is one replica, HAProxy balances
 # connections round-robin over both replicas, rwsplit spreads statements over both replicas.
 # oltp_read_write cannot be split by HAProxy, so there "direct" is the master and HAProxy has
 # a second frontend in front of the master only. rwsplit runs the lab's config (defaults, so
@@ -290,8 +290,12 @@ target_pid() {
 log "throughput: $ROUNDS round(s), ${SECONDS_PER_RUN}s per run, $THREADS threads, $(nproc) cores"
 for round in $(seq "$ROUNDS"); do
     log "round $round/$ROUNDS"
+    # The order of the targets rotates from round to round, so that no target always runs
+    # first or right after another one (over 3 rounds each runs once in each position).
+    order=()
+    for i in "${!TARGETS[@]}"; do order+=("${TARGETS[$(((i + round - 1) % ${#TARGETS[@]}))]}"); done
     for w in "${WORKLOADS[@]}"; do
-        for t in "${TARGETS[@]}"; do
+        for t in "${order[@]}"; do
             read -r -a opts <<<"${WL_OPTS[$w]}"
             run_sb "$t" "$(target_port "$w" "$t")" "$(target_pid "$t")" "${WL_NAME[$w]}" "${WL_THREADS[$w]}" "${opts[@]}"
             record "$w|$t"
