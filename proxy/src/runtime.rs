@@ -62,6 +62,12 @@ pub fn credentials(config: &Config) -> HashMap<String, Credential> {
         .collect()
 }
 
+/// The first session id. Far above the thread ids servers hand out (from 1 after each start),
+/// so that an id a server reports (IS_USED_LOCK(), its logs) is never mistaken for a session's
+/// `CONNECTION_ID()` through rwsplit; still within a signed 32-bit integer, which some drivers
+/// store it in.
+pub const FIRST_SESSION_ID: u32 = 1_000_000_001;
+
 impl Shared {
     pub fn new(
         config: Config,
@@ -81,7 +87,7 @@ impl Shared {
             pool,
             metrics: Metrics::new(&names),
             server_version,
-            next_session: AtomicU32::new(1),
+            next_session: AtomicU32::new(FIRST_SESSION_ID),
             latest_gtid: Default::default(),
             applied_gtids: Default::default(),
             sessions: Default::default(),

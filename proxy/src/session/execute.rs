@@ -6,6 +6,10 @@
 
 use super::*;
 
+/// How long a session's reads avoid a replica whose causal wait timed out (it lagged behind
+/// the session's last write); then it may be chosen again.
+pub(super) const AVOID_BEHIND: Duration = Duration::from_secs(1);
+
 /// What to send for one statement; the retry loop may send it more than once (reads only).
 pub(super) enum Job<'a> {
     /// A command forwarded as the client sent it.
@@ -92,7 +96,12 @@ impl Session {
             if let Target::Replica(i) = target {
                 if !self.causally_ready(&mut conn, i).await {
                     // The replica has not applied what this session must see: the writer has.
+                    // It lags: the session's reads move to another replica from the next one.
                     self.shared.metrics.causal_fallbacks.inc();
+                    self.behind_server = Some((i, Instant::now()));
+                    if self.read_server == Some(i) {
+                        self.shared.move_read_session(self.read_server.take(), None);
+                    }
                     self.keep_or_release(conn);
                     route = Route::Master;
                     continue;
@@ -335,7 +344,8 @@ impl Session {
             |i: usize| self.shared.read_sessions.get(i).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
         let pool = &self.shared.pool;
         let failed = self.failed_read_server;
-        let avoid = |i: usize| Some(i) == failed || pool.is_unreachable(i);
+        let behind = self.behind_server.filter(|(_, at)| at.elapsed() < AVOID_BEHIND).map(|(i, _)| i);
+        let avoid = |i: usize| Some(i) == failed || Some(i) == behind || pool.is_unreachable(i);
         let read = router::ReadChoice { tick, sticky: self.read_server, load: Some(&load), avoid: Some(&avoid) };
         let chosen = router::choose(route, &topology, policy, read);
         if let Ok(Target::Replica(i)) = chosen {

@@ -103,6 +103,7 @@ impl Session {
             read_tick: u64::from(id),
             read_server: None,
             failed_read_server: None,
+            behind_server: None,
             abort,
             consistency: shared.consistency(&login.user),
             causal_gtid: None,

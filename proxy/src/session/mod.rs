@@ -97,6 +97,9 @@ pub struct Session {
     abort: tokio::sync::watch::Receiver<crate::sessions::AbortSignal>,
     /// The server the current read failed on (its retry goes elsewhere).
     failed_read_server: Option<usize>,
+    /// The replica whose causal wait last timed out, and when: the session's reads leave it
+    /// (read affinity moves on when the replica lags) and avoid it for [`execute::AVOID_BEHIND`].
+    behind_server: Option<(usize, Instant)>,
     /// Read-your-writes policy of this session's user.
     consistency: Consistency,
     /// GTID of this session's last write (`causal`).
