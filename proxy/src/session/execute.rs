@@ -260,10 +260,8 @@ impl Session {
         route: Route,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> Result<(Target, Option<WritePass>), ProxyError> {
+        let mut changes: Option<(tokio::sync::watch::Receiver<u64>, tokio::sync::watch::Receiver<bool>)> = None;
         loop {
-            // Subscribed before looking, so a change in between is not missed.
-            let mut topology_changes = self.shared.topology.subscribe();
-            let mut hold_changes = self.shared.writes.subscribe();
             let why = match self.choose_target(route) {
                 Ok(t) if !matches!(t, Target::Writer(_) | Target::FallbackWriter(_)) => return Ok((t, None)),
                 Ok(t) => {
@@ -276,7 +274,14 @@ impl Session {
                 Err(NoTarget::NoWriter) => "no writable server is known (all down, or none has read_only=OFF)",
                 Err(e) => return Err(self.no_target(e)),
             };
-            if !self.wait_for_writer(deadline, &mut topology_changes, &mut hold_changes).await {
+            // Subscribed, then looked at once more before the first wait, so that a change
+            // between the look above and the subscription is not missed; a statement that
+            // has its target at once (nearly all) subscribes to nothing.
+            let Some((topology_changes, hold_changes)) = changes.as_mut() else {
+                changes = Some((self.shared.topology.subscribe(), self.shared.writes.subscribe()));
+                continue;
+            };
+            if !self.wait_for_writer(deadline, topology_changes, hold_changes).await {
                 self.shared.metrics.no_server_errors.inc();
                 let waited = self.shared.config().routing.writer_wait_ms;
                 return Err(ProxyError::NoServer(format!("{why}; waited {waited} ms (routing.writer_wait_ms)")));
