@@ -60,6 +60,12 @@ impl SessionEntry {
         self.activity.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The server the session's connection is tied to between statements, if any (without
+    /// copying the rest of the activity).
+    pub fn pinned_on(&self) -> Option<usize> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner()).pinned_on
+    }
+
     /// Changes what the session is doing.
     pub fn update(&self, f: impl FnOnce(&mut Activity)) {
         f(&mut self.activity.lock().unwrap_or_else(|p| p.into_inner()));
@@ -139,6 +145,12 @@ impl Sessions {
     }
 
     /// Every live session, ordered by id.
+    /// How many sessions `f` holds for, without copying the list (the map is locked for the
+    /// count; `f` must not reach the registry).
+    pub fn count(&self, f: impl Fn(&SessionEntry) -> bool) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|e| f(e)).count()
+    }
+
     pub fn list(&self) -> Vec<Arc<SessionEntry>> {
         let mut all: Vec<_> = self.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
         all.sort_by_key(|e| e.id);

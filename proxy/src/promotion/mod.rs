@@ -120,7 +120,7 @@ impl Promotions {
 fn step(shared: &crate::runtime::Shared, kind: &str, line: String) {
     tracing::info!(promotion = kind, "{line}");
     shared.metrics.promotion_steps.inc();
-    let stamp = chrono_free_timestamp();
+    let stamp = unix_timestamp();
     shared.promotions.record(format!("{stamp} {kind}: {line}"));
 }
 
@@ -133,8 +133,8 @@ fn count(shared: &crate::runtime::Shared, kind: &str, outcome: &str) {
         .inc();
 }
 
-/// Seconds since the epoch with milliseconds (no calendar crate needed for a log line).
-fn chrono_free_timestamp() -> String {
+/// Seconds since the Unix epoch, with milliseconds.
+fn unix_timestamp() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:03}", now.as_secs(), now.subsec_millis())
 }

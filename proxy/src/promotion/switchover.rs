@@ -152,6 +152,6 @@ async fn run(shared: &Shared, to: Option<&str>) -> Result<Report, PromotionError
 /// Statements in flight to the writer plus sessions whose connection to `server` is tied to
 /// them (transaction, lock, …).
 fn open_on(shared: &Shared, server: usize) -> usize {
-    let tied = shared.sessions.list().iter().filter(|s| s.activity().pinned_on == Some(server)).count();
+    let tied = shared.sessions.count(|s| s.pinned_on() == Some(server));
     shared.writes.in_flight() + tied
 }
