@@ -91,19 +91,7 @@ pub fn switchover_target(t: &Topology, requested: Option<&str>, max_lag_ms: u64)
         let i = t.servers.iter().position(|s| s.name == name).ok_or_else(|| Refusal::UnknownServer(name.into()))?;
         return check(i);
     }
-    let mut refusals = Vec::new();
-    let usable: Vec<usize> = (0..t.servers.len())
-        .filter(|&i| i != w)
-        .filter_map(|i| check(i).map_err(|r| refusals.push(r.to_string())).ok())
-        .collect();
-    if usable.is_empty() {
-        return Err(Refusal::NoCandidate(if refusals.is_empty() {
-            "there is no replica".into()
-        } else {
-            refusals.join("; ")
-        }));
-    }
-    most_advanced(t, &usable).ok_or(Refusal::Diverged)
+    best_usable(t, (0..t.servers.len()).filter(|&i| i != w), |i| check(i).map(|_| ()), "there is no replica")
 }
 
 /// Whether the writer is lost, and the replica to promote. Lost: no server takes writes, the
@@ -132,18 +120,27 @@ pub fn failover_candidate(t: &Topology) -> Result<usize, Refusal> {
     if let Some((_, s)) = up_replicas().find(|(_, s)| s.replication.as_ref().is_some_and(|r| r.io_running)) {
         return Err(Refusal::WriterNotLost(format!("{}'s IO thread still reaches it", s.name)));
     }
+    best_usable(
+        t,
+        up_replicas().map(|(i, _)| i),
+        |i| t.servers.get(i).map_or(Ok(()), |s| usable_replica(s, lost.server_id, false)),
+        "no replica answers",
+    )
+}
+
+/// The most advanced of `candidates` that pass `check`; when none does, `NoCandidate` with
+/// every candidate's reason (or `none` when there were no candidates at all).
+fn best_usable(
+    t: &Topology,
+    candidates: impl Iterator<Item = usize>,
+    check: impl Fn(usize) -> Result<(), Refusal>,
+    none: &str,
+) -> Result<usize, Refusal> {
     let mut refusals = Vec::new();
-    let usable: Vec<usize> = up_replicas()
-        .filter_map(|(i, s)| {
-            usable_replica(s, lost.server_id, false).map(|_| i).map_err(|r| refusals.push(r.to_string())).ok()
-        })
-        .collect();
+    let usable: Vec<usize> =
+        candidates.filter_map(|i| check(i).map(|_| i).map_err(|r| refusals.push(r.to_string())).ok()).collect();
     if usable.is_empty() {
-        return Err(Refusal::NoCandidate(if refusals.is_empty() {
-            "no replica answers".into()
-        } else {
-            refusals.join("; ")
-        }));
+        return Err(Refusal::NoCandidate(if refusals.is_empty() { none.into() } else { refusals.join("; ") }));
     }
     most_advanced(t, &usable).ok_or(Refusal::Diverged)
 }
