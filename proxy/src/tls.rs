@@ -18,16 +18,32 @@ impl std::fmt::Debug for ClientTls {
     }
 }
 
+/// The certificates of a PEM file (at least one), or why not (file and reason). Used for
+/// certificate chains and CA bundles, towards clients and towards servers.
+pub(crate) fn certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{path}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path}: no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// A certificate chain and its private key from PEM files, or why not (file and reason).
+pub(crate) fn identity(
+    cert_path: &str,
+    key_path: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let certs = certificates(cert_path)?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("{key_path}: {e}"))?;
+    Ok((certs, key))
+}
+
 /// The acceptor for a PEM certificate chain and key, or why not (file and reason).
 pub fn acceptor(cert_path: &str, key_path: &str) -> Result<ClientTls, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| format!("{cert_path}: {e}"))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{cert_path}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{cert_path}: no certificate in the file"));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("{key_path}: {e}"))?;
+    let (certs, key) = identity(cert_path, key_path)?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -4,8 +4,7 @@
 //! host of the server's address: an IP address must be one of the certificate's IP subject
 //! alternative names, a host name one of its DNS names.
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use std::sync::Arc;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
@@ -69,14 +68,7 @@ pub fn promoter(config: &rwsplit_config::Config) -> rwsplit_replication::promoti
 /// files), or why not (file and reason).
 pub fn connector(ca_path: &str, identity: Option<(&str, &str)>) -> Result<BackendTls, String> {
     let mut roots = RootCertStore::empty();
-    let cas = CertificateDer::pem_file_iter(ca_path)
-        .map_err(|e| format!("{ca_path}: {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{ca_path}: {e}"))?;
-    if cas.is_empty() {
-        return Err(format!("{ca_path}: no certificate in the file"));
-    }
-    for ca in cas {
+    for ca in crate::tls::certificates(ca_path)? {
         roots.add(ca).map_err(|e| format!("{ca_path}: {e}"))?;
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -87,14 +79,7 @@ pub fn connector(ca_path: &str, identity: Option<(&str, &str)>) -> Result<Backen
     let config = match identity {
         None => builder.with_no_client_auth(),
         Some((cert_path, key_path)) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-                .map_err(|e| format!("{cert_path}: {e}"))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{cert_path}: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("{cert_path}: no certificate in the file"));
-            }
-            let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| format!("{key_path}: {e}"))?;
+            let (certs, key) = crate::tls::identity(cert_path, key_path)?;
             builder.with_client_auth_cert(certs, key).map_err(|e| format!("{cert_path} / {key_path}: {e}"))?
         }
     };
