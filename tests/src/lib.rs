@@ -355,6 +355,19 @@ impl Drop for Cluster {
 
 /// The rwsplit binary the tests run: `RWSPLIT_BIN`, else `target/debug/rwsplit` (honouring
 /// `CARGO_TARGET_DIR`).
+/// Points a rwsplit command's output at the log file `log` (created anew), without input:
+/// info level unless `RUST_LOG` says otherwise, and no ANSI colours (the log is read by people
+/// and by tests).
+pub fn log_to(cmd: &mut Command, log: &Path) -> Result<()> {
+    let log_file = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    cmd.env("NO_COLOR", "1");
+    Ok(())
+}
+
 pub fn rwsplit_bin() -> Result<PathBuf> {
     let path = match std::env::var_os("RWSPLIT_BIN") {
         Some(p) => PathBuf::from(p),
@@ -477,14 +490,9 @@ impl Proxy {
             let config_path = dir.join("rwsplit.toml");
             fs::write(&config_path, &config)?;
             let log = dir.join("rwsplit.log");
-            let log_file = fs::File::create(&log)?;
             let mut cmd = Command::new(&bin);
-            cmd.arg("--config").arg(&config_path).stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-            if std::env::var_os("RUST_LOG").is_none() {
-                cmd.env("RUST_LOG", "info");
-            }
-            // The log is a file, read by people: no ANSI colours.
-            cmd.env("NO_COLOR", "1");
+            cmd.arg("--config").arg(&config_path);
+            log_to(&mut cmd, &log)?;
             let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
             let run_dir = cluster.state_dir().join("run");
             fs::create_dir_all(&run_dir)?;

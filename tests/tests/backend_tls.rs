@@ -57,17 +57,11 @@ impl RawProxy {
         let config_path = dir.join(format!("rwsplit-{}.toml", ports[0]));
         std::fs::write(&config_path, config).unwrap();
         let log = dir.join(format!("rwsplit-{}.log", ports[0]));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(rwsplit_bin().unwrap())
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(rwsplit_bin().unwrap());
+        cmd.arg("--config").arg(&config_path);
+        log_to(&mut cmd, &log).unwrap();
+        // The test reads info lines of the log.
+        let child = cmd.env("RUST_LOG", "info").spawn().unwrap();
         let p = RawProxy { child, port: ports[0], log };
         let deadline = Instant::now() + DEFAULT_TIMEOUT;
         while std::net::TcpStream::connect(("127.0.0.1", p.port)).is_err() {

@@ -20,7 +20,7 @@ use rwsplit_tests::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -188,19 +188,16 @@ async fn notify_protocol_ready_watchdog_reload_and_stop() {
     // the shell that exports its $$ and execs rwsplit in its place.
     let argv = unit_command("ExecStart", &config_path);
     let log = dir.join("rwsplit.log");
-    let log_file = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh"]).args(&argv);
+    log_to(&mut cmd, &log).unwrap();
     let spawned = Instant::now();
-    let child = Command::new("sh")
-        .args(["-c", "export WATCHDOG_PID=$$; exec \"$@\"", "sh"])
-        .args(&argv)
+    let child = cmd
         .env("NOTIFY_SOCKET", &notify.path)
         .env("WATCHDOG_USEC", WATCHDOG_USEC.to_string())
         .env_remove("WATCHDOG_PID")
+        // The test reads info lines of the log.
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
         .spawn()
         .unwrap();
     // The lab's watcher stops it too should this test process die without dropping it.
