@@ -1,6 +1,7 @@
 //! The local HTTP endpoint: `/metrics` (Prometheus text format), `/status` (the topology as
-//! JSON) and `/health` (200 when a writer is known, for load balancers and VRRP tracking), and
-//! one action: `POST /switchover[?to=SERVER]` (what `rwsplit switchover` calls). One request per
+//! JSON, with the config version in force) and `/health` (200 when a writer is known, for load
+//! balancers and VRRP tracking), and two actions: `POST /switchover[?to=SERVER]` (what `rwsplit
+//! switchover` calls) and `POST /reload` (as SIGHUP, answering with the outcome). One request per
 //! connection, every read and write with a timeout; it binds to 127.0.0.1 unless configured
 //! otherwise.
 
@@ -37,7 +38,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
 
 /// Reads the request head (bounded to 8 KiB, within [`IO_TIMEOUT`]) and answers (the answer
 /// written within [`IO_TIMEOUT`]; a switchover takes what its own steps' bounds allow).
-async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn handle(mut tcp: TcpStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read_head = async {
@@ -55,6 +56,7 @@ async fn handle(mut tcp: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let request_line = head.lines().next().unwrap_or("");
     let (status, content_type, body) = match switchover_request(request_line) {
         Some(to) => switchover(shared, to.as_deref()).await,
+        None if is_reload_request(request_line) => reload(shared).await,
         None => {
             let openmetrics = head
                 .lines()
@@ -86,6 +88,26 @@ fn switchover_request(request_line: &str) -> Option<Option<String>> {
     Some(to)
 }
 
+/// `POST /reload`.
+fn is_reload_request(request_line: &str) -> bool {
+    let mut parts = request_line.split_whitespace();
+    parts.next() == Some("POST") && parts.next() == Some("/reload")
+}
+
+/// Reloads the config file and answers with what changed (JSON) or why it was refused.
+async fn reload(shared: &Arc<Shared>) -> (&'static str, &'static str, String) {
+    match crate::reload::request(shared).await {
+        Ok(report) => {
+            let body = serde_json::json!({ "result": "applied", "report": report });
+            ("200 OK", "application/json", format!("{body}\n"))
+        }
+        Err(e) => {
+            let body = serde_json::json!({ "result": "refused", "error": e });
+            ("409 Conflict", "application/json", format!("{body}\n"))
+        }
+    }
+}
+
 /// Runs a switchover and answers with its report (JSON) or why it did not happen.
 async fn switchover(shared: &Shared, to: Option<&str>) -> (&'static str, &'static str, String) {
     use crate::promotion::{switchover::switchover, PromotionError};
@@ -115,7 +137,8 @@ async fn switchover(shared: &Shared, to: Option<&str>) -> (&'static str, &'stati
 /// The topology snapshot, plus the VRRP instances' state when any run.
 fn status_json(topology: &rwsplit_replication::Topology, shared: &Shared) -> serde_json::Result<String> {
     let mut value = serde_json::to_value(topology)?;
-    if let (Some(instances), Some(obj)) = (shared.vrrp.get(), value.as_object_mut()) {
+    let instances = shared.vrrp.load();
+    if let (false, Some(obj)) = (instances.is_empty(), value.as_object_mut()) {
         let vrrp: Vec<serde_json::Value> = instances
             .iter()
             .map(|(name, s)| {
@@ -130,6 +153,7 @@ fn status_json(topology: &rwsplit_replication::Topology, shared: &Shared) -> ser
         obj.insert("vrrp".into(), serde_json::Value::Array(vrrp));
     }
     if let Some(obj) = value.as_object_mut() {
+        obj.insert("config".into(), serde_json::to_value(shared.config_version().as_ref())?);
         obj.insert(
             "promotion".into(),
             serde_json::json!({
@@ -148,16 +172,14 @@ pub fn respond(request_line: &str, openmetrics: bool, shared: &Shared) -> (&'sta
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method != "GET" {
-        return ("405 Method Not Allowed", "text/plain", "GET only (and POST /switchover)\n".into());
+        return ("405 Method Not Allowed", "text/plain", "GET only (and POST /switchover, POST /reload)\n".into());
     }
     let path = path.split('?').next().unwrap_or("");
     let topology = shared.topology.load();
     match path {
         "/metrics" => {
             shared.metrics.refresh(&topology, |i| shared.pool.open_count(i));
-            if let Some(v) = shared.vrrp.get() {
-                shared.metrics.refresh_vrrp(v);
-            }
+            shared.metrics.refresh_vrrp(&shared.vrrp.load());
             if openmetrics {
                 ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode())
             } else {

@@ -6,7 +6,8 @@
 //! ([`classifier`], pure), routed against the current topology snapshot ([`router`], pure),
 //! sent on a backend connection leased from the [`backend`] pool after that connection was
 //! brought to the session's state, and its response is relayed packet by packet
-//! ([`protocol::response`] follows it without decoding rows).
+//! ([`protocol::response`] follows it without decoding rows). [`reload`] applies a new config
+//! to all of this while it runs.
 
 pub mod admin;
 pub mod backend;
@@ -17,6 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod promotion;
 pub mod protocol;
+pub mod reload;
 pub mod router;
 pub mod runtime;
 pub mod schemas;

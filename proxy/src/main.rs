@@ -61,6 +61,13 @@ enum Cmd {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Reload the config of a running rwsplit (as SIGHUP does) and print what changed, or why
+    /// it was refused (the running config then stays in force). Asks the admin endpoint.
+    Reload {
+        /// Admin address; defaults to `admin.listen` from the config.
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Print the VRRP part of a keepalived.conf as rwsplit `[[vrrp]]` TOML on stdout; what is
     /// not imported (LVS, SMTP, sync groups…) and warnings go to stderr with their lines.
     ImportKeepalived {
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         }
         Cmd::Status { admin } => status(admin.unwrap_or_else(|| config.admin.listen.clone())),
         Cmd::Run => run(cli.config.clone(), config),
+        Cmd::Reload { admin } => reload(admin.unwrap_or_else(|| config.admin.listen.clone())),
         Cmd::Switchover { to, admin } => {
             switchover(admin.unwrap_or_else(|| config.admin.listen.clone()), to.as_deref())
         }
@@ -153,10 +161,10 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
 
     // Know the cluster before taking clients: READY means routable.
     // TLS towards the servers (backend.tls*): files are read now, so a bad one stops the start.
-    let backend_tls =
-        rwsplit_proxy::backend::tls::for_servers(&config).map_err(|e| anyhow::anyhow!("backend TLS: {e}"))?;
+    let backend_tls = rwsplit_proxy::backend::tls::for_servers(&config.backend, &config.servers)
+        .map_err(|e| anyhow::anyhow!("backend TLS: {e}"))?;
     let mut monitor = Monitor::new(&config.monitor, &config.servers, topology.clone())
-        .with_tls(rwsplit_proxy::backend::tls::for_monitor(&config));
+        .with_tls(rwsplit_proxy::backend::tls::for_monitor(&config.backend, &config.servers));
     monitor.check_once().await;
     let first = topology.load();
     match first.writer() {
@@ -165,10 +173,9 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
         }
         None => tracing::warn!("no writer found at start; writes fail until one is seen"),
     }
+    // The file as it was loaded, for the config version `rwsplit status` shows.
+    let file = std::fs::read(&path).unwrap_or_default();
     let mut monitor_stop = stop_rx.clone();
-    let monitor_task = tokio::spawn(monitor.run(async move {
-        let _ = monitor_stop.changed().await;
-    }));
 
     let version = announced_version(&config, &first);
     let vrrp_instances = config.vrrp.clone();
@@ -181,7 +188,10 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
                 .map_err(|e| anyhow::anyhow!("TLS (proxy.tls_cert / proxy.tls_key): {e}"))?,
         ),
     };
-    let shared = Shared::new(config, topology, version, tls, backend_tls);
+    let shared = Shared::new(config, &file, topology, version, tls, backend_tls);
+    let monitor_task = tokio::spawn(monitor.with_updates(shared.monitor_updates()).run(async move {
+        let _ = monitor_stop.changed().await;
+    }));
 
     if let Some(hint) = vrrp::listen_on_vip(&listen, &vrrp_instances) {
         tracing::warn!("{hint}");
@@ -198,7 +208,7 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
         listening.clone(),
         rwsplit_proxy::listener::serve(listener, shared.clone(), workers, stop_rx.clone()),
     ));
-    let vrrp = start_vrrp(&vrrp_instances, &shared, listening, &stop_rx)?;
+    let mut vrrp = start_vrrp(&vrrp_instances, &shared, listening.clone(), &stop_rx)?;
     let admin_task = tokio::spawn(rwsplit_proxy::admin::serve(admin, shared.clone(), stop_rx.clone()));
     let config = shared.config();
     tokio::spawn(rwsplit_proxy::sessions::abort_on_down(
@@ -231,9 +241,18 @@ async fn serve(path: PathBuf, config: Config, workers: Arc<rwsplit_proxy::worker
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // Reloads run here, one at a time: SIGHUP, and POST /reload through this channel.
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<rwsplit_proxy::reload::ReloadRequest>(1);
+    let _ = shared.reload_requests.set(reload_tx);
+    let mut reloader = Reloader { path: path.clone(), shared: shared.clone(), listening, stop: stop_rx.clone() };
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &shared),
+            _ = hup.recv() => {
+                let _ = reloader.reload(&mut vrrp).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(reloader.reload(&mut vrrp).await);
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -264,7 +283,7 @@ fn start_vrrp(
         return Ok(None);
     }
     let v = Vrrp::start(instances, shared.clone(), listening, stop.clone())?;
-    let _ = shared.vrrp.set(v.stats());
+    shared.vrrp.store(Arc::new(v.stats()));
     tracing::info!(instances = instances.len(), proxy_healthy = v.healthy(), "VRRP running");
     Ok(Some(v))
 }
@@ -336,81 +355,156 @@ fn import_amoeba(amoeba: &Path, db_servers: &Path) -> ExitCode {
     }
 }
 
-/// SIGHUP: a new config is loaded and validated; only a good one replaces the running one.
-/// Under systemd, RELOADING=1 goes with MONOTONIC_USEC (CLOCK_MONOTONIC now, in one datagram)
-/// as `Type=notify-reload` requires: systemd (253 and later) takes a RELOADING=1 as the answer
-/// to its SIGHUP only if it is stamped at or after the signal; READY=1 follows when done.
-fn reload(path: &Path, shared: &Arc<Shared>) {
-    let mut reloading = vec![sd_notify::NotifyState::Reloading];
-    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
-    let _ = sd_notify::notify(&reloading);
-    match rwsplit_config::load(path) {
-        Ok(new) => {
-            let old = shared.config();
-            let tls = |c: &Config| {
-                let b = &c.backend;
-                (b.tls, b.tls_ca.clone(), b.tls_cert.clone(), b.tls_key.clone())
-            };
-            if new
-                .servers
-                .iter()
-                .map(|s| (&s.name, &s.address, s.tls))
-                .ne(old.servers.iter().map(|s| (&s.name, &s.address, s.tls)))
-                || tls(&new) != tls(&old)
-                || new.proxy.listen != old.proxy.listen
-                || new.admin.listen != old.admin.listen
-                || format!("{:?}", new.vrrp) != format!("{:?}", old.vrrp)
-                || format!("{:?}", new.monitor) != format!("{:?}", old.monitor)
-            {
-                tracing::warn!("changes to servers, backend TLS, proxy.listen, admin.listen, [monitor] and [[vrrp]] take effect at the next restart");
+/// What a reload needs besides the shared state: the config file and what starting VRRP
+/// instances takes.
+struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    listening: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Reloader {
+    /// SIGHUP or POST /reload: the file is loaded and validated and checked against the
+    /// running process ([`rwsplit_proxy::reload::prepare`]); VRRP changes are made; then the
+    /// rest is committed. Anything refused leaves the running config in force.
+    /// Under systemd, RELOADING=1 goes with MONOTONIC_USEC (CLOCK_MONOTONIC now, in one
+    /// datagram) as `Type=notify-reload` requires: systemd (253 and later) takes a RELOADING=1
+    /// as the answer to its SIGHUP only if it is stamped at or after the signal; READY=1
+    /// follows when done.
+    /// Answers once routing follows the new server list (bounded; the monitor applies it
+    /// between its rounds).
+    async fn reload(&mut self, vrrp: &mut Option<Vrrp>) -> Result<rwsplit_proxy::reload::ReloadReport, String> {
+        use rwsplit_proxy::reload::{prepare, ReloadError};
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+        let _ = sd_notify::notify(&reloading);
+        let shared = &self.shared;
+        let outcome = (|| {
+            let file = std::fs::read(&self.path).unwrap_or_default();
+            let new = rwsplit_config::load(&self.path).map_err(ReloadError::Invalid)?;
+            let prepared = prepare(shared, new, &file)?;
+            self.reconfigure_vrrp(vrrp, prepared.vrrp()).map_err(|e| ReloadError::Vrrp(format!("{e:#}")))?;
+            Ok(prepared.commit(shared))
+        })();
+        let label = |outcome: &str| vec![("outcome".to_string(), outcome.to_string())];
+        let result = match outcome {
+            Ok(report) => {
+                shared.metrics.config_reloads.get_or_create(&label("ok")).inc();
+                let limit = Duration::from_millis(
+                    shared.config().monitor.connect_timeout_ms + 2 * shared.config().monitor.check_timeout_ms,
+                );
+                if !rwsplit_proxy::reload::wait_routing_follows(shared, limit).await {
+                    tracing::warn!("the monitor has not applied the new server list yet (a round of checks is slow)");
+                }
+                tracing::info!(
+                    config = %self.path.display(),
+                    version = report.version.number,
+                    sha256 = %report.version.sha256,
+                    added = ?report.added,
+                    removed = ?report.removed,
+                    added_back = ?report.revived,
+                    changed = ?report.changed,
+                    "config reloaded"
+                );
+                if !report.restart_needed.is_empty() {
+                    tracing::warn!("changes to {} take effect at the next restart", report.restart_needed.join(", "));
+                }
+                Ok(report)
             }
-            shared.reload(new);
-            shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "ok".into())]).inc();
-            tracing::info!(config = %path.display(), "config reloaded");
-        }
-        Err(errors) => {
-            shared.metrics.config_reloads.get_or_create(&vec![("outcome".into(), "rejected".into())]).inc();
-            for e in &errors.0 {
-                tracing::error!("reload rejected, keeping the running config: {e}");
+            Err(e) => {
+                shared.metrics.config_reloads.get_or_create(&label("rejected")).inc();
+                match &e {
+                    ReloadError::Invalid(errors) => {
+                        for e in &errors.0 {
+                            tracing::error!("reload rejected, keeping the running config: {e}");
+                        }
+                    }
+                    e => tracing::error!("reload rejected, keeping the running config: {e}"),
+                }
+                Err(e.to_string())
             }
-        }
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        result
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    /// Brings the running VRRP instances to `instances` (starting VRRP if none ran).
+    fn reconfigure_vrrp(
+        &self,
+        vrrp: &mut Option<Vrrp>,
+        instances: &[rwsplit_config::VrrpInstanceConfig],
+    ) -> Result<()> {
+        match vrrp {
+            Some(v) => tokio::task::block_in_place(|| v.reconfigure(instances))?,
+            None if instances.is_empty() => return Ok(()),
+            None => *vrrp = start_vrrp(instances, &self.shared, self.listening.clone(), &self.stop)?,
+        }
+        if let Some(v) = vrrp {
+            self.shared.vrrp.store(Arc::new(v.stats()));
+        }
+        Ok(())
+    }
+}
+
+/// One request to the admin endpoint (`method path`, no body); the answer's status line and
+/// body. `timeout` bounds the wait for the answer.
+fn admin_call(admin: &str, method: &str, path: &str, timeout: Duration) -> Result<(String, String)> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(admin)
+        .with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.write_all(format!("{method} {path} HTTP/1.0\r\nHost: {admin}\r\nContent-Length: 0\r\n\r\n").as_bytes())?;
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    Ok((head.lines().next().unwrap_or("").to_string(), body.to_string()))
 }
 
 /// `rwsplit status`: GET /status from the admin endpoint and print a table.
 fn status(admin: String) -> Result<()> {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(&admin)
-        .with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    tcp.write_all(format!("GET /status HTTP/1.0\r\nHost: {admin}\r\n\r\n").as_bytes())?;
-    let mut resp = String::new();
-    tcp.read_to_string(&mut resp)?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).context("malformed HTTP response")?;
-    let topology: serde_json::Value = serde_json::from_str(body).context("status is not JSON")?;
+    let (_, body) = admin_call(&admin, "GET", "/status", Duration::from_secs(5))?;
+    let topology: serde_json::Value = serde_json::from_str(&body).context("status is not JSON")?;
     print!("{}", status_table(&topology));
+    Ok(())
+}
+
+/// `rwsplit reload`: POST /reload (as SIGHUP) and print what changed; fails (exit 1) with the
+/// reasons when the running rwsplit refused the new config.
+fn reload(admin: String) -> Result<()> {
+    let (status, body) = admin_call(&admin, "POST", "/reload", Duration::from_secs(60))?;
+    let v: serde_json::Value = serde_json::from_str(&body).context("the answer is not JSON")?;
+    if !status.contains(" 200 ") {
+        anyhow::bail!("reload refused, the running config stays: {}", v["error"].as_str().unwrap_or(body.trim()));
+    }
+    let r = &v["report"];
+    println!(
+        "config reloaded: version {} (sha256 {})",
+        r["version"]["number"],
+        r["version"]["sha256"].as_str().unwrap_or("?")
+    );
+    for what in ["added", "removed", "revived", "changed"] {
+        let names: Vec<&str> = r[what].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+        if !names.is_empty() {
+            println!("  servers {}: {}", if what == "revived" { "added back" } else { what }, names.join(", "));
+        }
+    }
+    for setting in r["restart_needed"].as_array().into_iter().flatten().filter_map(|n| n.as_str()) {
+        eprintln!("warning: {setting} changed: takes effect at the next restart");
+    }
     Ok(())
 }
 
 /// `rwsplit switchover`: POST /switchover and print the outcome; fails (exit 1) when the
 /// switchover was refused or did not finish.
 fn switchover(admin: String, to: Option<&str>) -> Result<()> {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(&admin)
-        .with_context(|| format!("cannot reach rwsplit's admin endpoint at {admin}"))?;
+    let query = to.map(|t| format!("?to={t}")).unwrap_or_default();
     // The steps are bounded by monitor.promotion_timeout_ms each; this only guards against a
     // process that never answers.
-    tcp.set_read_timeout(Some(Duration::from_secs(600)))?;
-    let query = to.map(|t| format!("?to={t}")).unwrap_or_default();
-    tcp.write_all(
-        format!("POST /switchover{query} HTTP/1.0\r\nHost: {admin}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
-    )?;
-    let mut resp = String::new();
-    tcp.read_to_string(&mut resp)?;
-    let (head, body) = resp.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let (status, body) = admin_call(&admin, "POST", &format!("/switchover{query}"), Duration::from_secs(600))?;
+    let body = body.as_str();
     let v: serde_json::Value = serde_json::from_str(body).context("the answer is not JSON")?;
-    if head.starts_with("HTTP/1.1 200") {
+    if status.contains(" 200 ") {
         println!(
             "switchover done: {} -> {} (writes held {} ms); repointed: {}",
             v["old_writer"].as_str().unwrap_or("?"),
@@ -459,6 +553,10 @@ fn status_table(t: &serde_json::Value) -> String {
             lag,
             s["reason"].as_str().unwrap_or("")
         );
+    }
+    let config = &t["config"];
+    if let Some(n) = config["number"].as_u64() {
+        out += &format!("config: version {n} (sha256 {})\n", config["sha256"].as_str().unwrap_or("?"));
     }
     let promotion = &t["promotion"];
     if promotion["running"].as_bool() == Some(true) || promotion["writes_held"].as_bool() == Some(true) {

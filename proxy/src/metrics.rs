@@ -5,6 +5,7 @@
 
 use crate::classifier::Reason;
 use crate::router::Target;
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -32,11 +33,75 @@ pub struct ServerMetrics {
     pub lag_seconds: Gauge<f64, AtomicU64>,
 }
 
+/// The per-server metric families, from which each server slot's handles are made.
+#[derive(Debug)]
+struct ServerFamilies {
+    statements: Family<Labels, Counter>,
+    backend_errors: Family<Labels, Counter>,
+    open: Family<Labels, Gauge>,
+    up: Family<Labels, Gauge>,
+    readable: Family<Labels, Gauge>,
+    writer: Family<Labels, Gauge>,
+    lag: Family<Labels, Gauge<f64, AtomicU64>>,
+}
+
+impl ServerFamilies {
+    fn register(registry: &mut Registry) -> Self {
+        let f = ServerFamilies {
+            statements: Family::default(),
+            backend_errors: Family::default(),
+            open: Family::default(),
+            up: Family::default(),
+            readable: Family::default(),
+            writer: Family::default(),
+            lag: Family::default(),
+        };
+        registry.register("statements", "Statements routed, by server and target kind", f.statements.clone());
+        registry.register(
+            "backend_errors",
+            "Failures talking to a server (connect, IO, timeout, protocol)",
+            f.backend_errors.clone(),
+        );
+        registry.register("backend_connections", "Open connections to a server, idle and leased", f.open.clone());
+        registry.register("server_up", "1 when the monitor sees the server healthy", f.up.clone());
+        registry.register("server_readable", "1 when the server is a replica in the read pool", f.readable.clone());
+        registry.register("server_writer", "1 for the server taking writes", f.writer.clone());
+        registry.register(
+            "replication_lag_seconds",
+            "Replication lag as last measured (-1 when unknown)",
+            f.lag.clone(),
+        );
+        f
+    }
+
+    /// One server's handles (a name seen before gets the same series again).
+    fn handles(&self, name: &str) -> ServerMetrics {
+        let l = |extra: Option<(&str, &str)>| {
+            let mut v = vec![("server".to_string(), name.to_string())];
+            if let Some((k, val)) = extra {
+                v.push((k.to_string(), val.to_string()));
+            }
+            v
+        };
+        ServerMetrics {
+            statements: TARGETS.map(|t| self.statements.get_or_create_owned(&l(Some(("target", t))))),
+            backend_errors: self.backend_errors.get_or_create_owned(&l(None)),
+            open_connections: self.open.get_or_create_owned(&l(None)),
+            up: self.up.get_or_create_owned(&l(None)),
+            readable: self.readable.get_or_create_owned(&l(None)),
+            writer: self.writer.get_or_create_owned(&l(None)),
+            lag_seconds: self.lag.get_or_create_owned(&l(None)),
+        }
+    }
+}
+
 /// All of rwsplit's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    pub servers: Vec<ServerMetrics>,
+    server_families: ServerFamilies,
+    /// Handles per server slot; a reload that adds servers swaps in a longer list.
+    servers: ArcSwap<Vec<ServerMetrics>>,
     /// Statements by classifier reason, indexed by `Reason as usize`.
     reasons: Vec<Counter>,
     pub client_connections: Gauge,
@@ -77,45 +142,8 @@ const TARGETS: [&str; 3] = ["writer", "replica", "fallback_writer"];
 impl Metrics {
     pub fn new(server_names: &[String]) -> Self {
         let mut registry = Registry::with_prefix("rwsplit");
-        let statements = Family::<Labels, Counter>::default();
-        registry.register("statements", "Statements routed, by server and target kind", statements.clone());
-        let backend_errors = Family::<Labels, Counter>::default();
-        registry.register(
-            "backend_errors",
-            "Failures talking to a server (connect, IO, timeout, protocol)",
-            backend_errors.clone(),
-        );
-        let open = Family::<Labels, Gauge>::default();
-        registry.register("backend_connections", "Open connections to a server, idle and leased", open.clone());
-        let up = Family::<Labels, Gauge>::default();
-        registry.register("server_up", "1 when the monitor sees the server healthy", up.clone());
-        let readable = Family::<Labels, Gauge>::default();
-        registry.register("server_readable", "1 when the server is a replica in the read pool", readable.clone());
-        let writer = Family::<Labels, Gauge>::default();
-        registry.register("server_writer", "1 for the server taking writes", writer.clone());
-        let lag = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        registry.register("replication_lag_seconds", "Replication lag as last measured (-1 when unknown)", lag.clone());
-        let servers = server_names
-            .iter()
-            .map(|name| {
-                let l = |extra: Option<(&str, &str)>| {
-                    let mut v = vec![("server".to_string(), name.clone())];
-                    if let Some((k, val)) = extra {
-                        v.push((k.to_string(), val.to_string()));
-                    }
-                    v
-                };
-                ServerMetrics {
-                    statements: TARGETS.map(|t| statements.get_or_create_owned(&l(Some(("target", t))))),
-                    backend_errors: backend_errors.get_or_create_owned(&l(None)),
-                    open_connections: open.get_or_create_owned(&l(None)),
-                    up: up.get_or_create_owned(&l(None)),
-                    readable: readable.get_or_create_owned(&l(None)),
-                    writer: writer.get_or_create_owned(&l(None)),
-                    lag_seconds: lag.get_or_create_owned(&l(None)),
-                }
-            })
-            .collect();
+        let families = ServerFamilies::register(&mut registry);
+        let servers = ArcSwap::from_pointee(server_names.iter().map(|name| families.handles(name)).collect());
         let by_reason = Family::<Labels, Counter>::default();
         registry.register("classified", "Statements by the classifier's reason for their route", by_reason.clone());
         let reasons = Reason::ALL
@@ -212,6 +240,7 @@ impl Metrics {
         registry.register("vrrp_transitions", "VRRP state changes", vrrp_transitions.clone());
         Metrics {
             registry,
+            server_families: families,
             servers,
             reasons,
             client_connections,
@@ -235,9 +264,20 @@ impl Metrics {
         }
     }
 
+    /// Handles for the server slots of a reload (`names` in slot order; the list only grows).
+    pub fn set_servers(&self, names: &[String]) {
+        let current = self.servers.load();
+        if names.len() <= current.len() {
+            return;
+        }
+        let mut next = current.as_ref().clone();
+        next.extend(names[current.len()..].iter().map(|n| self.server_families.handles(n)));
+        self.servers.store(std::sync::Arc::new(next));
+    }
+
     /// Counts one routed statement.
     pub fn routed(&self, target: &Target, reason: Reason) {
-        if let Some(s) = self.servers.get(target.server()) {
+        if let Some(s) = self.servers.load().get(target.server()) {
             s.statements[target_index(target)].inc();
         }
         if let Some(c) = self.reasons.get(reason as usize) {
@@ -253,7 +293,7 @@ impl Metrics {
     }
 
     pub fn backend_error(&self, server: usize) {
-        if let Some(s) = self.servers.get(server) {
+        if let Some(s) = self.servers.load().get(server) {
             s.backend_errors.inc();
         }
     }
@@ -261,7 +301,9 @@ impl Metrics {
     /// Copies topology state into the gauges (called before each scrape).
     pub fn refresh(&self, topology: &Topology, open: impl Fn(usize) -> u32) {
         self.topology_generation.set(topology.generation as i64);
-        for (i, (m, s)) in self.servers.iter().zip(&topology.servers).enumerate() {
+        // A name used by two slots (a server re-addressed by a reload) shows the newer slot:
+        // it comes later and is written last.
+        for (i, (m, s)) in self.servers.load().iter().zip(&topology.servers).enumerate() {
             m.up.set(i64::from(s.health == Health::Up));
             m.readable.set(i64::from(s.readable && topology.writer != Some(i)));
             m.writer.set(i64::from(s.role == Role::Writer && topology.writer == Some(i)));

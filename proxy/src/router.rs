@@ -87,7 +87,8 @@ pub fn choose(route: Route, topology: &Topology, policy: Policy, read: ReadChoic
                 && topology.readable_replicas().any(|(_, s)| s.semisync_acking == Some(true));
             if let Some(i) = pick_read(
                 topology,
-                writer.filter(|_| policy.master_accepts_reads),
+                // A drained writer (servers.drain) keeps its writes but takes no reads.
+                writer.filter(|&w| policy.master_accepts_reads && topology.servers.get(w).is_some_and(|s| !s.drained)),
                 semisync_only,
                 policy.read_affinity,
                 read,

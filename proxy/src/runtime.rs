@@ -1,5 +1,6 @@
 //! What every session shares: the current config (swapped whole on reload), the user list,
-//! the topology handle, the pools and the metrics. Built once at start.
+//! the topology handle, the pools and the metrics. Built once at start; [`crate::reload`]
+//! changes it in place.
 
 use crate::backend::{Pool, PoolSettings};
 use crate::metrics::Metrics;
@@ -7,7 +8,7 @@ use crate::protocol::handshake::Credential;
 use crate::router::Policy;
 use arc_swap::ArcSwap;
 use rwsplit_config::Config;
-use rwsplit_replication::TopologyHandle;
+use rwsplit_replication::{MonitorUpdate, ServerSlot, TopologyHandle, MAX_SERVER_SLOTS};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -26,8 +27,17 @@ pub struct Shared {
     next_session: AtomicU32,
     /// Newest GTID written through this process (`causal_global`).
     pub latest_gtid: crate::consistency::LatestGtid,
-    /// Sessions whose reads stay on each server (by index; `routing.read_balance = "session"`).
+    /// Sessions whose reads stay on each server (by slot, room for every slot a reload can
+    /// add; `routing.read_balance = "session"`).
     pub read_sessions: Vec<AtomicU32>,
+    /// The server slots in force ([`rwsplit_replication::slots`]); changed only by a reload.
+    slots: std::sync::Mutex<Vec<ServerSlot>>,
+    /// Which config is in force.
+    config_version: ArcSwap<crate::reload::ConfigVersion>,
+    /// Reloads for the monitor (the latest wins).
+    monitor_updates: tokio::sync::watch::Sender<Option<Arc<MonitorUpdate>>>,
+    /// Where `POST /reload` asks for a reload; set when the reloader starts.
+    pub reload_requests: std::sync::OnceLock<crate::reload::ReloadRequests>,
     /// Schema names the backend account can use (logins naming one need no round trip).
     pub schemas: Arc<crate::schemas::Schemas>,
     /// The live client sessions by connection id (KILL, SHOW PROCESSLIST).
@@ -38,8 +48,9 @@ pub struct Shared {
     reads_on_writer: std::sync::atomic::AtomicBool,
     /// TLS towards clients, when `proxy.tls_cert` and `proxy.tls_key` are set.
     pub tls: Option<crate::tls::ClientTls>,
-    /// The running VRRP instances' stats (name, stats), set once they start.
-    pub vrrp: std::sync::OnceLock<Vec<(String, Arc<rwsplit_ha::runner::RunnerStats>)>>,
+    /// The running VRRP instances' stats (name, stats); replaced when they start or a reload
+    /// changes them.
+    pub vrrp: ArcSwap<Vec<(String, Arc<rwsplit_ha::runner::RunnerStats>)>>,
     /// Statements for the writer pass here; a switchover holds them.
     pub writes: crate::promotion::WriteGate,
     /// Switchovers and failovers of this process.
@@ -69,18 +80,23 @@ pub fn credentials(config: &Config) -> HashMap<String, Credential> {
 pub const FIRST_SESSION_ID: u32 = 1_000_000_001;
 
 impl Shared {
+    /// `file`: the config file's bytes (for [`crate::reload::ConfigVersion`]).
     pub fn new(
         config: Config,
+        file: &[u8],
         topology: TopologyHandle,
         server_version: String,
         tls: Option<crate::tls::ClientTls>,
         backend_tls: Vec<Option<crate::backend::tls::ServerTls>>,
     ) -> Arc<Self> {
         let names: Vec<String> = config.servers.iter().map(|s| s.name.clone()).collect();
-        let settings = PoolSettings { tls: backend_tls, ..PoolSettings::from(&config.backend) };
-        let pool = Arc::new(Pool::new(&config.servers, settings));
-        let read_sessions = config.servers.iter().map(|_| AtomicU32::new(0)).collect();
+        let pool = Arc::new(Pool::new(&config.servers, PoolSettings::from(&config.backend), backend_tls));
+        let read_sessions = (0..MAX_SERVER_SLOTS).map(|_| AtomicU32::new(0)).collect();
         Arc::new(Shared {
+            slots: std::sync::Mutex::new(ServerSlot::initial(&config.servers)),
+            config_version: ArcSwap::from_pointee(crate::reload::ConfigVersion::new(1, file)),
+            monitor_updates: tokio::sync::watch::Sender::new(None),
+            reload_requests: std::sync::OnceLock::new(),
             users: ArcSwap::from_pointee(credentials(&config)),
             config: ArcSwap::from_pointee(config),
             topology,
@@ -94,7 +110,7 @@ impl Shared {
             schemas: Default::default(),
             read_sessions,
             reads_on_writer: Default::default(),
-            vrrp: std::sync::OnceLock::new(),
+            vrrp: Default::default(),
             tls,
             writes: Default::default(),
             promotions: Default::default(),
@@ -107,11 +123,34 @@ impl Shared {
         self.config.load()
     }
 
-    /// Swaps in a validated config. Servers and listeners need a restart to change; users,
-    /// routing policy and timeouts take effect for the next statement.
-    pub fn reload(&self, config: Config) {
+    /// Swaps in a reloaded config with its server slots (see [`crate::reload::apply`], which
+    /// has already handed the servers to the pool and the monitor). Users, routing policy and
+    /// timeouts take effect for the next statement.
+    pub(crate) fn reload(&self, config: Config, slots: Vec<ServerSlot>, version: crate::reload::ConfigVersion) {
         self.users.store(Arc::new(credentials(&config)));
         self.config.store(Arc::new(config));
+        *self.slots.lock().unwrap_or_else(|p| p.into_inner()) = slots;
+        self.config_version.store(Arc::new(version));
+    }
+
+    /// The server slots in force.
+    pub fn slots(&self) -> Vec<ServerSlot> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Which config is in force.
+    pub fn config_version(&self) -> Arc<crate::reload::ConfigVersion> {
+        self.config_version.load_full()
+    }
+
+    /// Hands a reload to the monitor (applied between its rounds).
+    pub(crate) fn send_monitor_update(&self, update: MonitorUpdate) {
+        self.monitor_updates.send_replace(Some(Arc::new(update)));
+    }
+
+    /// What the monitor takes its reloads from ([`rwsplit_replication::Monitor::with_updates`]).
+    pub fn monitor_updates(&self) -> tokio::sync::watch::Receiver<Option<Arc<MonitorUpdate>>> {
+        self.monitor_updates.subscribe()
     }
 
     /// The read-your-writes policy for `user`'s sessions.

@@ -69,9 +69,9 @@ pub fn listen_on_vip(listen: &str, instances: &[VrrpInstanceConfig]) -> Option<S
     ))
 }
 
-/// The running instances and the health task.
+/// The running instances (each with the config it runs) and the health task.
 pub struct Vrrp {
-    runners: Vec<RunnerHandle>,
+    runners: Vec<(VrrpInstanceConfig, RunnerHandle)>,
     healthy: Arc<AtomicBool>,
 }
 
@@ -106,13 +106,41 @@ impl Vrrp {
         });
         let mut runners = Vec::with_capacity(instances.len());
         for inst in instances {
-            let handle = runner::spawn(inst.clone(), healthy.clone())
-                .with_context(|| format!("cannot start VRRP instance {} on {}", inst.name, inst.interface))?;
-            tracing::info!(instance = %inst.name, interface = %inst.interface, vrid = inst.virtual_router_id,
-                priority = inst.priority, version = inst.version, "VRRP instance started");
-            runners.push(handle);
+            runners.push((inst.clone(), start_instance(inst, &healthy)?));
         }
         Ok(Vrrp { runners, healthy })
+    }
+
+    /// A reload: instances whose config is unchanged keep running untouched; the others are
+    /// stopped (a master hands its VIP over with a priority-0 advert) and the new or changed
+    /// ones started. If one cannot start, everything goes back as it was and the error is
+    /// returned. Blocking (stopping waits for the threads), but quick.
+    pub fn reconfigure(&mut self, instances: &[VrrpInstanceConfig]) -> Result<()> {
+        let (keep, stop): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.runners).into_iter().partition(|(cfg, _)| instances.contains(cfg));
+        let stopped: Vec<VrrpInstanceConfig> = stop.iter().map(|(cfg, _)| cfg.clone()).collect();
+        stop_all(stop);
+        self.runners = keep;
+        let mut started = Vec::new();
+        for inst in instances.iter().filter(|i| !self.runners.iter().any(|(cfg, _)| cfg == *i)) {
+            match start_instance(inst, &self.healthy) {
+                Ok(handle) => started.push((inst.clone(), handle)),
+                Err(e) => {
+                    stop_all(started);
+                    for cfg in &stopped {
+                        match start_instance(cfg, &self.healthy) {
+                            Ok(handle) => self.runners.push((cfg.clone(), handle)),
+                            Err(e) => {
+                                tracing::error!(instance = %cfg.name, "VRRP instance could not be restarted: {e:#}")
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.runners.extend(started);
+        Ok(())
     }
 
     /// The health flag the instances track.
@@ -122,21 +150,34 @@ impl Vrrp {
 
     /// (instance name, shared stats) for each instance: state, priority, transition count.
     pub fn stats(&self) -> Vec<(String, Arc<RunnerStats>)> {
-        self.runners.iter().map(|r| (r.name().to_string(), r.stats())).collect()
+        self.runners.iter().map(|(_, r)| (r.name().to_string(), r.stats())).collect()
     }
 
     /// Stops every instance together (priority-0 adverts, addresses removed) and waits for
     /// their threads. Blocking, but quick: each thread wakes at once.
     pub fn stop(self) {
-        for r in &self.runners {
-            r.request_stop();
-        }
-        for r in self.runners {
-            let (name, stats) = (r.name().to_string(), r.stats());
-            match r.stop() {
-                Ok(()) => tracing::info!(instance = %name, transitions = stats.transitions(), "VRRP instance stopped"),
-                Err(e) => tracing::warn!(instance = %name, error = %e, "VRRP instance did not stop cleanly"),
-            }
+        stop_all(self.runners);
+    }
+}
+
+fn start_instance(inst: &VrrpInstanceConfig, healthy: &Arc<AtomicBool>) -> Result<RunnerHandle> {
+    let handle = runner::spawn(inst.clone(), healthy.clone())
+        .with_context(|| format!("cannot start VRRP instance {} on {}", inst.name, inst.interface))?;
+    tracing::info!(instance = %inst.name, interface = %inst.interface, vrid = inst.virtual_router_id,
+        priority = inst.priority, version = inst.version, "VRRP instance started");
+    Ok(handle)
+}
+
+/// Stops instances together: all are asked first, so they hand over at the same time.
+fn stop_all(runners: Vec<(VrrpInstanceConfig, RunnerHandle)>) {
+    for (_, r) in &runners {
+        r.request_stop();
+    }
+    for (_, r) in runners {
+        let (name, stats) = (r.name().to_string(), r.stats());
+        match r.stop() {
+            Ok(()) => tracing::info!(instance = %name, transitions = stats.transitions(), "VRRP instance stopped"),
+            Err(e) => tracing::warn!(instance = %name, error = %e, "VRRP instance did not stop cleanly"),
         }
     }
 }

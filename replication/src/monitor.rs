@@ -1,12 +1,16 @@
 //! The monitor task: every interval, check all servers concurrently ([`Probe`]), hand the
 //! results to the pure [`Tracker`], log its events, publish its topology and run its actions
-//! (the semi-sync notify command, bounded in time, one at a time in order).
+//! (the semi-sync notify command, bounded in time, one at a time in order). A reload reaches it
+//! as a [`MonitorUpdate`] between rounds: new settings, new server slots, and a round at once.
 
 use crate::probe::{now_us, CheckPlan, Probe};
+use crate::slots::ServerSlot;
 use crate::topology::{Topology, TopologyHandle};
 use crate::tracker::{Action, Event, Level, Policy, Step, Tracker};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Checks the servers and publishes the [`Topology`]. Build with [`Monitor::new`], call
@@ -14,7 +18,13 @@ use tokio::task::JoinHandle;
 #[derive(Debug)]
 pub struct Monitor {
     tracker: Tracker,
-    probes: Vec<Probe>,
+    config: rwsplit_config::MonitorConfig,
+    /// One per server slot; `None` for a removed server (not checked).
+    probes: Vec<Option<Probe>>,
+    /// The slots and TLS settings the probes were made for (to tell what a reload changed).
+    slots: Vec<ServerSlot>,
+    tls: Vec<Option<crate::ServerTls>>,
+    updates: Option<watch::Receiver<Option<Arc<MonitorUpdate>>>>,
     handle: TopologyHandle,
     interval: Duration,
     heartbeat_id: Option<u32>,
@@ -39,7 +49,11 @@ impl Monitor {
             .then(|| (config.semisync_notify.clone(), Duration::from_millis(config.notify_timeout_ms)));
         Monitor {
             tracker: Tracker::new(Policy::from_config(config), initial),
-            probes: servers.iter().map(|s| Probe::new(&s.address, config)).collect(),
+            config: config.clone(),
+            probes: servers.iter().map(|s| Some(Probe::new(&s.address, config))).collect(),
+            slots: ServerSlot::initial(servers),
+            tls: Vec::new(),
+            updates: None,
             handle,
             interval: Duration::from_millis(config.interval_ms.max(1)),
             heartbeat_id: config.heartbeat.then_some(config.heartbeat_id),
@@ -52,9 +66,18 @@ impl Monitor {
     /// Reaches the servers over TLS where `tls` (one entry per server, in config order) says
     /// so ([`crate::ServerTls::for_server`]); servers without an entry use plain TCP.
     pub fn with_tls(mut self, tls: Vec<Option<crate::ServerTls>>) -> Self {
+        self.tls = tls.clone();
         for (probe, t) in self.probes.iter_mut().zip(tls) {
-            probe.set_tls(t);
+            if let Some(p) = probe {
+                p.set_tls(t);
+            }
         }
+        self
+    }
+
+    /// Takes reloads from `updates` (the latest one wins), applied between rounds.
+    pub fn with_updates(mut self, updates: watch::Receiver<Option<Arc<MonitorUpdate>>>) -> Self {
+        self.updates = Some(updates);
         self
     }
 
@@ -76,21 +99,41 @@ impl Monitor {
             // check_once already ran: the first tick is one interval from now, not immediate.
             ticker.reset();
         }
+        let mut updates = self.updates.take();
         loop {
             let handle = self.handle.clone();
+            let next_update = async {
+                let Some(rx) = updates.as_mut() else { return std::future::pending().await };
+                match rx.changed().await {
+                    Ok(()) => rx.borrow_and_update().clone(),
+                    // The sender is gone (shutting down): no more updates.
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            // Only the wait is raced against an update; a round of checks, once started, ends.
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = async {
-                    tokio::select! {
-                        _ = ticker.tick() => {}
+                    let update = tokio::select! {
+                        _ = ticker.tick() => None,
                         // A promotion just happened: its result is wanted now, not in an interval.
-                        _ = handle.check_requested() => ticker.reset(),
+                        _ = handle.check_requested() => { ticker.reset(); None }
+                        // A reload: applied, then a round at once.
+                        update = next_update => update,
+                    };
+                    if let Some(u) = update {
+                        self.reconfigure(&u).await;
+                        if ticker.period() != self.interval {
+                            ticker = tokio::time::interval(self.interval);
+                            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                        ticker.reset();
                     }
                     self.check_once().await
                 } => {}
             }
         }
-        for p in &mut self.probes {
+        for p in self.probes.iter_mut().flatten() {
             p.close().await;
         }
         tracing::info!("monitor stopped");
@@ -101,15 +144,56 @@ impl Monitor {
         let writer = self.tracker.current().writer;
         let last_heartbeat_us = self.tracker.last_heartbeat_us();
         let heartbeat_id = self.heartbeat_id;
-        let checks = self
-            .probes
-            .iter_mut()
-            .enumerate()
-            .map(|(i, p)| p.check(CheckPlan { heartbeat_id, is_writer: Some(i) == writer, last_heartbeat_us }));
+        let checks = self.probes.iter_mut().enumerate().map(|(i, p)| async move {
+            let plan = CheckPlan { heartbeat_id, is_writer: Some(i) == writer, last_heartbeat_us };
+            match p {
+                Some(p) => p.check(plan).await,
+                // A removed server: the tracker skips its result.
+                None => Err(crate::Error::Unexpected { what: "check", detail: "removed from the config".into() }),
+            }
+        });
         let results = futures_util::future::join_all(checks).await;
         let now_ms = u64::try_from(now_us() / 1000).unwrap_or(0);
         let step = self.tracker.apply(results, now_ms);
         self.last_round = Some(Instant::now());
+        self.finish(step);
+    }
+
+    /// Applies a reload: the settings (policy, interval, heartbeat, notify command), then the
+    /// server slots. A probe is made anew for a new or revived server and, when the
+    /// connection settings changed, for every server; a removed server's probe is closed.
+    async fn reconfigure(&mut self, update: &MonitorUpdate) {
+        let config = &update.config;
+        let connection_changed = (&config.user, &config.password, config.connect_timeout_ms, config.check_timeout_ms)
+            != (&self.config.user, &self.config.password, self.config.connect_timeout_ms, self.config.check_timeout_ms);
+        self.tracker.set_policy(Policy::from_config(config));
+        self.interval = Duration::from_millis(config.interval_ms.max(1));
+        self.heartbeat_id = config.heartbeat.then_some(config.heartbeat_id);
+        self.notify = (!config.semisync_notify.trim().is_empty())
+            .then(|| (config.semisync_notify.clone(), Duration::from_millis(config.notify_timeout_ms)));
+        for (i, slot) in update.slots.iter().enumerate() {
+            if i >= self.probes.len() {
+                self.probes.push(None);
+            }
+            let tls = update.tls.get(i).cloned().flatten();
+            let same = self.slots.get(i).is_some_and(|old| old.config == slot.config && !old.removed)
+                && self.tls.get(i).cloned().flatten() == tls;
+            let keep = !slot.removed && same && !connection_changed && self.probes[i].is_some();
+            if !keep {
+                if let Some(mut old) = self.probes[i].take() {
+                    old.close().await;
+                }
+                if !slot.removed {
+                    let mut probe = Probe::new(&slot.config.address, config);
+                    probe.set_tls(tls);
+                    self.probes[i] = Some(probe);
+                }
+            }
+        }
+        self.config = config.clone();
+        self.slots = update.slots.clone();
+        self.tls = update.tls.clone();
+        let step = self.tracker.reconfigure(&update.slots);
         self.finish(step);
     }
 
@@ -144,6 +228,16 @@ impl Monitor {
             }
         }
     }
+}
+
+/// A reload for the monitor.
+#[derive(Debug, Clone)]
+pub struct MonitorUpdate {
+    pub config: rwsplit_config::MonitorConfig,
+    /// The server slots after the reload ([`crate::slots::plan`]).
+    pub slots: Vec<ServerSlot>,
+    /// TLS towards each slot's server ([`crate::ServerTls::for_server`]); `None`: plain TCP.
+    pub tls: Vec<Option<crate::ServerTls>>,
 }
 
 fn log_event(t: &Topology, e: &Event) {

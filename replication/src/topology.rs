@@ -14,6 +14,10 @@ pub enum Health {
     Unknown,
     Up,
     Down,
+    /// Taken out of the config by a reload: never checked, never routed to. Its slot (index)
+    /// stays, so nothing that still holds the index is confused; the same server added back
+    /// takes it again.
+    Removed,
 }
 
 /// The part a server plays, as learned from its own state (`read_only`, replica status).
@@ -36,6 +40,9 @@ pub struct ServerState {
     pub address: String,
     /// Read weight from the config.
     pub weight: u32,
+    /// `servers.drain`: checked as usual but given no reads (no new sessions' reads, and
+    /// sessions reading there move at their next read). Writes are not affected.
+    pub drained: bool,
     pub health: Health,
     pub role: Role,
     /// True when this server may serve reads now (up, replicating, under the lag limit).
@@ -69,6 +76,33 @@ pub struct ServerState {
     pub checked_at_ms: Option<u64>,
 }
 
+impl ServerState {
+    /// A server before its first check.
+    pub fn unknown(name: String, address: String, weight: u32) -> ServerState {
+        ServerState {
+            name,
+            address,
+            weight,
+            drained: false,
+            health: Health::Unknown,
+            role: Role::Unknown,
+            readable: false,
+            lag_ms: None,
+            reason: "not checked yet".into(),
+            version: None,
+            server_id: None,
+            read_only: None,
+            replication: None,
+            gtid_position: None,
+            semisync_acking: None,
+            errant: None,
+            last_error: None,
+            failed_checks: 0,
+            checked_at_ms: None,
+        }
+    }
+}
+
 /// An immutable snapshot of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Topology {
@@ -79,7 +113,9 @@ pub struct Topology {
     /// refreshed in every round's snapshot without a new generation, so consumers can key
     /// their own work (logs, pool changes) on the generation.
     pub generation: u64,
-    /// In config order; the index is the server's id everywhere in rwsplit.
+    /// One entry per server slot (see [`crate::slots`]): in config order at start, servers a
+    /// reload adds are appended and those it removes stay as [`Health::Removed`]. The index is
+    /// the server's id everywhere in rwsplit.
     pub servers: Vec<ServerState>,
     /// Index into `servers` of the server taking writes, if one is known.
     pub writer: Option<usize>,
@@ -102,26 +138,7 @@ impl Topology {
             generation: 0,
             servers: servers
                 .into_iter()
-                .map(|(name, address, weight)| ServerState {
-                    name,
-                    address,
-                    weight,
-                    health: Health::Unknown,
-                    role: Role::Unknown,
-                    readable: false,
-                    lag_ms: None,
-                    reason: "not checked yet".into(),
-                    version: None,
-                    server_id: None,
-                    read_only: None,
-                    replication: None,
-                    gtid_position: None,
-                    semisync_acking: None,
-                    errant: None,
-                    last_error: None,
-                    failed_checks: 0,
-                    checked_at_ms: None,
-                })
+                .map(|(name, address, weight)| ServerState::unknown(name, address, weight))
                 .collect(),
             writer: None,
             split_brain: false,
@@ -136,7 +153,7 @@ impl Topology {
     pub fn same_state(&self, other: &Topology) -> bool {
         fn key(s: &ServerState) -> impl PartialEq + '_ {
             (
-                (&s.name, &s.address, s.weight, s.health, s.role, s.readable, &s.reason),
+                (&s.name, &s.address, s.weight, s.drained, s.health, s.role, s.readable, &s.reason),
                 (&s.version, s.server_id, s.read_only, s.semisync_acking, &s.errant),
             )
         }

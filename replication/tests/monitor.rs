@@ -33,7 +33,7 @@ fn servers(c: &Cluster) -> Vec<ServerConfig> {
     ["master", "replica1", "replica2"]
         .iter()
         .enumerate()
-        .map(|(i, n)| ServerConfig { name: n.to_string(), address: c.address(i), weight: 1, tls: None })
+        .map(|(i, n)| ServerConfig { name: n.to_string(), address: c.address(i), weight: 1, tls: None, drain: false })
         .collect()
 }
 

@@ -14,6 +14,10 @@ pub use monitor::MonitorConfig;
 pub use proxy::ProxyConfig;
 pub use routing::{Consistency, ReadBalance, RoutingConfig};
 pub use servers::{BackendConfig, ServerConfig, UserConfig};
+
+/// The most `[[servers]]` entries a config may have (the proxy keeps per-session bitmaps
+/// indexed by server; removed servers also count against its limit of 64 slots).
+pub const MAX_SERVERS: usize = 32;
 pub use vrrp::{
     parse_vip, AuthConfig, InitialState, TrackProxyConfig, TrackScriptConfig, VirtualAddress, VirtualIpEntry,
     VirtualIpTable, VrrpInstanceConfig,
@@ -64,6 +68,9 @@ impl Config {
         self.backend.validate(&mut problems);
         if self.servers.is_empty() {
             problems.push(Problem::new("servers", "at least one [[servers]] entry is required"));
+        }
+        if self.servers.len() > MAX_SERVERS {
+            problems.push(Problem::new("servers", format!("at most {MAX_SERVERS} [[servers]] entries")));
         }
         let mut names = std::collections::HashSet::new();
         let mut addrs = std::collections::HashSet::new();

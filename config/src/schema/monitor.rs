@@ -5,7 +5,7 @@ use crate::{Problem, Secret};
 use serde::Deserialize;
 
 /// Health and replication checks, run by a dedicated monitor user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
     /// User the monitor logs in as; needs `REPLICATION CLIENT` (MySQL, MariaDB < 10.5) or

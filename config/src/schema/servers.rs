@@ -173,7 +173,7 @@ impl BackendConfig {
 }
 
 /// One MySQL or MariaDB server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Name used in logs, metrics and status (e.g. `master`, `replica1`).
@@ -186,11 +186,15 @@ pub struct ServerConfig {
     /// Connect to this server over TLS (`true`) or not (`false`), whatever `backend.tls` says.
     /// Unset: `backend.tls`.
     pub tls: Option<bool>,
+    /// Drain the server: it is still checked and still takes writes if it is the writer, but
+    /// gets no reads; sessions reading there move at their next read. Set it, reload, wait
+    /// for the server's connections to go, then remove it.
+    pub drain: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { name: String::new(), address: String::new(), weight: 1, tls: None }
+        ServerConfig { name: String::new(), address: String::new(), weight: 1, tls: None, drain: false }
     }
 }
 

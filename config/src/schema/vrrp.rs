@@ -22,7 +22,7 @@ pub enum InitialState {
 }
 
 /// One VRRP instance (keepalived's `vrrp_instance`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VrrpInstanceConfig {
     /// Instance name, used in logs, metrics and as the notify scripts' second argument
@@ -121,7 +121,7 @@ impl Default for VrrpInstanceConfig {
 }
 
 /// keepalived's `authentication` block.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `"PASS"`, the only type supported (keepalived's `AH` is deprecated by RFC 3768).
@@ -131,7 +131,7 @@ pub struct AuthConfig {
 }
 
 /// A virtual address as written in the config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum VirtualIpEntry {
     /// keepalived's syntax: `ADDRESS[/PREFIX] [dev IFNAME] [label LABEL]`.
@@ -141,7 +141,7 @@ pub enum VirtualIpEntry {
 }
 
 /// A virtual address as a table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualIpTable {
     /// `ADDRESS[/PREFIX]`; without a prefix /32 (IPv4) or /128 (IPv6), as keepalived.
@@ -214,7 +214,7 @@ pub fn parse_vip(text: &str) -> Result<VirtualAddress, String> {
 }
 
 /// rwsplit's own health as a track.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackProxyConfig {
     /// Added to the priority while the proxy is unhealthy (-253–253, usually negative); 0 puts
@@ -223,7 +223,7 @@ pub struct TrackProxyConfig {
 }
 
 /// A health-check script (keepalived's `vrrp_script`, inlined where it is tracked).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrackScriptConfig {
     /// Name, for logs.

@@ -10,14 +10,19 @@
 //!
 //! The idle lists sit behind a `std::sync::Mutex` held only for a push or a pop, never across
 //! an await.
+//!
+//! A reload ([`Pool::reconfigure`]) appends pools for new servers and marks removed ones: a
+//! removed server's idle connections close at once, its leased ones when they come back, and
+//! no new lease is made there. Settings (`[backend]`) apply to connections opened afterwards.
 
 use super::auth::AuthError;
 use super::conn::{BackendConn, OpenGuard, Slots};
 use crate::error::{BackendCause, ProxyError};
 use crate::protocol::ResponseFormat;
+use arc_swap::ArcSwap;
 use rwsplit_config::{BackendConfig, ServerConfig};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -45,9 +50,6 @@ pub struct PoolSettings {
     pub idle_timeout: Duration,
     /// Longest wait for a connection while the server's limit is reached.
     pub queue_timeout: Duration,
-    /// TLS towards each server, in config order (see [`super::tls::for_servers`]); a server
-    /// without an entry is reached over plain TCP.
-    pub tls: Vec<Option<super::tls::ServerTls>>,
 }
 
 impl From<&BackendConfig> for PoolSettings {
@@ -60,7 +62,6 @@ impl From<&BackendConfig> for PoolSettings {
             max_open: c.max_connections_per_server,
             idle_timeout: Duration::from_millis(c.idle_timeout_ms),
             queue_timeout: Duration::from_millis(c.queue_timeout_ms),
-            tls: Vec::new(),
         }
     }
 }
@@ -69,8 +70,10 @@ impl From<&BackendConfig> for PoolSettings {
 struct ServerPool {
     name: String,
     address: String,
-    /// TLS towards this server, when on.
-    tls: Option<super::tls::ServerTls>,
+    /// TLS towards this server, when on (a reload may change it; read at connect only).
+    tls: Mutex<Option<super::tls::ServerTls>>,
+    /// Taken out of the config by a reload: no new leases, returned connections close.
+    removed: AtomicBool,
     /// Idle connections, least recently used first.
     idle: Mutex<VecDeque<BackendConn>>,
     /// Open connections (idle and leased), and the signal that one was returned or closed.
@@ -83,47 +86,97 @@ struct ServerPool {
     unreachable_until: AtomicU64,
 }
 
-/// All servers' pools, in config order.
+impl ServerPool {
+    fn new(server: &ServerConfig, tls: Option<super::tls::ServerTls>) -> Self {
+        ServerPool {
+            name: server.name.clone(),
+            address: server.address.clone(),
+            tls: Mutex::new(tls),
+            removed: AtomicBool::new(false),
+            idle: Mutex::new(VecDeque::new()),
+            slots: Arc::new(Slots::default()),
+            waiters: AtomicU32::new(0),
+            reclaim: Arc::new(Notify::new()),
+            unreachable_until: AtomicU64::new(0),
+        }
+    }
+
+    fn clear_idle(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// All servers' pools, one per server slot ([`rwsplit_replication::slots`]).
 #[derive(Debug)]
 pub struct Pool {
-    servers: Vec<ServerPool>,
-    settings: PoolSettings,
+    /// Swapped whole when a reload adds servers; a pool once in the list stays at its index.
+    servers: ArcSwap<Vec<Arc<ServerPool>>>,
+    settings: ArcSwap<PoolSettings>,
     started: Instant,
 }
 
 impl Pool {
-    pub fn new(servers: &[ServerConfig], settings: PoolSettings) -> Self {
+    /// `tls`: TLS towards each server, in config order (see [`super::tls::for_servers`]); a
+    /// server without an entry is reached over plain TCP.
+    pub fn new(servers: &[ServerConfig], settings: PoolSettings, tls: Vec<Option<super::tls::ServerTls>>) -> Self {
+        let pools =
+            servers.iter().enumerate().map(|(i, s)| Arc::new(ServerPool::new(s, tls.get(i).cloned().flatten())));
         Pool {
-            servers: servers
-                .iter()
-                .enumerate()
-                .map(|(i, s)| ServerPool {
-                    name: s.name.clone(),
-                    address: s.address.clone(),
-                    tls: settings.tls.get(i).cloned().flatten(),
-                    idle: Mutex::new(VecDeque::new()),
-                    slots: Arc::new(Slots::default()),
-                    waiters: AtomicU32::new(0),
-                    reclaim: Arc::new(Notify::new()),
-                    unreachable_until: AtomicU64::new(0),
-                })
-                .collect(),
-            settings,
+            servers: ArcSwap::from_pointee(pools.collect()),
+            settings: ArcSwap::from_pointee(settings),
             started: Instant::now(),
         }
+    }
+
+    /// Applies a reload: `slots` (the same order, possibly longer) with `tls` per slot and the
+    /// new settings. New servers get a pool; removed ones drop their idle connections and take
+    /// no new leases (leased connections close when they come back); the servers in
+    /// `tls_changed` drop their idle connections (they were opened the old way).
+    pub fn reconfigure(
+        &self,
+        slots: &[rwsplit_replication::ServerSlot],
+        settings: PoolSettings,
+        tls: Vec<Option<super::tls::ServerTls>>,
+        tls_changed: &[usize],
+    ) {
+        let current = self.servers.load_full();
+        let mut next = current.as_ref().clone();
+        for (i, slot) in slots.iter().enumerate() {
+            let t = tls.get(i).cloned().flatten();
+            match next.get(i) {
+                Some(sp) => {
+                    sp.removed.store(slot.removed, Ordering::Relaxed);
+                    *sp.tls.lock().unwrap_or_else(|p| p.into_inner()) = t;
+                    if slot.removed || tls_changed.contains(&i) {
+                        sp.clear_idle();
+                        sp.slots.freed.notify_waiters();
+                    }
+                }
+                None => next.push(Arc::new(ServerPool::new(&slot.config, t))),
+            }
+        }
+        self.settings.store(Arc::new(settings));
+        if next.len() != current.len() {
+            self.servers.store(Arc::new(next));
+        }
+    }
+
+    /// Whether `server` was taken out of the config by a reload.
+    pub fn is_removed(&self, server: usize) -> bool {
+        self.servers.load().get(server).is_some_and(|s| s.removed.load(Ordering::Relaxed))
     }
 
     /// Whether a connection to `server` failed at the socket within the last second: routing
     /// avoids it, and no new connection is tried until then.
     pub fn is_unreachable(&self, server: usize) -> bool {
         let now = self.started.elapsed().as_millis() as u64;
-        self.servers.get(server).is_some_and(|s| s.unreachable_until.load(Ordering::Relaxed) > now)
+        self.servers.load().get(server).is_some_and(|s| s.unreachable_until.load(Ordering::Relaxed) > now)
     }
 
     /// Records that a connection to `server` failed at the socket (connect refused or timed
     /// out, an open connection reset or closed by the server).
     pub fn mark_unreachable(&self, server: usize) {
-        if let Some(s) = self.servers.get(server) {
+        if let Some(s) = self.servers.load().get(server) {
             let until = (self.started.elapsed() + UNREACHABLE_FOR).as_millis() as u64;
             if s.unreachable_until.swap(until, Ordering::Relaxed) == 0 {
                 tracing::warn!(server = %s.name, "server unreachable: no new connections to it for a second");
@@ -132,13 +185,13 @@ impl Pool {
     }
 
     /// Server name for logs and errors.
-    pub fn name(&self, server: usize) -> &str {
-        self.servers.get(server).map(|s| s.name.as_str()).unwrap_or("?")
+    pub fn name(&self, server: usize) -> String {
+        self.servers.load().get(server).map_or_else(|| "?".to_string(), |s| s.name.clone())
     }
 
     /// Open connections to a server (idle and leased).
     pub fn open_count(&self, server: usize) -> u32 {
-        self.servers.get(server).map(|s| s.slots.open.load(Ordering::Relaxed)).unwrap_or(0)
+        self.servers.load().get(server).map(|s| s.slots.open.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// A connection to `server` for clients with response format `key`, preferring an idle one
@@ -166,12 +219,12 @@ impl Pool {
     /// Someone waits for a connection to `server`: a session should give back the one it holds
     /// between statements rather than keep it.
     pub fn wanted(&self, server: usize) -> bool {
-        self.servers.get(server).is_some_and(|s| s.waiters.load(Ordering::Relaxed) > 0)
+        self.servers.load().get(server).is_some_and(|s| s.waiters.load(Ordering::Relaxed) > 0)
     }
 
     /// Notified when a lease starts waiting for a connection to `server`.
     pub fn reclaim_signal(&self, server: usize) -> Option<Arc<Notify>> {
-        self.servers.get(server).map(|s| s.reclaim.clone())
+        self.servers.load().get(server).map(|s| s.reclaim.clone())
     }
 
     async fn get(
@@ -180,10 +233,21 @@ impl Pool {
         key: ResponseFormat,
         idle_state: Option<(u64, bool)>,
     ) -> Result<BackendConn, ProxyError> {
-        let sp = self.servers.get(server).ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
+        let sp = self.servers.load().get(server).cloned();
+        let sp = sp.ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
+        let sp = sp.as_ref();
+        let settings = self.settings.load_full();
+        if sp.removed.load(Ordering::Relaxed) {
+            return Err(ProxyError::Backend {
+                server: sp.name.clone(),
+                cause: BackendCause::Closed,
+                detail: "removed from the config by a reload".into(),
+                retryable: true,
+            });
+        }
         // One slot stays free for KILL.
-        let limit = self.settings.max_open.saturating_sub(1).max(1);
-        let deadline = tokio::time::Instant::now() + self.settings.queue_timeout;
+        let limit = settings.max_open.saturating_sub(1).max(1);
+        let deadline = tokio::time::Instant::now() + settings.queue_timeout;
         if self.is_unreachable(server) {
             return Err(ProxyError::Backend {
                 server: sp.name.clone(),
@@ -195,7 +259,7 @@ impl Pool {
         // Bounded by the deadline: every round either returns or waits for a signal.
         loop {
             if let Some((state, probe)) = idle_state {
-                if let Some(mut conn) = self.take_idle(sp, key, state, probe) {
+                if let Some(mut conn) = take_idle(sp, settings.idle_timeout, key, state, probe) {
                     match conn.move_to_current_thread() {
                         Ok(()) => return Ok(conn),
                         // Dropped (its slot is free again); try the next one.
@@ -205,7 +269,7 @@ impl Pool {
                 }
             }
             if let Some(guard) = sp.slots.claim(limit) {
-                return self.connect(server, sp, key, guard).await;
+                return self.connect(server, sp, &settings, key, guard).await;
             }
             // At the limit: an idle connection of another format (or, for `open`, any idle
             // one) gives its slot up.
@@ -223,8 +287,8 @@ impl Pool {
                     cause: BackendCause::Refused,
                     detail: format!(
                         "connection limit ({}) reached; no connection came free within {} ms (backend.queue_timeout_ms)",
-                        self.settings.max_open,
-                        self.settings.queue_timeout.as_millis()
+                        settings.max_open,
+                        settings.queue_timeout.as_millis()
                     ),
                     retryable: true,
                 });
@@ -242,16 +306,18 @@ impl Pool {
         &self,
         server: usize,
         sp: &ServerPool,
+        settings: &PoolSettings,
         key: ResponseFormat,
         guard: OpenGuard,
     ) -> Result<BackendConn, ProxyError> {
+        let tls = sp.tls.lock().unwrap_or_else(|p| p.into_inner()).clone();
         BackendConn::connect(
             server,
             &sp.address,
-            (&self.settings.user, self.settings.password.expose()),
+            (&settings.user, settings.password.expose()),
             key,
-            sp.tls.as_ref(),
-            self.settings.connect_timeout,
+            tls.as_ref(),
+            settings.connect_timeout,
             guard,
         )
         .await
@@ -267,13 +333,23 @@ impl Pool {
             ProxyError::Backend { server: sp.name.clone(), cause, detail: format!("connect: {e}"), retryable: true }
         })
     }
+}
 
-    fn take_idle(&self, sp: &ServerPool, key: ResponseFormat, state: u64, probe: bool) -> Option<BackendConn> {
+/// An idle connection of `sp` for `key`, preferring one in `state` (see [`Pool::lease`]);
+/// connections idle longer than `idle_timeout` are dropped on the way.
+fn take_idle(
+    sp: &ServerPool,
+    idle_timeout: Duration,
+    key: ResponseFormat,
+    state: u64,
+    probe: bool,
+) -> Option<BackendConn> {
+    {
         let now = Instant::now();
         let here = crate::workers::current();
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
         // Oldest first: expired connections leave from the front, without a scan.
-        while idle.front().is_some_and(|c| now.duration_since(c.last_used) >= self.settings.idle_timeout) {
+        while idle.front().is_some_and(|c| now.duration_since(c.last_used) >= idle_timeout) {
             idle.pop_front();
         }
         // Bounded: each round removes one connection.
@@ -303,17 +379,21 @@ impl Pool {
         }
         None
     }
+}
 
+impl Pool {
     /// Returns a connection. Only call this when it is in a known, clean state (no open
     /// transaction, no locks, nothing unread); otherwise just drop it.
     pub fn release(&self, mut conn: BackendConn) {
-        let Some(sp) = self.servers.get(conn.server) else { return };
-        if conn.discard {
+        let servers = self.servers.load();
+        let Some(sp) = servers.get(conn.server) else { return };
+        if conn.discard || sp.removed.load(Ordering::Relaxed) {
             return;
         }
         conn.last_used = Instant::now();
+        let max_idle = self.settings.load().max_idle;
         let mut idle = sp.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < self.settings.max_idle {
+        if idle.len() < max_idle {
             idle.push_back(conn);
             drop(idle);
             // A waiting lease can take it.
@@ -333,13 +413,14 @@ impl Pool {
     /// connection to that server, bounded by the connect timeout twice over. Returns whether
     /// the server accepted it.
     pub async fn kill(&self, server: usize, connection_id: u32, query_only: bool) -> bool {
-        let timeout = self.settings.connect_timeout * 2;
+        let settings = self.settings.load_full();
+        let timeout = settings.connect_timeout * 2;
         let work = async {
             let plain = ResponseFormat::plain();
-            let sp = self.servers.get(server)?;
+            let sp = self.servers.load().get(server).cloned()?;
             // The slot leases leave free; if it is taken, wait like anyone else.
-            let mut conn = match sp.slots.claim(self.settings.max_open) {
-                Some(guard) => self.connect(server, sp, plain, guard).await.ok()?,
+            let mut conn = match sp.slots.claim(settings.max_open) {
+                Some(guard) => self.connect(server, &sp, &settings, plain, guard).await.ok()?,
                 None => self.open(server, plain).await.ok()?,
             };
             let sql = if query_only { format!("KILL QUERY {connection_id}") } else { format!("KILL {connection_id}") };
@@ -348,7 +429,7 @@ impl Pool {
         match tokio::time::timeout(timeout, work).await.ok().flatten() {
             Some(ok) => ok,
             None => {
-                tracing::warn!(server = self.name(server), connection_id, "could not KILL on the server");
+                tracing::warn!(server = %self.name(server), connection_id, "could not KILL on the server");
                 false
             }
         }
@@ -356,8 +437,8 @@ impl Pool {
 
     /// Closes every idle connection (shutdown, or a server left the topology).
     pub fn clear(&self, server: usize) {
-        if let Some(sp) = self.servers.get(server) {
-            sp.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if let Some(sp) = self.servers.load().get(server) {
+            sp.clear_idle();
         }
     }
 }

@@ -5,6 +5,7 @@
 //! alternative names, a host name one of its DNS names.
 
 use rustls_pki_types::ServerName;
+use rwsplit_config::ServerConfig;
 use std::sync::Arc;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
@@ -26,17 +27,18 @@ pub struct ServerTls {
     pub name: ServerName<'static>,
 }
 
-/// TLS for each server of `config`, in config order (`None`: plain TCP), or why it cannot be
-/// set up (unreadable CA or client identity, an address whose host cannot be a TLS name).
-pub fn for_servers(config: &rwsplit_config::Config) -> Result<Vec<Option<ServerTls>>, String> {
-    let b = &config.backend;
-    if !config.servers.iter().any(|s| b.tls_for(s)) {
-        return Ok(config.servers.iter().map(|_| None).collect());
+/// TLS for each of `servers` in order (`None`: plain TCP), or why it cannot be set up
+/// (unreadable CA or client identity, an address whose host cannot be a TLS name).
+pub fn for_servers(
+    b: &rwsplit_config::BackendConfig,
+    servers: &[ServerConfig],
+) -> Result<Vec<Option<ServerTls>>, String> {
+    if !servers.iter().any(|s| b.tls_for(s)) {
+        return Ok(servers.iter().map(|_| None).collect());
     }
     let identity = (!b.tls_cert.is_empty()).then_some((b.tls_cert.as_str(), b.tls_key.as_str()));
     let c = connector(&b.tls_ca, identity).map_err(|e| format!("backend.tls_ca / tls_cert / tls_key: {e}"))?;
-    config
-        .servers
+    servers
         .iter()
         .map(|s| {
             if !b.tls_for(s) {
@@ -48,10 +50,13 @@ pub fn for_servers(config: &rwsplit_config::Config) -> Result<Vec<Option<ServerT
         .collect()
 }
 
-/// TLS for the monitor's connection to each server, in config order: the same servers and
+/// TLS for the monitor's connection to each of `servers`, in order: the same servers and
 /// files as the proxy's own connections.
-pub fn for_monitor(config: &rwsplit_config::Config) -> Vec<Option<rwsplit_replication::ServerTls>> {
-    config.servers.iter().map(|s| rwsplit_replication::ServerTls::for_server(&config.backend, s)).collect()
+pub fn for_monitor(
+    b: &rwsplit_config::BackendConfig,
+    servers: &[ServerConfig],
+) -> Vec<Option<rwsplit_replication::ServerTls>> {
+    servers.iter().map(|s| rwsplit_replication::ServerTls::for_server(b, s)).collect()
 }
 
 /// A promotion runner as the monitor user, with TLS towards the servers that use it.

@@ -66,7 +66,7 @@ pub async fn watch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// Whether this node may fail over: no VRRP, or VRRP master of the configured instance.
 fn may_act(shared: &Shared) -> bool {
-    let Some(instances) = shared.vrrp.get() else { return true };
+    let instances = shared.vrrp.load();
     if instances.is_empty() {
         return true;
     }

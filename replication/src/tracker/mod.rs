@@ -25,6 +25,7 @@
 mod replica;
 
 use self::replica::{errant, heartbeat_lag_ms, replica_readability};
+use crate::slots::ServerSlot;
 use crate::status::{ReplicaSemiSync, ReplicaStatus, SemiSyncMaster, Version};
 use crate::topology::{Health, Role, ServerState, Topology};
 use crate::Error;
@@ -150,6 +151,9 @@ struct Tracked {
     heartbeat_error_logged: bool,
 }
 
+/// Why a drained replica takes no reads.
+const DRAINED: &str = "drained (servers.drain): no new reads";
+
 /// Heartbeat writes kept to measure lag against (bounded both ways).
 const HEARTBEAT_RING: usize = 4096;
 
@@ -192,6 +196,56 @@ impl Tracker {
         self.policy = policy;
     }
 
+    /// Applies a reload's server slots ([`crate::slots::plan`]; same order, possibly longer):
+    /// new slots start unknown (the next round decides them), removed ones become
+    /// [`Health::Removed`] at once (never checked or readable again unless added back, which
+    /// starts them afresh), and weights and drain take effect at once: a drained replica
+    /// leaves the read pool now, not at the next round. Returns the snapshot to publish.
+    pub fn reconfigure(&mut self, slots: &[ServerSlot]) -> Step {
+        let mut round = Round::start(&self.current, self.current.checked_at_ms.unwrap_or(0));
+        round.next.checked_at_ms = self.current.checked_at_ms;
+        let next = &mut round.next;
+        for (i, slot) in slots.iter().enumerate() {
+            let c = &slot.config;
+            if i >= next.servers.len() {
+                next.servers.push(ServerState::unknown(c.name.clone(), c.address.clone(), c.weight));
+                self.servers.push(Tracked::default());
+                round.events.push(ev(Level::Info, i, format!("{} ({}) added by a reload", c.name, c.address)));
+            }
+            let (s, t) = (&mut next.servers[i], &mut self.servers[i]);
+            match (slot.removed, s.health == Health::Removed) {
+                (true, false) => {
+                    *t = Tracked::default();
+                    *s = ServerState::unknown(c.name.clone(), c.address.clone(), c.weight);
+                    s.health = Health::Removed;
+                    s.reason = "removed from the config".into();
+                    round.events.push(ev(Level::Info, i, format!("{} removed by a reload", c.name)));
+                }
+                (false, true) => {
+                    *t = Tracked::default();
+                    *s = ServerState::unknown(c.name.clone(), c.address.clone(), c.weight);
+                    round.events.push(ev(Level::Info, i, format!("{} ({}) added back by a reload", c.name, c.address)));
+                }
+                _ => {}
+            }
+            s.weight = c.weight;
+            if s.drained != c.drain {
+                let what = if c.drain { "drained: no new reads" } else { "no longer drained" };
+                round.events.push(ev(Level::Info, i, format!("{} {what}", c.name)));
+            }
+            s.drained = c.drain && !slot.removed;
+            if s.drained && s.readable && next.writer != Some(i) {
+                s.readable = false;
+                s.reason = DRAINED.into();
+            }
+        }
+        if next.writer.is_some_and(|w| next.servers.get(w).is_none_or(|s| s.health == Health::Removed)) {
+            next.writer = None;
+        }
+        round.alerts = self.current.alerts.clone();
+        self.publish(round)
+    }
+
     /// The newest heartbeat value written, so the next write can stay strictly increasing.
     pub fn last_heartbeat_us(&self) -> Option<i64> {
         self.heartbeats.back().map(|h| h.value_us)
@@ -226,6 +280,9 @@ impl Tracker {
             let result =
                 results.next().unwrap_or_else(|| Err(Error::Unexpected { what: "check", detail: "no result".into() }));
             let s = &mut round.next.servers[i];
+            if s.health == Health::Removed {
+                continue;
+            }
             s.checked_at_ms = Some(now_ms);
             match result {
                 Ok(obs) => self.record_good_check(i, obs, s, &mut round.events),
@@ -269,6 +326,7 @@ impl Tracker {
             Health::Unknown | Health::Up => Health::Up,
             Health::Down if t.ok_streak >= self.policy.rise => Health::Up,
             Health::Down => Health::Down,
+            Health::Removed => Health::Removed,
         };
         if before != s.health {
             let msg = match before {
@@ -292,6 +350,7 @@ impl Tracker {
             Health::Unknown | Health::Down => Health::Down,
             Health::Up if t.fail_streak >= self.policy.fall => Health::Down,
             Health::Up => Health::Up,
+            Health::Removed => Health::Removed,
         };
         if before != s.health {
             let msg = match before {
@@ -389,6 +448,7 @@ impl Tracker {
             s.semisync_acking = None;
             s.errant = None;
             let (readable, reason) = match (obs, s.health) {
+                (_, Health::Removed) => (false, "removed from the config".to_string()),
                 (_, Health::Unknown) => (false, "not checked yet".to_string()),
                 (None, _) => (false, format!("down: {}", self.servers[i].last_error.as_deref().unwrap_or("no answer"))),
                 (Some(o), Health::Up) if !o.read_only => {
@@ -398,7 +458,14 @@ impl Tracker {
                         (false, "writable (read_only=OFF) but not the writer: split brain".to_string())
                     }
                 }
-                (Some(o), _) => self.judge_replica(o, s, writer, was_readable, writer_unreachable),
+                (Some(o), _) => {
+                    let judged = self.judge_replica(o, s, writer, was_readable, writer_unreachable);
+                    if s.drained && judged.0 {
+                        (false, DRAINED.to_string())
+                    } else {
+                        judged
+                    }
+                }
             };
             s.readable = readable;
             s.reason = reason;

@@ -64,6 +64,7 @@ fn health_char(h: Health) -> char {
         Health::Up => 'U',
         Health::Down => 'D',
         Health::Unknown => '?',
+        Health::Removed => 'x',
     }
 }
 
@@ -523,4 +524,75 @@ fn changing_error_texts_do_not_churn() {
             .and_then(|r| r.last_io_error.clone())
             .is_some_and(|e| e.contains(&format!("attempt {attempt}/"))));
     }
+}
+
+fn slots(servers: &[(&str, u16, u32, bool)]) -> Vec<ServerSlot> {
+    servers
+        .iter()
+        .map(|&(name, port, weight, drain)| ServerSlot {
+            config: rwsplit_config::ServerConfig {
+                name: name.into(),
+                address: format!("127.0.0.1:{port}"),
+                weight,
+                drain,
+                ..Default::default()
+            },
+            removed: false,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reload_adds_removes_reweights_and_drains_servers() {
+    let mut t = tracker(3);
+    t.apply(lab_round(), 1000);
+    let gen = t.current().generation;
+    assert!(t.current().servers[1].readable && t.current().servers[2].readable);
+
+    // s3 added, s1 re-weighted, s2 drained: the drain takes effect at once, s3 is unknown.
+    let mut next =
+        slots(&[("s0", 3306, 1, false), ("s1", 3307, 5, false), ("s2", 3308, 1, true), ("s3", 3309, 1, false)]);
+    let step = t.reconfigure(&next);
+    assert!(step.changed && step.topology.generation == gen + 1);
+    let s = &step.topology.servers;
+    assert_eq!((s.len(), s[1].weight, s[3].health), (4, 5, Health::Unknown));
+    assert!(!s[2].readable && s[2].drained && s[2].reason.contains("drained"), "{:?}", s[2]);
+    assert!(step.events.iter().any(|e| e.message.contains("s3 (127.0.0.1:3309) added")), "{:?}", step.events);
+    assert_eq!(step.topology.writer, Some(0));
+
+    // The next round judges s3; s2 stays out while drained.
+    let step =
+        t.apply(vec![Ok(writer(1)), Ok(replica(2, Some(0))), Ok(replica(3, Some(0))), Ok(replica(4, Some(0)))], 2000);
+    let s = &step.topology.servers;
+    assert!(s[1].readable && !s[2].readable && s[3].readable, "{s:?}");
+    assert_eq!(s[2].health, Health::Up);
+
+    // s1 removed: at once, and its later results (the monitor sends none) are ignored.
+    next[1].removed = true;
+    let step = t.reconfigure(&next);
+    let s = &step.topology.servers;
+    assert_eq!((s[1].health, s[1].readable, s[1].role), (Health::Removed, false, Role::Unknown));
+    let step = t.apply(vec![Ok(writer(1)), fail(), Ok(replica(3, Some(0))), Ok(replica(4, Some(0)))], 3000);
+    assert_eq!(step.topology.servers[1].health, Health::Removed);
+    assert!(step.events.iter().all(|e| e.server != Some(1)), "{:?}", step.events);
+    assert!(!step.changed);
+
+    // Back (and s2 no longer drained): decided by the next round like a new server.
+    next[1].removed = false;
+    next[2].config.drain = false;
+    let step = t.reconfigure(&next);
+    assert_eq!(step.topology.servers[1].health, Health::Unknown);
+    let step =
+        t.apply(vec![Ok(writer(1)), Ok(replica(2, Some(0))), Ok(replica(3, Some(0))), Ok(replica(4, Some(0)))], 4000);
+    assert!(step.topology.servers.iter().skip(1).all(|s| s.readable), "{:?}", step.topology.servers);
+}
+
+#[test]
+fn a_reload_that_changes_nothing_keeps_the_generation() {
+    let mut t = tracker(3);
+    t.apply(lab_round(), 1000);
+    let before = t.current().clone();
+    let step = t.reconfigure(&slots(&[("s0", 3306, 1, false), ("s1", 3307, 1, false), ("s2", 3308, 1, false)]));
+    assert!(!step.changed && step.events.is_empty());
+    assert_eq!(step.topology, before);
 }
