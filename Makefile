@@ -9,6 +9,8 @@
 #   make bench      the proxy's benchmarks
 #   make fuzz       each fuzz target for FUZZ_SECONDS with libFuzzer (stable toolchain)
 #   make driver-check  node mysql2 and PHP mysqli/PDO, master directly vs through rwsplit
+#   make docker-lab the compose lab (docker/) brought up with Compose v2 and 1.29, checked and torn
+#                   down; installs Debian's docker engine and makes the base image if missing
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -20,7 +22,7 @@ FUZZ_SECONDS ?= 60
 # shellcheck and systemd (systemd-analyze; make lint). Each only when missing.
 TEST_PACKAGES ?= keepalived tshark prometheus shellcheck systemd
 
-.PHONY: lab lab-down lab-status deps build test lint bench fuzz driver-check
+.PHONY: lab lab-down lab-status deps build test lint bench fuzz driver-check docker-lab
 
 lab:
 	$(LAB) install up proxy-up
@@ -54,7 +56,7 @@ test: deps build
 # - verify exits 0 on what it only warns about (an unknown key, a value it cannot parse:
 #   "..., ignoring"), so any output at all fails the lint.
 lint:
-	shellcheck scripts/*.sh .ci/run
+	shellcheck scripts/*.sh docker/mariadb/*.sh .ci/run
 	@unit_dir=$$(mktemp -d); trap 'rm -rf "$$unit_dir"' EXIT; \
 	sed 's#/usr/bin/rwsplit#/bin/true#g' packaging/rwsplit.service >"$$unit_dir/rwsplit.service"; \
 	if ! out=$$(systemd-analyze verify "$$unit_dir/rwsplit.service" 2>&1) || [[ -n $$out ]]; then \
@@ -80,3 +82,10 @@ fuzz:
 driver-check:
 	$(CARGO) build --release --bin rwsplit
 	RWSPLIT_BIN=$(CURDIR)/target/release/rwsplit scripts/driver_check.sh
+
+# scripts/docker-lab.sh run: install (docker.io, docker-compose 1.29, debootstrap; Compose v2
+# from Debian 13 when the CLI has none), start dockerd, make debian:bookworm-slim, build the
+# images, then up + check + down with Compose v2 and with 1.29. RWSPLIT_BIN (environment): the
+# binary for the rwsplit image (default: a release build); COMPOSES="v2 v1": the composes to run.
+docker-lab:
+	scripts/docker-lab.sh run

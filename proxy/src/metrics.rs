@@ -31,6 +31,9 @@ pub struct ServerMetrics {
     pub readable: Gauge,
     pub writer: Gauge,
     pub lag_seconds: Gauge<f64, AtomicU64>,
+    /// 1 while the replica acknowledges semi-sync, 0 when it does not, -1 where it does not
+    /// apply (the writer, a server without semi-sync, not checked yet).
+    pub semisync_acking: Gauge,
 }
 
 /// The per-server metric families, from which each server slot's handles are made.
@@ -43,6 +46,7 @@ struct ServerFamilies {
     readable: Family<Labels, Gauge>,
     writer: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge<f64, AtomicU64>>,
+    semisync_acking: Family<Labels, Gauge>,
 }
 
 impl ServerFamilies {
@@ -55,6 +59,7 @@ impl ServerFamilies {
             readable: Family::default(),
             writer: Family::default(),
             lag: Family::default(),
+            semisync_acking: Family::default(),
         };
         registry.register("statements", "Statements routed, by server and target kind", f.statements.clone());
         registry.register(
@@ -70,6 +75,11 @@ impl ServerFamilies {
             "replication_lag_seconds",
             "Replication lag as last measured (-1 when unknown)",
             f.lag.clone(),
+        );
+        registry.register(
+            "server_semisync_acking",
+            "1 while the replica acknowledges semi-sync, 0 when not, -1 where it does not apply",
+            f.semisync_acking.clone(),
         );
         f
     }
@@ -91,6 +101,7 @@ impl ServerFamilies {
             readable: self.readable.get_or_create_owned(&l(None)),
             writer: self.writer.get_or_create_owned(&l(None)),
             lag_seconds: self.lag.get_or_create_owned(&l(None)),
+            semisync_acking: self.semisync_acking.get_or_create_owned(&l(None)),
         }
     }
 }
@@ -124,6 +135,11 @@ pub struct Metrics {
     /// Steps of switchovers and failovers run (one per logged step line).
     pub promotion_steps: Counter,
     pub topology_generation: Gauge,
+    /// The writer's semi-sync: 1 while commits wait for an acknowledgement, 0 when off or
+    /// fallen back to asynchronous, -1 unknown.
+    semisync_active: Gauge,
+    /// Semi-sync replicas connected to the writer (-1 unknown).
+    semisync_clients: Gauge,
     vrrp_state: Family<Labels, Gauge>,
     vrrp_priority: Family<Labels, Gauge>,
     vrrp_transitions: Family<Labels, Counter>,
@@ -228,6 +244,18 @@ impl Metrics {
             "Generation of the topology snapshot in use",
             topology_generation.clone(),
         );
+        let semisync_active = Gauge::default();
+        registry.register(
+            "semisync_active",
+            "1 while the writer's commits wait for a semi-sync acknowledgement, 0 when not, -1 unknown",
+            semisync_active.clone(),
+        );
+        let semisync_clients = Gauge::default();
+        registry.register(
+            "semisync_clients",
+            "Semi-sync replicas connected to the writer (-1 unknown)",
+            semisync_clients.clone(),
+        );
         let vrrp_state = Family::<Labels, Gauge>::default();
         registry.register("vrrp_state", "VRRP instance state: 0 init, 1 backup, 2 master, 3 fault", vrrp_state.clone());
         let vrrp_priority = Family::<Labels, Gauge>::default();
@@ -258,6 +286,8 @@ impl Metrics {
             promotions,
             promotion_steps,
             topology_generation,
+            semisync_active,
+            semisync_clients,
             vrrp_state,
             vrrp_priority,
             vrrp_transitions,
@@ -309,7 +339,14 @@ impl Metrics {
             m.writer.set(i64::from(s.role == Role::Writer && topology.writer == Some(i)));
             m.lag_seconds.set(s.lag_ms.map_or(-1.0, |ms| ms as f64 / 1000.0));
             m.open_connections.set(i64::from(open(i)));
+            m.semisync_acking.set(match s.semisync_acking {
+                Some(acking) if topology.writer != Some(i) => i64::from(acking),
+                _ => -1,
+            });
         }
+        let semisync = topology.semisync.as_ref();
+        self.semisync_active.set(semisync.map_or(-1, |s| i64::from(s.enabled && s.active)));
+        self.semisync_clients.set(semisync.and_then(|s| s.clients).map_or(-1, |c| c.min(i64::MAX as u64) as i64));
     }
 
     /// Copies the VRRP instances' state into their metrics (called before each scrape; the
@@ -317,7 +354,7 @@ impl Metrics {
     pub fn refresh_vrrp(&self, instances: &[(String, std::sync::Arc<rwsplit_ha::runner::RunnerStats>)]) {
         use rwsplit_ha::fsm::State;
         for (name, stats) in instances {
-            let l = vec![("instance".to_string(), name.clone())];
+            let l = vec![("vrrp_instance".to_string(), name.clone())];
             let state = match stats.state() {
                 State::Initialize => 0,
                 State::Backup => 1,
@@ -399,6 +436,41 @@ mod tests {
         }
         assert!(text.contains("rwsplit_statements_total{server=\"replica1\",target=\"replica\"} 0"));
         assert!(text.contains("rwsplit_classified_total{reason=\"unparsed\"} 0"));
+    }
+
+    #[test]
+    fn semisync_gauges_follow_the_topology() {
+        let names = ["master", "replica1", "replica2"];
+        let m = Metrics::new(&names.map(String::from));
+        let mut t = rwsplit_replication::Topology::unknown(names.map(|n| (n.to_string(), format!("{n}:3306"), 1)));
+        t.writer = Some(0);
+        // The writer's own flag never counts; replica2 stopped acknowledging.
+        t.servers[0].semisync_acking = Some(true);
+        t.servers[1].semisync_acking = Some(true);
+        t.servers[2].semisync_acking = Some(false);
+        t.semisync = Some(rwsplit_replication::SemiSyncMaster {
+            enabled: true,
+            active: true,
+            clients: Some(1),
+            ..Default::default()
+        });
+        m.refresh(&t, |_| 0);
+        let text = m.encode();
+        for line in [
+            "rwsplit_server_semisync_acking{server=\"master\"} -1",
+            "rwsplit_server_semisync_acking{server=\"replica1\"} 1",
+            "rwsplit_server_semisync_acking{server=\"replica2\"} 0",
+            "rwsplit_semisync_active 1",
+            "rwsplit_semisync_clients 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // Fallen back to asynchronous: not active, whatever is configured.
+        t.semisync = Some(rwsplit_replication::SemiSyncMaster { enabled: true, active: false, ..Default::default() });
+        m.refresh(&t, |_| 0);
+        let text = m.encode();
+        assert!(text.contains("rwsplit_semisync_active 0"));
+        assert!(text.contains("rwsplit_semisync_clients -1"));
     }
 }
 
