@@ -146,7 +146,13 @@ fn docker_lab_configs_load() {
     for n in [1, 2] {
         let path = rwsplit_tests::workspace_dir().join(format!("docker/rwsplit/rwsplit{n}.toml"));
         match rwsplit_config::load(&path) {
-            Ok(c) => assert_eq!((c.servers.len(), c.monitor.heartbeat_id), (3, n)),
+            Ok(c) => {
+                assert_eq!((c.servers.len(), c.monitor.heartbeat_id), (3, n));
+                // One VRRP router shared by both proxies, rwsplit1 preferred
+                // (scripts/docker-lab.sh checks that it takes the address back).
+                let vrrp: Vec<_> = c.vrrp.iter().map(|v| (v.virtual_router_id, v.priority)).collect();
+                assert_eq!(vrrp, [(66, if n == 1 { 150 } else { 100 })]);
+            }
             Err(e) => panic!("{} does not load:\n{e}", path.display()),
         }
     }
