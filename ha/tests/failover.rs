@@ -948,6 +948,156 @@ fn three_nodes_three_vips_only_the_dead_nodes_vip_moves() {
     report!("3 nodes: VI_2 (n2) and VI_3 (n3) did not move");
 }
 
+/// Clients that each keep one connection to a node's own address (never a VIP) and query it
+/// in a loop, from a thread in the client namespace: what a reload must not disturb.
+struct HeldClients {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<HeldOutcome>>>,
+}
+
+/// One held connection's record: statements that worked, errors, and the session ids seen
+/// (one id: the connection was never replaced).
+#[derive(Debug)]
+struct HeldOutcome {
+    node: String,
+    ok: u64,
+    errors: Vec<String>,
+    ids: std::collections::BTreeSet<u64>,
+}
+
+impl HeldClients {
+    fn start(lab: &Lab, roles: &[&str]) -> HeldClients {
+        let path = Path::new("/var/run/netns").join(lab.ns("cl"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let nodes: Vec<String> = roles.iter().map(|r| node_ip(r).to_string()).collect();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let loops = nodes.into_iter().map(|node| {
+                    let flag = flag.clone();
+                    async move {
+                        let mut out =
+                            HeldOutcome { node: node.clone(), ok: 0, errors: vec![], ids: Default::default() };
+                        let opts = mysql_async::OptsBuilder::default()
+                            .ip_or_hostname(node.as_str())
+                            .tcp_port(8066)
+                            .user(Some("app"))
+                            .pass(Some("app"))
+                            .prefer_socket(false);
+                        let mut conn = match mysql_async::Conn::new(opts).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                out.errors.push(format!("connect: {e}"));
+                                return out;
+                            }
+                        };
+                        // Bounded: the test stops it within a minute; 100,000 rounds at most.
+                        for _ in 0..100_000 {
+                            if flag.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let q = conn.query_first::<u64, _>("SELECT CONNECTION_ID()");
+                            match tokio::time::timeout(Duration::from_secs(2), q).await {
+                                Ok(Ok(Some(id))) => {
+                                    out.ok += 1;
+                                    out.ids.insert(id);
+                                }
+                                Ok(Ok(None)) => out.errors.push("no row".into()),
+                                Ok(Err(e)) => out.errors.push(e.to_string()),
+                                Err(_) => out.errors.push("timed out (2 s)".into()),
+                            }
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        out
+                    }
+                });
+                futures_util::future::join_all(loops).await
+            })
+        });
+        HeldClients { stop, thread: Some(thread) }
+    }
+
+    fn finish(mut self) -> Vec<HeldOutcome> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map(|t| t.join().unwrap()).unwrap_or_default()
+    }
+}
+
+impl Drop for HeldClients {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Rewrites `role`'s config with `vrrp` after the proxy part and sends it SIGHUP.
+fn reload_node(lab: &mut Lab, role: &str, vrrp: &str) {
+    let config = lab.configs.iter().find(|(r, _)| r == role).unwrap().1.clone();
+    std::fs::write(&config, format!("{}{vrrp}", proxy_toml())).unwrap();
+    let pid = lab.pid(&format!("rwsplit-{role}"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP).unwrap();
+}
+
+#[test]
+fn reload_changes_and_adds_and_removes_vrrp_instances_without_dropping_clients() {
+    let _s = serial();
+    skip_unless_ready!();
+    let roles = ["n1", "n2"];
+    let mut lab = Lab::new("r", &["db", "n1", "n2", "cl"]);
+    lab.start_db();
+    let (vip, vip2) = (VIPS[0], VIPS[1]);
+    let vi1 = |priority| vrrp_toml("VI_1", 51, vip, priority, 3, 0.1, "");
+    let vi2 = vrrp_toml("VI_2", 52, vip2, 150, 3, 0.1, "");
+    lab.start_node("n1", &vi1(150));
+    lab.start_node("n2", &vi1(100));
+    lab.wait_vip_on(vip, "n1", &roles, Duration::from_secs(5));
+    let (pid1, pid2) = (lab.pid("rwsplit-n1"), lab.pid("rwsplit-n2"));
+    let held = HeldClients::start(&lab, &roles);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A changed instance: n2 raised above n1 takes the VIP (preemption), without a restart.
+    reload_node(&mut lab, "n2", &vi1(200));
+    let moved = lab.wait_vip_on(vip, "n2", &roles, Duration::from_secs(10));
+    report!("reload: n2's VI_1 priority 100 -> 200: VIP moved to n2 in {} ms", moved.as_millis());
+
+    // An added instance: n1 (alone in VI_2) takes its VIP; VI_1, unchanged, stays backup.
+    reload_node(&mut lab, "n1", &format!("{}{vi2}", vi1(150)));
+    let added = lab.wait_vip_on(vip2, "n1", &roles, Duration::from_secs(10));
+    assert_stays(&lab, &[(vip, "n2"), (vip2, "n1")], &roles, Duration::from_secs(1));
+    report!("reload: VI_2 added on n1: its VIP up in {} ms; VI_1 stayed on n2", added.as_millis());
+
+    // A removed instance: its VIP goes; VI_1 still untouched.
+    reload_node(&mut lab, "n1", &vi1(150));
+    wait_until(Duration::from_secs(10), || lab.holders(vip2, &roles).is_empty()).unwrap_or_else(|| {
+        panic!("{vip2} still on {:?} after VI_2 was removed\n{}", lab.holders(vip2, &roles), lab.logs())
+    });
+    assert_stays(&lab, &[(vip, "n2")], &roles, Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(300));
+
+    assert_eq!((lab.pid("rwsplit-n1"), lab.pid("rwsplit-n2")), (pid1, pid2));
+    assert!(lab.alive("rwsplit-n1") && lab.alive("rwsplit-n2"), "a node exited:\n{}", lab.logs());
+    for o in held.finish() {
+        assert!(
+            o.errors.is_empty(),
+            "client on {}: {} errors, first: {:?}\n{}",
+            o.node,
+            o.errors.len(),
+            o.errors.first(),
+            lab.logs()
+        );
+        assert_eq!(o.ids.len(), 1, "client on {} saw session ids {:?}: its connection was replaced", o.node, o.ids);
+        assert!(o.ok >= 50, "client on {} ran only {} statements", o.node, o.ok);
+        report!("reload: client held on {} through three reloads: {} statements, 0 errors, one session", o.node, o.ok);
+    }
+    let reloads = (lab.log_count("n1", "config reloaded"), lab.log_count("n2", "config reloaded"));
+    assert_eq!(reloads, (2, 1), "reloads applied (n1, n2)\n{}", lab.logs());
+}
+
 fn keepalived_conf(role: &str, priority: u32, version: u32, advert_int: &str, auth: bool) -> String {
     let auth =
         if auth { "    authentication {\n        auth_type PASS\n        auth_pass lab51pw\n    }\n" } else { "" };
