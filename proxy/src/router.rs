@@ -3,9 +3,12 @@
 //! writer. Reads go to the readable replicas; with none readable they fall back to the writer
 //! when the policy allows. How a session's reads spread:
 //! - with affinity ([`Policy::read_affinity`], `routing.read_balance = "session"`), a session keeps
-//!   the replica it read from last while that replica is a candidate; a new choice takes the
-//!   candidate with the fewest reading sessions per unit of weight, so sessions spread by weight
-//!   and each server sees the same connections again (hot server threads);
+//!   the replica it read from last while that replica is a candidate and not overloaded; a new
+//!   choice takes the candidate with the fewest reading sessions per unit of weight, so sessions
+//!   spread by weight and each server sees the same connections again (hot server threads).
+//!   Overloaded: another candidate would still have fewer sessions per unit of weight with this
+//!   one on it, which happens when a replica comes back after sessions left it (or its weight
+//!   rose); sessions then move back one read at a time, and never to and fro;
 //! - without, each read takes the next candidate in weighted round-robin.
 
 use crate::classifier::Route;
@@ -126,10 +129,14 @@ fn pick_read(
     // Zero-weight servers only when no weighted one can read.
     let candidates = move || all().filter(move |(_, w)| !weighted || *w > 0);
     if affinity {
-        if let Some(s) = read.sticky.filter(|s| candidates().any(|(i, _)| i == *s)) {
-            return Some(s);
+        let best = least_loaded(&candidates, read);
+        if let Some(kept) = read.sticky.and_then(|s| candidates().find(|(i, _)| *i == s)) {
+            return match best.and_then(|b| candidates().find(|(i, _)| *i == b)) {
+                Some(better) if overloaded(kept, better, read) => Some(better.0),
+                _ => Some(kept.0),
+            };
         }
-        return least_loaded(candidates, read);
+        return best;
     }
     let tick = read.tick;
     let total: u64 = candidates().map(|(_, w)| u64::from(w)).sum();
@@ -155,7 +162,7 @@ fn pick_read(
 /// The candidate with the fewest reading sessions per unit of weight (`load / weight`, compared
 /// by cross-multiplying); among equals, the one the tick points at, so that sessions starting
 /// together still spread.
-fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: impl Fn() -> I, read: ReadChoice<'_>) -> Option<usize> {
+fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: &impl Fn() -> I, read: ReadChoice<'_>) -> Option<usize> {
     let load = |i: usize| u64::from(read.load.map_or(0, |f| f(i)));
     let weight = |w: u32| u64::from(w.max(1));
     let best = candidates().min_by(|&(a, wa), &(b, wb)| (load(a) * weight(wb)).cmp(&(load(b) * weight(wa))))?;
@@ -166,6 +173,16 @@ fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: impl Fn() -> I, re
         return Some(best.0);
     }
     equal.get((read.tick % n) as usize).copied()
+}
+
+/// Whether a session reading from `kept` (counted in its load) should move to `other`: with it
+/// moved, `other` would still carry fewer sessions per unit of weight than `kept` does now
+/// (`load(kept) / w(kept) > (load(other) + 1) / w(other)`, cross-multiplied). After a move the
+/// reverse never holds, so sessions do not oscillate.
+fn overloaded(kept: (usize, u32), other: (usize, u32), read: ReadChoice<'_>) -> bool {
+    let load = |i: usize| u64::from(read.load.map_or(0, |f| f(i)));
+    let weight = |w: u32| u64::from(w.max(1));
+    kept.0 != other.0 && load(kept.0) * weight(other.1) > (load(other.0) + 1) * weight(kept.1)
 }
 
 #[cfg(test)]
@@ -316,12 +333,56 @@ mod tests {
             assert_eq!(choose(Route::Replica, &t, AFFINE, sticky(Some(2), tick)), Ok(Target::Replica(2)));
             assert_eq!(choose(Route::Replica, &t, AFFINE, sticky(Some(1), tick)), Ok(Target::Replica(1)));
         }
-        // Its replica leaves the read pool: it moves, and comes back only by a new choice.
+        // Its replica leaves the read pool: it moves (and comes back only when the other
+        // replica is overloaded, below).
         let mut gone = lab();
         gone.servers[2].readable = false;
         assert_eq!(choose(Route::Replica, &gone, AFFINE, sticky(Some(2), 5)), Ok(Target::Replica(1)));
         // The writer was never a replica: a stale sticky index on it is not kept.
         assert_ne!(choose(Route::Replica, &t, AFFINE, sticky(Some(0), 0)).unwrap().server(), 0);
+    }
+
+    #[test]
+    fn affinity_moves_a_session_back_when_its_replica_is_overloaded() {
+        let t = lab();
+        let from = |t: &Topology, sticky: usize, load: &[u32]| {
+            let f = |i: usize| load[i];
+            choose(Route::Replica, t, AFFINE, ReadChoice { tick: 0, sticky: Some(sticky), load: Some(&f), avoid: None })
+                .unwrap()
+                .server()
+        };
+        // replica 2 came back after all four sessions moved to replica 1: they move back one
+        // read at a time until 2 and 2, then stay.
+        assert_eq!(from(&t, 1, &[0, 4, 0]), 2);
+        assert_eq!(from(&t, 1, &[0, 3, 1]), 2);
+        assert_eq!(from(&t, 1, &[0, 2, 2]), 1);
+        // One session more is not a reason to move (it would only swap the imbalance).
+        assert_eq!(from(&t, 1, &[0, 2, 1]), 1);
+        assert_eq!(from(&t, 2, &[0, 1, 2]), 2);
+        // By weight: 3 against 1 keeps three sessions on the heavier replica for one on the
+        // lighter.
+        let mut w = lab();
+        w.servers[1].weight = 3;
+        assert_eq!(from(&w, 1, &[0, 3, 1]), 1);
+        assert_eq!(from(&w, 1, &[0, 4, 0]), 2);
+        assert_eq!(from(&w, 1, &[0, 6, 2]), 1);
+        assert_eq!(from(&w, 2, &[0, 0, 2]), 1);
+        assert_eq!(from(&w, 2, &[0, 2, 1]), 2);
+        // Simulated: sessions starting all on one replica end balanced, and no further move
+        // happens (every session reads again many times).
+        let mut load = [0u32, 6, 0];
+        let mut on: Vec<usize> = vec![1; 6];
+        for _ in 0..10 {
+            for s in on.iter_mut() {
+                let to = from(&t, *s, &load);
+                if to != *s {
+                    load[*s] -= 1;
+                    load[to] += 1;
+                    *s = to;
+                }
+            }
+        }
+        assert_eq!(load, [0, 3, 3]);
     }
 
     #[test]

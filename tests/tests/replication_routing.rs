@@ -310,3 +310,51 @@ async fn a_replica_whose_sql_thread_stops_takes_no_reads_until_it_runs_again() {
     c.replica_sql_thread(2, true).await.unwrap();
     p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
 }
+
+/// Sessions that left a replica while it was out of the read pool go back to it when it
+/// returns (one read at a time, until the spread follows the weights), instead of staying
+/// piled on the replica that took them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_spread_back_over_a_replica_that_returns() {
+    let _serial = SERIAL.lock().await;
+    let c = cluster();
+    let p = Proxy::start(c, "").unwrap();
+    let _log = p.log_on_panic();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(p.conn().await.unwrap());
+    }
+    async fn spread(conns: &mut [Conn]) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for conn in conns.iter_mut() {
+            ids.push(server_id_of(conn).await.unwrap());
+        }
+        ids.sort();
+        ids
+    }
+    // Every session reads a few times (a session moves at most once per read).
+    async fn rounds(conns: &mut [Conn]) -> Vec<Vec<u32>> {
+        let mut rounds = Vec::new();
+        for _ in 0..4 {
+            rounds.push(spread(conns).await);
+        }
+        rounds
+    }
+    let start = rounds(&mut conns).await;
+    assert_eq!(start.last().map(Vec::as_slice), Some(&[2, 2, 3, 3][..]), "four sessions: {start:?}");
+
+    let _restore = Restore(vec![(2, "START SLAVE SQL_THREAD")]);
+    c.replica_sql_thread(2, false).await.unwrap();
+    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS spreadback; CREATE TABLE IF NOT EXISTS spreadback.t (id INT); INSERT INTO spreadback.t VALUES (1)").await.unwrap();
+    // Two monitor intervals (250 ms each in the harness config), plus a check's duration.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(spread(&mut conns).await, [2, 2, 2, 2], "with server 3's SQL thread stopped");
+
+    c.replica_sql_thread(2, true).await.unwrap();
+    p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
+    // Two sessions move back, then nobody moves.
+    let back = rounds(&mut conns).await;
+    assert_eq!(back.last().map(Vec::as_slice), Some(&[2, 2, 3, 3][..]), "after server 3 returned: {back:?}");
+    assert_eq!(back[back.len() - 2], back[back.len() - 1], "sessions still moving: {back:?}");
+}

@@ -25,8 +25,9 @@ pub enum Consistency {
 #[serde(rename_all = "snake_case")]
 pub enum ReadBalance {
     /// A session's reads stay on one replica (chosen at its first read by weight and by how
-    /// many sessions read there already) until it leaves the read pool: the server sees one hot
-    /// connection per session, as behind a TCP balancer. Sessions spread by weight.
+    /// many sessions read there already) until it leaves the read pool or carries more than its
+    /// share by weight (sessions then move, one read at a time, to where there are fewer): the
+    /// server sees one hot connection per session, as behind a TCP balancer.
     #[default]
     Session,
     /// Each read takes the next replica in weighted round-robin (the session's reads alternate).
