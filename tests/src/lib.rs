@@ -662,18 +662,25 @@ impl Proxy {
     pub async fn wait_reads_on_replicas(&self, timeout: Duration) -> Result<()> {
         let mut seen = [false; 3];
         let deadline = Instant::now() + timeout;
+        // A new session each time (a session's reads stay on one replica), kept open: a new
+        // session reads where the fewest sessions do, so with other clients' sessions piled on
+        // one replica, probes that closed at once would all land on the other. Held ones add
+        // up until both are reached (at most 64 at a time).
+        let mut held = Vec::new();
         while Instant::now() < deadline {
-            // A new session each time: a session's reads may stay on one replica.
             let mut conn = self.conn().await?;
             match server_id_of(&mut conn).await {
                 Ok(id) if (1..=3).contains(&id) => seen[(id - 1) as usize] = true,
                 Ok(id) => bail!("unexpected @@server_id {id}"),
                 Err(_) => {}
             }
-            drop(conn);
             if seen[1] && seen[2] {
                 return Ok(());
             }
+            if held.len() >= 64 {
+                held.clear();
+            }
+            held.push(conn);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!(
