@@ -134,9 +134,17 @@ async fn switchover(shared: &Shared, to: Option<&str>) -> (&'static str, &'stati
     }
 }
 
-/// The topology snapshot, plus the VRRP instances' state when any run.
+/// The topology snapshot (each server with its reading sessions), plus the VRRP instances'
+/// state when any run.
 fn status_json(topology: &rwsplit_replication::Topology, shared: &Shared) -> serde_json::Result<String> {
     let mut value = serde_json::to_value(topology)?;
+    if let Some(servers) = value.get_mut("servers").and_then(|s| s.as_array_mut()) {
+        for (i, server) in servers.iter_mut().enumerate() {
+            if let Some(obj) = server.as_object_mut() {
+                obj.insert("reading_sessions".into(), shared.reading_sessions(i).into());
+            }
+        }
+    }
     let instances = shared.vrrp.load();
     if let (false, Some(obj)) = (instances.is_empty(), value.as_object_mut()) {
         let vrrp: Vec<serde_json::Value> = instances
@@ -178,7 +186,7 @@ pub fn respond(request_line: &str, openmetrics: bool, shared: &Shared) -> (&'sta
     let topology = shared.topology.load();
     match path {
         "/metrics" => {
-            shared.metrics.refresh(&topology, |i| shared.pool.open_count(i));
+            shared.metrics.refresh(&topology, |i| shared.pool.open_count(i), |i| shared.reading_sessions(i));
             shared.metrics.refresh_vrrp(&shared.vrrp.load());
             if openmetrics {
                 ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode())

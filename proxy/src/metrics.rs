@@ -34,6 +34,8 @@ pub struct ServerMetrics {
     /// 1 while the replica acknowledges semi-sync, 0 when it does not, -1 where it does not
     /// apply (the writer, a server without semi-sync, not checked yet).
     pub semisync_acking: Gauge,
+    /// Client sessions whose reads stay on this server (`routing.read_balance = "session"`).
+    pub reading_sessions: Gauge,
 }
 
 /// The per-server metric families, from which each server slot's handles are made.
@@ -47,6 +49,7 @@ struct ServerFamilies {
     writer: Family<Labels, Gauge>,
     lag: Family<Labels, Gauge<f64, AtomicU64>>,
     semisync_acking: Family<Labels, Gauge>,
+    reading_sessions: Family<Labels, Gauge>,
 }
 
 impl ServerFamilies {
@@ -60,6 +63,7 @@ impl ServerFamilies {
             writer: Family::default(),
             lag: Family::default(),
             semisync_acking: Family::default(),
+            reading_sessions: Family::default(),
         };
         registry.register("statements", "Statements routed, by server and target kind", f.statements.clone());
         registry.register(
@@ -80,6 +84,11 @@ impl ServerFamilies {
             "server_semisync_acking",
             "1 while the replica acknowledges semi-sync, 0 when not, -1 where it does not apply",
             f.semisync_acking.clone(),
+        );
+        registry.register(
+            "server_reading_sessions",
+            "Client sessions whose reads stay on the server (routing.read_balance = session)",
+            f.reading_sessions.clone(),
         );
         f
     }
@@ -102,6 +111,7 @@ impl ServerFamilies {
             writer: self.writer.get_or_create_owned(&l(None)),
             lag_seconds: self.lag.get_or_create_owned(&l(None)),
             semisync_acking: self.semisync_acking.get_or_create_owned(&l(None)),
+            reading_sessions: self.reading_sessions.get_or_create_owned(&l(None)),
         }
     }
 }
@@ -328,8 +338,9 @@ impl Metrics {
         }
     }
 
-    /// Copies topology state into the gauges (called before each scrape).
-    pub fn refresh(&self, topology: &Topology, open: impl Fn(usize) -> u32) {
+    /// Copies topology state into the gauges (called before each scrape): `open` and
+    /// `reading` give a server slot's open backend connections and reading sessions.
+    pub fn refresh(&self, topology: &Topology, open: impl Fn(usize) -> u32, reading: impl Fn(usize) -> u32) {
         self.topology_generation.set(topology.generation as i64);
         // A name used by two slots (a server re-addressed by a reload) shows the newer slot:
         // it comes later and is written last.
@@ -339,6 +350,7 @@ impl Metrics {
             m.writer.set(i64::from(s.role == Role::Writer && topology.writer == Some(i)));
             m.lag_seconds.set(s.lag_ms.map_or(-1.0, |ms| ms as f64 / 1000.0));
             m.open_connections.set(i64::from(open(i)));
+            m.reading_sessions.set(i64::from(reading(i)));
             m.semisync_acking.set(match s.semisync_acking {
                 Some(acking) if topology.writer != Some(i) => i64::from(acking),
                 _ => -1,
@@ -454,7 +466,7 @@ mod tests {
             clients: Some(1),
             ..Default::default()
         });
-        m.refresh(&t, |_| 0);
+        m.refresh(&t, |_| 0, |_| 0);
         let text = m.encode();
         for line in [
             "rwsplit_server_semisync_acking{server=\"master\"} -1",
@@ -467,7 +479,7 @@ mod tests {
         }
         // Fallen back to asynchronous: not active, whatever is configured.
         t.semisync = Some(rwsplit_replication::SemiSyncMaster { enabled: true, active: false, ..Default::default() });
-        m.refresh(&t, |_| 0);
+        m.refresh(&t, |_| 0, |_| 0);
         let text = m.encode();
         assert!(text.contains("rwsplit_semisync_active 0"));
         assert!(text.contains("rwsplit_semisync_clients -1"));

@@ -196,6 +196,11 @@ impl Shared {
         }
     }
 
+    /// Client sessions whose reads stay on server slot `i` (read affinity).
+    pub fn reading_sessions(&self, i: usize) -> u32 {
+        self.read_sessions.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
     /// Moves a session's read affinity from `from` to `to` (the per-server counts that spread
     /// new sessions).
     pub fn move_read_session(&self, from: Option<usize>, to: Option<usize>) {

@@ -590,6 +590,11 @@ impl Proxy {
         self.admin_port
     }
 
+    /// `GET /status`, parsed.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&admin_get(self.admin_port, "/status")?).context("/status is not JSON")
+    }
+
     /// The rwsplit process id (`None` once stopped).
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().ok()?.as_ref().map(|c| c.id())
@@ -776,6 +781,19 @@ pub async fn one<T: FromRow + Send + 'static>(conn: &mut Conn, sql: &str) -> Res
 /// `SELECT @@server_id` on `conn`: which server answered (1 = master, 2/3 = replicas).
 pub async fn server_id_of(conn: &mut Conn) -> Result<u32> {
     value(conn, "SELECT @@server_id").await
+}
+
+/// `GET path` from an admin endpoint on 127.0.0.1:`port` (HTTP/1.0, 5 s bounds): the body.
+pub fn admin_get(port: u16, path: &str) -> Result<String> {
+    use std::io::Write;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).context("admin endpoint")?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    tcp.read_to_string(&mut out)?;
+    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
 /// The server error code of a mysql_async error (e.g. 1045 for access denied).

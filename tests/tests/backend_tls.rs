@@ -16,20 +16,9 @@
 use mysql_async::prelude::*;
 use mysql_async::{Conn, SslOpts};
 use rwsplit_tests::*;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// GET `path` from an admin endpoint.
-fn admin_get(port: u16, path: &str) -> String {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
 
 /// A root connection to server `i` over TLS (plain TCP is refused once secure transport is
 /// required), verified against `ca`.
@@ -190,7 +179,7 @@ async fn backend_tls_with_require_secure_transport() {
         conn.close(stmt).await.unwrap();
         drop(conn);
         // The monitor (over TLS too) sees every server up.
-        let status: serde_json::Value = serde_json::from_str(&admin_get(p.admin_port(), "/status")).unwrap();
+        let status = p.status().unwrap();
         let health: Vec<&str> = (0..3).map(|i| status["servers"][i]["health"].as_str().unwrap_or("?")).collect();
         assert_eq!(health, ["up", "up", "up"], "{status:#}");
     }

@@ -357,4 +357,22 @@ async fn sessions_spread_back_over_a_replica_that_returns() {
     let back = rounds(&mut conns).await;
     assert_eq!(back.last().map(Vec::as_slice), Some(&[2, 2, 3, 3][..]), "after server 3 returned: {back:?}");
     assert_eq!(back[back.len() - 2], back[back.len() - 1], "sessions still moving: {back:?}");
+    // /status counts them where they read, and nowhere once they are gone.
+    let reading = || -> Vec<u64> {
+        let status = p.status().unwrap();
+        status["servers"].as_array().unwrap().iter().map(|s| s["reading_sessions"].as_u64().unwrap()).collect()
+    };
+    // (Polled: the probes of wait_reads_on_replicas close asynchronously.)
+    let settled = |want: [u64; 3]| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while reading() != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        reading()
+    };
+    assert_eq!(settled([0, 2, 2]).await, [0, 2, 2]);
+    for conn in conns {
+        conn.disconnect().await.unwrap();
+    }
+    assert_eq!(settled([0, 0, 0]).await, [0, 0, 0], "reading sessions left after every session closed");
 }

@@ -345,8 +345,7 @@ impl Session {
             0
         };
         let policy = self.shared.policy();
-        let load =
-            |i: usize| self.shared.read_sessions.get(i).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let load = |i: usize| self.shared.reading_sessions(i);
         let pool = &self.shared.pool;
         let failed = self.failed_read_server;
         let behind = self.behind_server.filter(|(_, at)| at.elapsed() < AVOID_BEHIND).map(|(i, _)| i);
