@@ -130,13 +130,12 @@ fn pick_read(
     let candidates = move || all().filter(move |(_, w)| !weighted || *w > 0);
     if affinity {
         let best = least_loaded(&candidates, read);
-        if let Some(kept) = read.sticky.and_then(|s| candidates().find(|(i, _)| *i == s)) {
-            return match best.and_then(|b| candidates().find(|(i, _)| *i == b)) {
-                Some(better) if overloaded(kept, better, read) => Some(better.0),
-                _ => Some(kept.0),
-            };
-        }
-        return best;
+        let kept = read.sticky.and_then(|s| candidates().find(|(i, _)| *i == s));
+        return match (kept, best) {
+            (Some(kept), Some(better)) if overloaded(kept, better, read) => Some(better.0),
+            (Some(kept), _) => Some(kept.0),
+            (None, best) => best.map(|(i, _)| i),
+        };
     }
     let tick = read.tick;
     let total: u64 = candidates().map(|(_, w)| u64::from(w)).sum();
@@ -159,20 +158,31 @@ fn pick_read(
     None
 }
 
-/// The candidate with the fewest reading sessions per unit of weight (`load / weight`, compared
-/// by cross-multiplying); among equals, the one the tick points at, so that sessions starting
-/// together still spread.
-fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: &impl Fn() -> I, read: ReadChoice<'_>) -> Option<usize> {
-    let load = |i: usize| u64::from(read.load.map_or(0, |f| f(i)));
-    let weight = |w: u32| u64::from(w.max(1));
-    let best = candidates().min_by(|&(a, wa), &(b, wb)| (load(a) * weight(wb)).cmp(&(load(b) * weight(wa))))?;
-    let equal: Vec<usize> =
-        candidates().filter(|&(i, w)| load(i) * weight(best.1) == load(best.0) * weight(w)).map(|(i, _)| i).collect();
-    let n = equal.len() as u64;
-    if n == 0 {
-        return Some(best.0);
+impl ReadChoice<'_> {
+    /// Sessions reading from server `i` (0 when no counts are given).
+    fn load_of(&self, i: usize) -> u64 {
+        u64::from(self.load.map_or(0, |f| f(i)))
     }
-    equal.get((read.tick % n) as usize).copied()
+}
+
+/// A server's weight when loads are compared per unit of it (a zero weight counts as 1).
+fn load_weight(w: u32) -> u64 {
+    u64::from(w.max(1))
+}
+
+/// The candidate (index, weight) with the fewest reading sessions per unit of weight
+/// (`load / weight`, compared by cross-multiplying); among equals, the one the tick points at,
+/// so that sessions starting together still spread. No allocation: it runs on every read.
+fn least_loaded<I: Iterator<Item = (usize, u32)>>(
+    candidates: &impl Fn() -> I,
+    read: ReadChoice<'_>,
+) -> Option<(usize, u32)> {
+    let best = candidates()
+        .min_by(|&(a, wa), &(b, wb)| (read.load_of(a) * load_weight(wb)).cmp(&(read.load_of(b) * load_weight(wa))))?;
+    let equal = |&(i, w): &(usize, u32)| read.load_of(i) * load_weight(best.1) == read.load_of(best.0) * load_weight(w);
+    // At least `best` itself is equal.
+    let n = candidates().filter(equal).count().max(1) as u64;
+    candidates().filter(equal).nth((read.tick % n) as usize).or(Some(best))
 }
 
 /// Whether a session reading from `kept` (counted in its load) should move to `other`: with it
@@ -180,9 +190,7 @@ fn least_loaded<I: Iterator<Item = (usize, u32)>>(candidates: &impl Fn() -> I, r
 /// (`load(kept) / w(kept) > (load(other) + 1) / w(other)`, cross-multiplied). After a move the
 /// reverse never holds, so sessions do not oscillate.
 fn overloaded(kept: (usize, u32), other: (usize, u32), read: ReadChoice<'_>) -> bool {
-    let load = |i: usize| u64::from(read.load.map_or(0, |f| f(i)));
-    let weight = |w: u32| u64::from(w.max(1));
-    kept.0 != other.0 && load(kept.0) * weight(other.1) > (load(other.0) + 1) * weight(kept.1)
+    kept.0 != other.0 && read.load_of(kept.0) * load_weight(other.1) > (read.load_of(other.0) + 1) * load_weight(kept.1)
 }
 
 #[cfg(test)]
