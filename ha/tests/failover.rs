@@ -127,16 +127,19 @@ fn range(ds: &[Duration]) -> String {
     format!("{}–{} ms ({} runs: {})", min.as_millis(), max.as_millis(), ds.len(), all.join(", "))
 }
 
-/// Runs `f` on a thread that entered network namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Starts `f` on a thread that entered network namespace `ns`.
+fn spawn_in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
     let path = Path::new("/var/run/netns").join(ns);
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         f()
     })
-    .join()
-    .unwrap()
+}
+
+/// Runs `f` on a thread that entered network namespace `ns`.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_in_ns(ns, f).join().unwrap()
 }
 
 /// Whether `ip` is configured in namespace `ns` (getifaddrs there: no process spawned).
@@ -507,11 +510,8 @@ struct Client {
 
 impl Client {
     fn new(lab: &Lab) -> Client {
-        let path = Path::new("/var/run/netns").join(lab.ns("cl"));
         let (tx, rx) = mpsc::channel::<Probe>();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let thread = spawn_in_ns(&lab.ns("cl"), move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             for p in rx {
                 let r = rt.block_on(probe(&p.vip, p.served_by.as_deref(), p.limit));
@@ -582,16 +582,20 @@ async fn probe(vip: &str, served_by: Option<&str>, limit: Duration) -> Result<(I
     }
 }
 
-/// `SELECT USER()` through `vip`:8066 on a new connection: the host part, i.e. the address of
-/// the rwsplit node the database saw.
-async fn query_user(vip: &str) -> Result<String, mysql_async::Error> {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(vip)
+/// The application login to a rwsplit listener at `host`:8066 (a VIP or a node's address).
+fn app_opts(host: &str) -> mysql_async::OptsBuilder {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host)
         .tcp_port(8066)
         .user(Some("app"))
         .pass(Some("app"))
-        .prefer_socket(false);
-    let mut conn = mysql_async::Conn::new(opts).await?;
+        .prefer_socket(false)
+}
+
+/// `SELECT USER()` through `vip`:8066 on a new connection: the host part, i.e. the address of
+/// the rwsplit node the database saw.
+async fn query_user(vip: &str) -> Result<String, mysql_async::Error> {
+    let mut conn = mysql_async::Conn::new(app_opts(vip)).await?;
     let user: Option<String> = conn.query_first("SELECT USER()").await?;
     let _ = tokio::time::timeout(Duration::from_millis(200), conn.disconnect()).await;
     Ok(user.unwrap_or_default().rsplit('@').next().unwrap_or("").to_string())
@@ -967,13 +971,10 @@ struct HeldOutcome {
 
 impl HeldClients {
     fn start(lab: &Lab, roles: &[&str]) -> HeldClients {
-        let path = Path::new("/var/run/netns").join(lab.ns("cl"));
         let stop = Arc::new(AtomicBool::new(false));
         let nodes: Vec<String> = roles.iter().map(|r| node_ip(r).to_string()).collect();
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap();
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let thread = spawn_in_ns(&lab.ns("cl"), move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let loops = nodes.into_iter().map(|node| {
@@ -981,13 +982,7 @@ impl HeldClients {
                     async move {
                         let mut out =
                             HeldOutcome { node: node.clone(), ok: 0, errors: vec![], ids: Default::default() };
-                        let opts = mysql_async::OptsBuilder::default()
-                            .ip_or_hostname(node.as_str())
-                            .tcp_port(8066)
-                            .user(Some("app"))
-                            .pass(Some("app"))
-                            .prefer_socket(false);
-                        let mut conn = match mysql_async::Conn::new(opts).await {
+                        let mut conn = match mysql_async::Conn::new(app_opts(&node)).await {
                             Ok(c) => c,
                             Err(e) => {
                                 out.errors.push(format!("connect: {e}"));
