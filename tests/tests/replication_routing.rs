@@ -288,6 +288,20 @@ async fn reads_prefer_replicas_acknowledging_semisync() {
     plain.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
 }
 
+/// Stops replica 2's (server 3's) SQL thread and writes to database `db` on the master, so that
+/// it falls behind; returns once the monitor had time to see it (two intervals of 250 ms in the
+/// harness config, plus a check's duration), with the guard that starts the thread again.
+async fn stop_sql_thread_of_server_3(c: &Cluster, db: &str) -> Restore {
+    let restore = Restore(vec![(2, "START SLAVE SQL_THREAD")]);
+    c.replica_sql_thread(2, false).await.unwrap();
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS {db}; CREATE TABLE IF NOT EXISTS {db}.t (id INT); INSERT INTO {db}.t VALUES (1)"
+    );
+    c.exec(MASTER, &sql).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    restore
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_sql_thread_stops_takes_no_reads_until_it_runs_again() {
     let _serial = SERIAL.lock().await;
@@ -295,12 +309,8 @@ async fn a_replica_whose_sql_thread_stops_takes_no_reads_until_it_runs_again() {
     let p = Proxy::start(c, "").unwrap();
     let _log = p.log_on_panic();
     p.wait_reads_on_replicas(Duration::from_secs(30)).await.unwrap();
-    let _restore = Restore(vec![(2, "START SLAVE SQL_THREAD")]);
-    c.replica_sql_thread(2, false).await.unwrap();
-    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS sqlstop; CREATE TABLE IF NOT EXISTS sqlstop.t (id INT); INSERT INTO sqlstop.t VALUES (1)").await.unwrap();
     let stopped = Instant::now();
-    // Two monitor intervals (250 ms each in the harness config), plus a check's duration.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _restore = stop_sql_thread_of_server_3(c, "sqlstop").await;
     let mut conn = p.conn().await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..20 {
@@ -344,11 +354,7 @@ async fn sessions_spread_back_over_a_replica_that_returns() {
     let start = rounds(&mut conns).await;
     assert_eq!(start.last().map(Vec::as_slice), Some(&[2, 2, 3, 3][..]), "four sessions: {start:?}");
 
-    let _restore = Restore(vec![(2, "START SLAVE SQL_THREAD")]);
-    c.replica_sql_thread(2, false).await.unwrap();
-    c.exec(MASTER, "CREATE DATABASE IF NOT EXISTS spreadback; CREATE TABLE IF NOT EXISTS spreadback.t (id INT); INSERT INTO spreadback.t VALUES (1)").await.unwrap();
-    // Two monitor intervals (250 ms each in the harness config), plus a check's duration.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _restore = stop_sql_thread_of_server_3(c, "spreadback").await;
     assert_eq!(spread(&mut conns).await, [2, 2, 2, 2], "with server 3's SQL thread stopped");
 
     c.replica_sql_thread(2, true).await.unwrap();
