@@ -82,7 +82,8 @@ struct ServerPool {
     waiters: AtomicU32,
     /// Tells sessions holding an idle connection to this server that someone waits for one.
     reclaim: Arc<Notify>,
-    /// Until when (ms since the pool's start) the server counts as unreachable; 0: it does not.
+    /// Until when (ms since the pool's start) the server counts as unreachable; 0: it does not
+    /// (a mark that has passed is reset to 0 by the next look at it).
     unreachable_until: AtomicU64,
 }
 
@@ -168,9 +169,22 @@ impl Pool {
 
     /// Whether a connection to `server` failed at the socket within the last second: routing
     /// avoids it, and no new connection is tried until then.
+    /// Routing asks this for every candidate of every read, so a server that is not marked
+    /// costs no clock read; a mark is cleared once it has passed, so a later failure starts a
+    /// new episode (and logs again).
     pub fn is_unreachable(&self, server: usize) -> bool {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.servers.load().get(server).is_some_and(|s| s.unreachable_until.load(Ordering::Relaxed) > now)
+        let servers = self.servers.load();
+        let Some(s) = servers.get(server) else { return false };
+        let until = s.unreachable_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if until > self.started.elapsed().as_millis() as u64 {
+            return true;
+        }
+        // Lost to a newer mark: that one stands.
+        let _ = s.unreachable_until.compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
     }
 
     /// Records that a connection to `server` failed at the socket (connect refused or timed
