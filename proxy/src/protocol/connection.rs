@@ -7,6 +7,7 @@ use super::frame::{self, check_chunk, Chunk, HEADER};
 use bytes::{Bytes, BytesMut};
 use std::io;
 use std::pin::Pin;
+use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -145,6 +146,48 @@ pub struct PacketStream {
     /// Longest chunk payload [`next_chunk`](Self::next_chunk) accepts; longer headers fail
     /// with `TooLarge` before anything is reserved. The protocol's maximum unless set.
     read_limit: usize,
+    /// The read deadline's timer, kept from read to read on a session thread (see
+    /// [`within`]); it belongs to that thread's runtime, so a read on another thread (or off
+    /// the session threads, whose runtimes may end) starts a new one.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The session thread ([`crate::workers::current`]) whose runtime made `timer`.
+    timer_thread: Option<usize>,
+}
+
+/// Runs `io` until it completes (`Some`) or `deadline` passes (`None`). The timer is armed
+/// only when `io` has to wait, and it is the stream's own, moved to the new deadline: a read
+/// that is ready at once costs no timer, and a wait costs one atomic update of a pending
+/// timer (a deadline later than the one in the runtime's timer wheel is re-filed only if it
+/// is reached), not a wheel insertion and removal per read. Two reads per statement wait.
+async fn within<F: Future>(
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: tokio::time::Instant,
+    io: F,
+) -> Option<F::Output> {
+    let mut io = std::pin::pin!(io);
+    let mut armed = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = io.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let t = match timer {
+            Some(t) if armed => t,
+            Some(t) => {
+                t.as_mut().reset(deadline);
+                armed = true;
+                t
+            }
+            None => {
+                armed = true;
+                timer.insert(Box::pin(tokio::time::sleep_until(deadline)))
+            }
+        };
+        match t.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 impl PacketStream {
@@ -158,6 +201,8 @@ impl PacketStream {
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             read_limit: frame::MAX_CHUNK,
+            timer: None,
+            timer_thread: None,
         }
     }
 
@@ -189,6 +234,8 @@ impl PacketStream {
             rbuf: BytesMut::new(),
             wbuf: self.wbuf,
             read_limit: self.read_limit,
+            timer: None,
+            timer_thread: None,
         })
     }
 
@@ -229,10 +276,12 @@ impl PacketStream {
     /// readable before allocating again: an idle connection holds no buffer. A busy stream's
     /// waits are shorter and keep theirs.
     pub async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        // One clock read for both deadlines: this runs twice per statement.
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
         let mut lazy = false;
         if self.rbuf.is_empty() && timeout > SHRINK_AFTER {
-            match self.read_until(tokio::time::Instant::now() + SHRINK_AFTER, false).await {
+            match self.read_until(start + SHRINK_AFTER, false).await {
                 // Nothing was read (reads are cancel-safe): idle.
                 Err(ConnError::Timeout(_)) => {
                     self.shrink_idle();
@@ -252,11 +301,16 @@ impl PacketStream {
     /// readable.
     async fn read_until(&mut self, deadline: tokio::time::Instant, lazy: bool) -> Result<(), ConnError> {
         let timeout = || ConnError::Timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let here = crate::workers::current();
+        if here.is_none() || here != self.timer_thread {
+            self.timer = None;
+            self.timer_thread = here;
+        }
         if let (true, Stream::Tcp(s)) = (lazy, &self.stream) {
-            match tokio::time::timeout_at(deadline, s.readable()).await {
-                Err(_) => return Err(timeout()),
-                Ok(Err(e)) => return Err(ConnError::Io(e)),
-                Ok(Ok(())) => {}
+            match within(&mut self.timer, deadline, s.readable()).await {
+                None => return Err(timeout()),
+                Some(Err(e)) => return Err(ConnError::Io(e)),
+                Some(Ok(())) => {}
             }
         }
         let spare = self.rbuf.capacity() - self.rbuf.len();
@@ -265,11 +319,11 @@ impl PacketStream {
             // holds it; while a message arrives, it grows the buffer.
             self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
         }
-        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)).await {
-            Err(_) => Err(timeout()),
-            Ok(Ok(0)) => Err(ConnError::Closed),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ConnError::Io(e)),
+        match within(&mut self.timer, deadline, self.stream.read_buf(&mut self.rbuf)).await {
+            None => Err(timeout()),
+            Some(Ok(0)) => Err(ConnError::Closed),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(ConnError::Io(e)),
         }
     }
 
@@ -324,6 +378,21 @@ impl PacketStream {
     /// Removes and returns the first `n` buffered bytes (whole chunks, as `check_chunk` found).
     pub fn take_raw(&mut self, n: usize) -> BytesMut {
         self.rbuf.split_to(n)
+    }
+
+    /// Moves the first `n` buffered bytes (whole chunks, as `check_chunk` found) to the end of
+    /// `to`'s write queue: one copy, and the read buffer only advances (no split, so no shared
+    /// header is allocated for bytes that are relayed and forgotten).
+    pub fn move_raw_to(&mut self, n: usize, to: &mut PacketStream) {
+        let n = n.min(self.rbuf.len());
+        to.wbuf.extend_from_slice(&self.rbuf[..n]);
+        bytes::Buf::advance(&mut self.rbuf, n);
+    }
+
+    /// Drops the first `n` buffered bytes.
+    pub fn discard(&mut self, n: usize) {
+        let n = n.min(self.rbuf.len());
+        bytes::Buf::advance(&mut self.rbuf, n);
     }
 
     /// The buffered bytes, writable (to patch a statement id before relaying).
@@ -391,6 +460,23 @@ impl PacketStream {
     pub async fn flush(&mut self, timeout: Duration) -> Result<(), ConnError> {
         if self.wbuf.is_empty() {
             return Ok(());
+        }
+        // The socket nearly always takes everything at once: that costs one send and no
+        // timer (a timer is a clock read plus an entry in the runtime's wheel). Whatever it
+        // does not take goes out below, under the timeout.
+        if let Stream::Tcp(s) = &self.stream {
+            match s.try_write(&self.wbuf) {
+                Ok(n) if n == self.wbuf.len() => {
+                    self.wbuf.clear();
+                    return Ok(());
+                }
+                Ok(n) => bytes::Buf::advance(&mut self.wbuf, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.wbuf.clear();
+                    return Err(ConnError::Io(e));
+                }
+            }
         }
         let res = tokio::time::timeout(timeout, self.stream.write_all(&self.wbuf)).await;
         self.wbuf.clear();

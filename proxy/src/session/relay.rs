@@ -97,10 +97,9 @@ pub async fn relay(
             };
             if let Some(plain) = plain {
                 if n > 0 {
-                    let raw = conn.stream.take_raw(n);
-                    client.queue_raw(&raw);
+                    conn.stream.move_raw_to(n, client);
                 }
-                conn.stream.take_raw(c.total());
+                conn.stream.discard(c.total());
                 client.queue(c.seq, &plain);
                 sent_any = true;
                 first = false;
@@ -134,8 +133,7 @@ pub async fn relay(
             }
         }
         if n > 0 {
-            let raw = conn.stream.take_raw(n);
-            client.queue_raw(&raw);
+            conn.stream.move_raw_to(n, client);
             sent_any = true;
         }
         if let Some(outcome) = done {
@@ -200,8 +198,7 @@ async fn upload(
     let mut continued = false;
     loop {
         let c = client.next_chunk(client_timeout).await.map_err(RelayError::Client)?;
-        let raw = client.take_raw(c.total());
-        conn.stream.queue_raw(&raw);
+        client.move_raw_to(c.total(), &mut conn.stream);
         let last = c.len == 0 && !continued;
         continued = c.continues();
         if last || conn.stream.queued() >= FLUSH_AT {
