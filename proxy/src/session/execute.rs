@@ -143,10 +143,11 @@ impl Session {
                         self.last_insert_id = outcome.last_insert_id;
                         self.last_insert_id_on = Some((conn.server, conn.hello.connection_id));
                     }
-                    let flushed = self.client.flush(self.timeouts.client_write).await;
                     self.note_untracked_changes(effects, &outcome, changes.as_ref());
                     self.finish(conn, target, &outcome, effects, sql);
-                    flushed.map_err(client_gone)?;
+                    // The end of the response is still queued: it goes out when the session
+                    // next waits for its client (`Session::run`), after all bookkeeping, so
+                    // the client woken by it does not interrupt this thread half way.
                     return Ok(target);
                 }
                 Err(RelayError::Client(e)) => {

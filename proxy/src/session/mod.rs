@@ -138,8 +138,36 @@ impl Session {
     /// The command loop.
     pub(super) async fn run(&mut self) {
         let entry = self.registration.entry.clone();
+        // One timer for the whole session, pushed later at every wait: moving a pending
+        // timer's deadline later is one atomic update, where a new timer per wait would be
+        // an insert into and a removal from the runtime's timer wheel every statement.
+        let mut keep_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        // KILL CONNECTION from another session, also for the whole session: registered with
+        // the signal once, not at every wait.
+        let killed = entry.killed();
+        tokio::pin!(killed);
         loop {
-            let keep = self.timeouts.keep_previous;
+            // What the last command left queued (the end of its response), now that its
+            // bookkeeping is done: the last thing before waiting.
+            if let Err(e) = self.client.flush(self.timeouts.client_write).await {
+                tracing::debug!(session = self.id, error = %e, "client gone");
+                break;
+            }
+            // Made when first needed: an idle client that never ran a statement has none.
+            let keep = match (&mut keep_timer, self.held.is_some()) {
+                (Some(t), true) => {
+                    t.as_mut().reset(tokio::time::Instant::now() + self.timeouts.keep_previous);
+                    Some(t)
+                }
+                (t @ None, true) => Some(t.insert(Box::pin(tokio::time::sleep(self.timeouts.keep_previous)))),
+                (_, false) => None,
+            };
+            let keep_expired = async {
+                match keep {
+                    Some(t) => t.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             // Another session waiting for a connection to the held one's server.
             let reclaim = self.held.as_ref().and_then(|h| self.shared.pool.reclaim_signal(h.server));
             let wanted = async {
@@ -152,10 +180,10 @@ impl Session {
             let ready = tokio::select! {
                 r = self.client.next_chunk(self.timeouts.client_idle) => r,
                 // KILL CONNECTION from another session while this one waits for its client.
-                () = entry.killed() => break,
+                () = &mut killed => break,
                 // An idle client does not keep a backend connection from other sessions: not
                 // beyond backend.keep_previous_ms, and not at all when someone waits for one.
-                () = tokio::time::sleep(keep), if self.held.is_some() => {
+                () = keep_expired, if self.held.is_some() => {
                     self.give_back_held();
                     continue;
                 }
@@ -212,6 +240,8 @@ impl Session {
                 }
             }
         }
+        // A response still queued (a session killed after its statement) is delivered first.
+        let _ = self.client.flush(self.timeouts.client_write).await;
         self.client.shutdown().await;
         self.shared.move_read_session(self.read_server.take(), None);
         // A tied connection holds state nobody else may inherit: it is dropped, not pooled.
@@ -230,7 +260,7 @@ impl Session {
 
     /// Shows the session as idle in SHOW PROCESSLIST (after login and after each command).
     fn show_idle(&self) {
-        let schema = self.state.schema.clone();
+        let schema = &self.state.schema;
         let pinned_on = self.pinned.as_ref().map(|p| p.server);
         self.registration.entry.update(|a| {
             a.command = "Sleep";
@@ -238,7 +268,10 @@ impl Session {
             a.statement = None;
             a.running_on = None;
             a.pinned_on = pinned_on;
-            a.schema = schema;
+            // Copied only when it changed (a USE): this runs after every command.
+            if a.schema != *schema {
+                a.schema.clone_from(schema);
+            }
         });
     }
 
