@@ -288,7 +288,7 @@ impl Session {
                 self.lost_tied_connection();
                 if before_client {
                     Err(ProxyError::Backend {
-                        server: self.shared.pool.name(conn.server).into(),
+                        server: self.shared.pool.name(conn.server),
                         cause,
                         detail,
                         retryable: false,
