@@ -5,9 +5,9 @@
 
 use super::frame::{self, check_chunk, Chunk, HEADER};
 use bytes::{Bytes, BytesMut};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
