@@ -146,24 +146,29 @@ pub struct PacketStream {
     /// Longest chunk payload [`next_chunk`](Self::next_chunk) accepts; longer headers fail
     /// with `TooLarge` before anything is reserved. The protocol's maximum unless set.
     read_limit: usize,
-    /// The read deadline's timer, kept from read to read on a session thread (see
-    /// [`within`]); it belongs to that thread's runtime, so a read on another thread (or off
-    /// the session threads, whose runtimes may end) starts a new one.
+    /// The read deadline's timer, kept from read to read on a session thread while the stream
+    /// is busy (see [`within`]; let go by [`shrink_idle`](Self::shrink_idle)); it belongs to
+    /// that thread's runtime, so a read on another thread (or off the session threads, whose
+    /// runtimes may end) starts a new one.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The session thread ([`crate::workers::current`]) whose runtime made `timer`.
     timer_thread: Option<usize>,
 }
 
-/// Runs `io` until it completes (`Some`) or `deadline` passes (`None`). The timer is armed
-/// only when `io` has to wait, and it is the stream's own, moved to the new deadline: a read
-/// that is ready at once costs no timer, and a wait costs one atomic update of a pending
-/// timer (a deadline later than the one in the runtime's timer wheel is re-filed only if it
-/// is reached), not a wheel insertion and removal per read. Two reads per statement wait.
+/// Runs `io` until it completes (`Some`) or `deadline` passes (`None`). With `kept` (a busy
+/// stream), the timer is armed only when `io` has to wait, and it is the stream's own, moved
+/// to the new deadline: a wait costs one atomic update of a pending timer (a deadline later
+/// than the one in the runtime's timer wheel is re-filed only if it is reached), not a wheel
+/// insertion and removal per read; two reads per statement wait. Without (an idle wait), a
+/// timer for this wait only, so that idle connections hold none between reads.
 async fn within<F: Future>(
-    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    kept: Option<&mut Option<Pin<Box<tokio::time::Sleep>>>>,
     deadline: tokio::time::Instant,
     io: F,
 ) -> Option<F::Output> {
+    let Some(timer) = kept else {
+        return tokio::time::timeout_at(deadline, io).await.ok();
+    };
     let mut io = std::pin::pin!(io);
     let mut armed = false;
     std::future::poll_fn(|cx| {
@@ -306,8 +311,9 @@ impl PacketStream {
             self.timer = None;
             self.timer_thread = here;
         }
+        // An idle wait (lazy) keeps no timer between reads: see `shrink_idle`.
         if let (true, Stream::Tcp(s)) = (lazy, &self.stream) {
-            match within(&mut self.timer, deadline, s.readable()).await {
+            match within(None, deadline, s.readable()).await {
                 None => return Err(timeout()),
                 Some(Err(e)) => return Err(ConnError::Io(e)),
                 Some(Ok(())) => {}
@@ -319,7 +325,8 @@ impl PacketStream {
             // holds it; while a message arrives, it grows the buffer.
             self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
         }
-        match within(&mut self.timer, deadline, self.stream.read_buf(&mut self.rbuf)).await {
+        let kept = if lazy { None } else { Some(&mut self.timer) };
+        match within(kept, deadline, self.stream.read_buf(&mut self.rbuf)).await {
             None => Err(timeout()),
             Some(Ok(0)) => Err(ConnError::Closed),
             Some(Ok(_)) => Ok(()),
@@ -328,8 +335,9 @@ impl PacketStream {
     }
 
     /// Lets the buffers go when they hold nothing (an idle connection: between commands, or
-    /// pooled); the next read or write allocates small ones again.
+    /// pooled), and the read timer; the next read or write allocates small ones again.
     pub fn shrink_idle(&mut self) {
+        self.timer = None;
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
