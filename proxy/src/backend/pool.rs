@@ -283,7 +283,10 @@ impl Pool {
                 }
             }
             if let Some(guard) = sp.slots.claim(limit) {
-                return self.connect(server, sp, &settings, key, guard).await;
+                // Boxed: connecting (TCP, TLS, authentication) is the rare way out of a
+                // lease and its future is large; inline it would be room in, and a copy of,
+                // every statement's future.
+                return Box::pin(self.connect(server, sp, &settings, key, guard)).await;
             }
             // At the limit: an idle connection of another format (or, for `open`, any idle
             // one) gives its slot up.

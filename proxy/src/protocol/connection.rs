@@ -301,6 +301,33 @@ impl PacketStream {
         })
     }
 
+    /// One read into the read buffer with no deadline of its own: for a caller that waits
+    /// for something else under a deadline (a statement's response) and reads this stream
+    /// meanwhile, to notice a hang-up. On plain TCP no room is made before the socket is
+    /// readable. Returns `Closed` on EOF.
+    pub async fn read_ahead(&mut self) -> Result<(), ConnError> {
+        if let Stream::Tcp(s) = &self.stream {
+            s.readable().await?;
+        }
+        self.make_room();
+        match self.stream.read_buf(&mut self.rbuf).await {
+            Ok(0) => Err(ConnError::Closed),
+            Ok(_) => Ok(()),
+            Err(e) => Err(ConnError::Io(e)),
+        }
+    }
+
+    /// Room for at least [`READ_SMALL`] more bytes in the read buffer (more while a message is
+    /// arriving).
+    fn make_room(&mut self) {
+        let spare = self.rbuf.capacity() - self.rbuf.len();
+        if spare < READ_SMALL {
+            // With nothing pending, this reclaims the whole allocation when nothing else
+            // holds it; while a message arrives, it grows the buffer.
+            self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
+        }
+    }
+
     /// One read into the read buffer, with room for at least [`READ_SMALL`] bytes (more while
     /// a message is arriving). `lazy`: on plain TCP, no room is made before the socket is
     /// readable.
@@ -319,12 +346,7 @@ impl PacketStream {
                 Some(Ok(())) => {}
             }
         }
-        let spare = self.rbuf.capacity() - self.rbuf.len();
-        if spare < READ_SMALL {
-            // With nothing pending, this reclaims the whole allocation when nothing else
-            // holds it; while a message arrives, it grows the buffer.
-            self.rbuf.reserve(if self.rbuf.is_empty() { READ_SMALL } else { READ_STEP });
-        }
+        self.make_room();
         let kept = if lazy { None } else { Some(&mut self.timer) };
         match within(kept, deadline, self.stream.read_buf(&mut self.rbuf)).await {
             None => Err(timeout()),

@@ -2,6 +2,9 @@
 //! writer (from the OK packet's session tracking, or one query), and before a read on a
 //! replica, making sure that replica has applied it (waiting briefly), else sending the read
 //! to the writer. The pure parts (GTID text, wait queries) are in `crate::consistency`.
+//!
+//! The queries are boxed: they run on few statements, and every statement's future would
+//! otherwise carry (and copy) room for them.
 
 use super::*;
 
@@ -37,7 +40,7 @@ impl Session {
         }
         let timeout = std::time::Duration::from_millis(self.shared.config().routing.causal_timeout_ms);
         let Some(query) = Flavor::of(&conn.hello.version).wait_query(&gtid, timeout) else { return false };
-        match internal_value(conn, &query, self.timeouts.backend_response.max(timeout * 2)).await {
+        match Box::pin(internal_value(conn, &query, self.timeouts.backend_response.max(timeout * 2))).await {
             Ok(Some(v)) if v.trim() == "0" => {
                 self.caught_up |= bit;
                 self.shared.applied_gtids.record(server, &gtid);
@@ -94,7 +97,7 @@ impl Session {
             // client may ask for next.
             return;
         }
-        match internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response).await {
+        match Box::pin(internal_value(conn, flavor.last_gtid_query(), self.timeouts.backend_response)).await {
             Ok(Some(gtid)) if !gtid.is_empty() => {
                 tracing::trace!(session = self.id, gtid = %gtid, "GTID asked for");
                 if self.consistency == Consistency::CausalGlobal {
@@ -121,7 +124,7 @@ impl Session {
             }
             Flavor::MySql => "SET SESSION session_track_gtids = OWN_GTID",
         };
-        if let Ok((o, _)) = internal_query(conn, sql, self.timeouts.backend_response).await {
+        if let Ok((o, _)) = Box::pin(internal_query(conn, sql, self.timeouts.backend_response)).await {
             conn.gtid_tracking = o.error.is_none();
         }
     }

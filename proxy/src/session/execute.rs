@@ -227,9 +227,10 @@ impl Session {
         self.state.ties.clear();
     }
 
-    /// Runs a statement that leaves no warnings, errors or row count behind on `conn`.
+    /// Runs a statement that leaves no warnings, errors or row count behind on `conn`. (This
+    /// and the next are rare; their queries are boxed, out of every statement's future.)
     async fn clear_diagnostics(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
-        match internal_query(conn, "DO 0", self.timeouts.backend_response).await {
+        match Box::pin(internal_query(conn, "DO 0", self.timeouts.backend_response)).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.backend_error(conn, BackendCause::of(&e), e.to_string(), true)),
         }
@@ -242,7 +243,7 @@ impl Session {
             return Ok(());
         }
         let sql = format!("SELECT LAST_INSERT_ID({})", self.last_insert_id);
-        match internal_query(conn, &sql, self.timeouts.backend_response).await {
+        match Box::pin(internal_query(conn, &sql, self.timeouts.backend_response)).await {
             Ok((o, _)) if o.error.is_none() => {
                 self.last_insert_id_on = Some((conn.server, conn.hello.connection_id));
                 Ok(())
@@ -390,7 +391,8 @@ impl Session {
         if self.state.schema.is_none() && conn.schema.is_some() {
             // No command leaves a schema: take a connection that never entered one.
             drop(conn);
-            conn = self.shared.pool.open(target.server(), self.key).await?;
+            // Boxed: rare, and connecting is a large future (see `Pool::get`).
+            conn = Box::pin(self.shared.pool.open(target.server(), self.key)).await?;
         }
         self.sync(&mut conn).await?;
         Ok(conn)

@@ -125,7 +125,9 @@ impl Session {
         // One lookup on the connection: its id for the statement and the types it has seen.
         let (backend_id, known_types) = match conn.stmt(&sql) {
             Some(s) => (s.id, s.types.clone()),
-            None => match self.prepare_on(conn, &sql).await? {
+            // Boxed: the rare path (the statement is new to this connection), kept out of
+            // every execute's future.
+            None => match Box::pin(self.prepare_on(conn, &sql)).await? {
                 Ok(id) => (id, None),
                 Err(err) => {
                     // The server refused the statement here (a table missing on this

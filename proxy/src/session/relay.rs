@@ -151,7 +151,8 @@ pub async fn relay(
         }
         if infile {
             client.flush(client_timeout).await.map_err(RelayError::Client)?;
-            upload(client, conn, backend_timeout, client_timeout).await?;
+            // Boxed: rare, and kept out of every statement's future.
+            Box::pin(upload(client, conn, backend_timeout, client_timeout)).await?;
             continue;
         }
         if client.queued() > 0 && (conn.stream.buffered().len() < HEADER || client.queued() >= FLUSH_AT) {
@@ -178,10 +179,9 @@ pub async fn relay(
                 }
                 // Backpressure: beyond a small read-ahead the client is not read until its
                 // next command, so TCP holds back a client that pipelines without limit.
-                r = client.fill(backend_timeout), if client.buffered().len() < READ_AHEAD => match r {
-                    Ok(()) | Err(ConnError::Timeout(_)) => {}
-                    Err(e) => return Err(RelayError::Client(e)),
-                },
+                r = client.read_ahead(), if client.buffered().len() < READ_AHEAD => {
+                    r.map_err(RelayError::Client)?;
+                }
             }
         }
     }

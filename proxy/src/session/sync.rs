@@ -34,11 +34,18 @@ impl Session {
     /// when another state was left on it, the multi-statements option, the schema, then the
     /// character set and session variables — all sent at once, the answers read after.
     pub(super) async fn sync(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
-        let fp = self.state.fingerprint();
-        let state_matches = conn.state == Some(fp);
-        if state_matches && conn.multi_statements == self.state.multi_statements {
+        if conn.state == Some(self.state.fingerprint()) && conn.multi_statements == self.state.multi_statements {
             return Ok(());
         }
+        // Boxed: the rare path, whose future (a batch of commands and their answers) would
+        // otherwise be room in, and a copy of, every statement's future.
+        Box::pin(self.replay_state(conn)).await
+    }
+
+    /// [`sync`](Self::sync) when the connection does not match.
+    async fn replay_state(&mut self, conn: &mut BackendConn) -> Result<(), ProxyError> {
+        let fp = self.state.fingerprint();
+        let state_matches = conn.state == Some(fp);
         /// What each command of the batch is, for the error message and what it changes.
         enum Step {
             Reset,
