@@ -155,6 +155,22 @@ pub struct PacketStream {
     timer_thread: Option<usize>,
 }
 
+/// The timer in `slot` set to `deadline`: made when there is none, else moved (moving a
+/// pending timer later is one atomic update; a new timer is an insertion into the runtime's
+/// timer wheel and a removal from it). For timers kept from wait to wait.
+pub(crate) fn rearm(
+    slot: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: tokio::time::Instant,
+) -> &mut Pin<Box<tokio::time::Sleep>> {
+    match slot {
+        Some(t) => {
+            t.as_mut().reset(deadline);
+            t
+        }
+        None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    }
+}
+
 /// Runs `io` until it completes (`Some`) or `deadline` passes (`None`). With `kept` (a busy
 /// stream), the timer is armed only when `io` has to wait, and it is the stream's own, moved
 /// to the new deadline: a wait costs one atomic update of a pending timer (a deadline later
@@ -177,14 +193,9 @@ async fn within<F: Future>(
         }
         let t = match timer {
             Some(t) if armed => t,
-            Some(t) => {
-                t.as_mut().reset(deadline);
+            _ => {
                 armed = true;
-                t
-            }
-            None => {
-                armed = true;
-                timer.insert(Box::pin(tokio::time::sleep_until(deadline)))
+                rearm(timer, deadline)
             }
         };
         match t.as_mut().poll(cx) {
@@ -334,7 +345,7 @@ impl PacketStream {
     async fn read_until(&mut self, deadline: tokio::time::Instant, lazy: bool) -> Result<(), ConnError> {
         let timeout = || ConnError::Timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let here = crate::workers::current();
-        if here.is_none() || here != self.timer_thread {
+        if here != self.timer_thread {
             self.timer = None;
             self.timer_thread = here;
         }
@@ -347,7 +358,8 @@ impl PacketStream {
             }
         }
         self.make_room();
-        let kept = if lazy { None } else { Some(&mut self.timer) };
+        // Off the session threads (whose runtimes may end) nothing is kept either.
+        let kept = if lazy || here.is_none() { None } else { Some(&mut self.timer) };
         match within(kept, deadline, self.stream.read_buf(&mut self.rbuf)).await {
             None => Err(timeout()),
             Some(Ok(0)) => Err(ConnError::Closed),
@@ -474,11 +486,6 @@ impl PacketStream {
             }
         }
         next
-    }
-
-    /// Queues bytes that already are whole framed chunks (relayed from the other side).
-    pub fn queue_raw(&mut self, raw: &[u8]) {
-        self.wbuf.extend_from_slice(raw);
     }
 
     /// Bytes queued and not yet flushed.

@@ -33,7 +33,7 @@ use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
 use crate::error::{BackendCause, ProxyError};
 use crate::promotion::WritePass;
-use crate::protocol::connection::{ConnError, PacketStream};
+use crate::protocol::connection::{rearm, ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
 use crate::protocol::packets::{command_payload, ok_payload};
 use crate::protocol::response::{Expect, Outcome};
@@ -149,9 +149,7 @@ impl Session {
     /// The command loop.
     pub(super) async fn run(&mut self) {
         let entry = self.registration.entry.clone();
-        // One keep-previous timer, pushed later at every wait: moving a pending
-        // timer's deadline later is one atomic update, where a new timer per wait would be
-        // an insert into and a removal from the runtime's timer wheel every statement.
+        // One keep-previous timer, moved at every wait (`rearm`) rather than made anew.
         let mut keep_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             // What the last command left queued (the end of its response), now that its
@@ -161,16 +159,11 @@ impl Session {
                 break;
             }
             // The timer exists while the session holds a connection: an idle one has none.
-            let keep = match (&mut keep_timer, self.held.is_some()) {
-                (Some(t), true) => {
-                    t.as_mut().reset(tokio::time::Instant::now() + self.timeouts.keep_previous);
-                    Some(t)
-                }
-                (t @ None, true) => Some(t.insert(Box::pin(tokio::time::sleep(self.timeouts.keep_previous)))),
-                (t, false) => {
-                    *t = None;
-                    None
-                }
+            let keep = if self.held.is_some() {
+                Some(rearm(&mut keep_timer, tokio::time::Instant::now() + self.timeouts.keep_previous))
+            } else {
+                keep_timer = None;
+                None
             };
             let keep_expired = async {
                 match keep {
