@@ -408,6 +408,9 @@ pub fn base_config(server_ports: [u16; 3], port: u16, admin_port: u16) -> String
         r#"# Written by the rwsplit-tests harness.
 [proxy]
 listen = "127.0.0.1:{port}"
+# Two session threads whatever the machine (the default is half the CPUs: one on CI's two), so
+# sessions and pooled connections cross threads in every test (connections move between them).
+worker_threads = 2
 
 [[users]]
 name = "{APP_USER}"

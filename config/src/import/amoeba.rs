@@ -449,8 +449,10 @@ impl<'p> Importer<'p> {
             let what = format!("runtime {} {}", p.name, p.value);
             match p.name.as_str() {
                 "queryTimeout" => front.query_timeout = self.given(&p, "runtime"),
-                "readThreadPoolSize" | "clientSideThreadPoolSize" | "serverSideThreadPoolSize" => self
-                    .ignore(p.at, format!("{what} (rwsplit's threads: proxy.worker_threads, one per CPU by default)")),
+                "readThreadPoolSize" | "clientSideThreadPoolSize" | "serverSideThreadPoolSize" => self.ignore(
+                    p.at,
+                    format!("{what} (rwsplit's threads: proxy.worker_threads, half the CPUs by default)"),
+                ),
                 "statementCacheSize" => self.ignore(
                     p.at,
                     format!(

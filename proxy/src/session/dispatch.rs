@@ -7,7 +7,7 @@ impl Session {
     pub(super) async fn command(&mut self, payload: Bytes) -> Result<(), ProxyError> {
         let cmd = payload[0];
         let started = Instant::now();
-        self.show_command(&payload);
+        self.show_command(&payload, started);
         let target = match cmd {
             c if c == Command::COM_QUERY as u8 => {
                 if self.answer_locally(&payload).await? {

@@ -151,6 +151,14 @@ impl Session {
         let entry = self.registration.entry.clone();
         // One keep-previous timer, moved at every wait (`rearm`) rather than made anew.
         let mut keep_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        // KILL CONNECTION from another session: one registration for the session's life, not
+        // one per wait (each is a lock on the signal's waiter list, taken and given back).
+        let killed = entry.killed();
+        tokio::pin!(killed);
+        // Another session waiting for a connection to the held one's server: registered once
+        // while the held connection stays on one server (the signal is the server's, shared
+        // by every session using it), made anew after it fired or the server changed.
+        let mut reclaim: Option<(usize, std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>)> = None;
         loop {
             // What the last command left queued (the end of its response), now that its
             // bookkeeping is done: the last thing before waiting.
@@ -171,11 +179,17 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
-            // Another session waiting for a connection to the held one's server.
-            let reclaim = self.held.as_ref().and_then(|h| self.shared.pool.reclaim_signal(h.server));
+            match (&self.held, &reclaim) {
+                (Some(h), Some((server, _))) if *server == h.server => {}
+                (Some(h), _) => {
+                    reclaim =
+                        self.shared.pool.reclaim_signal(h.server).map(|n| (h.server, Box::pin(n.notified_owned())));
+                }
+                (None, _) => reclaim = None,
+            }
             let wanted = async {
-                match &reclaim {
-                    Some(signal) => signal.notified().await,
+                match reclaim.as_mut() {
+                    Some((_, signal)) => signal.as_mut().await,
                     None => std::future::pending().await,
                 }
             };
@@ -183,7 +197,7 @@ impl Session {
             let ready = tokio::select! {
                 r = self.client.next_chunk(self.timeouts.client_idle) => r,
                 // KILL CONNECTION from another session while this one waits for its client.
-                () = entry.killed() => break,
+                () = &mut killed => break,
                 // An idle client does not keep a backend connection from other sessions: not
                 // beyond backend.keep_previous_ms, and not at all when someone waits for one.
                 () = keep_expired, if self.held.is_some() => {
@@ -191,6 +205,7 @@ impl Session {
                     continue;
                 }
                 () = wanted, if self.held.is_some() => {
+                    reclaim = None;
                     self.give_back_held();
                     continue;
                 }
@@ -279,7 +294,7 @@ impl Session {
     }
 
     /// Shows the command the session runs now in SHOW PROCESSLIST.
-    fn show_command(&self, payload: &Bytes) {
+    fn show_command(&self, payload: &Bytes, since: Instant) {
         let command = match payload.first().copied() {
             Some(c) if c == Command::COM_QUERY as u8 => "Query",
             Some(c) if c == Command::COM_STMT_EXECUTE as u8 => "Execute",
@@ -292,7 +307,7 @@ impl Session {
         let statement = (command == "Query").then(|| payload.clone());
         self.registration.entry.update(|a| {
             a.command = command;
-            a.since = Instant::now();
+            a.since = since;
             a.statement = statement;
         });
     }
