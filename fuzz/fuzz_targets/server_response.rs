@@ -11,7 +11,7 @@ use rwsplit_proxy::protocol::{offered_capabilities, CapabilityFlags};
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, stream)) = data.split_first() else { return };
     for expect in [Expect::Query, Expect::Prepare, Expect::FieldList, Expect::Fetch, Expect::Single] {
-        let mut t = ResponseTracker::new(expect, flags & 1 == 1);
+        let mut t = ResponseTracker::new(expect, flags & 1 == 1).with_cached_metadata(flags & 2 == 2);
         let mut rest = stream;
         while let Some(c) = check_chunk(rest) {
             let body = &rest[HEADER..c.total()];

@@ -187,7 +187,21 @@ async fn auth_switch_from_native_to_caching_sha2() {
 
 /// A response format without MariaDB extensions (the scripted server is MySQL 8).
 fn format(caps: CapabilityFlags) -> rwsplit_proxy::protocol::ResponseFormat {
-    rwsplit_proxy::protocol::ResponseFormat { caps, extended_metadata: false }
+    rwsplit_proxy::protocol::ResponseFormat { caps, ..rwsplit_proxy::protocol::ResponseFormat::plain() }
+}
+
+/// A client with MariaDB's cached metadata must not be served by a server without it: its
+/// responses would lack the byte the client reads after each column count.
+#[tokio::test]
+async fn a_server_without_a_mariadb_capability_the_client_has_is_refused() {
+    let (mut client, mut server) = pair().await;
+    let srv = tokio::spawn(async move {
+        server.send(0, &greeting("mysql_native_password"), T).await.unwrap();
+    });
+    let wanted = rwsplit_proxy::protocol::ResponseFormat { cache_metadata: true, ..format(CapabilityFlags::empty()) };
+    let err = login(&mut client, "rw", "s3cret", wanted, None, T).await.expect_err("refused");
+    assert!(err.to_string().contains("MariaDB capability"), "{err}");
+    srv.await.unwrap();
 }
 
 /// A CA and a certificate it signed for IP:127.0.0.1, made by openssl in `dir`:

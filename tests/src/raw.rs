@@ -37,11 +37,29 @@ pub const MYSQL_OPTION_MULTI_STATEMENTS_OFF: u16 = 1;
 
 const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 
+/// MariaDB extended capabilities (the handshake response's last 4 reserved bytes, read only
+/// from clients that leave CLIENT_LONG_PASSWORD out).
+pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 1 << 4;
+
+pub const COM_STMT_PREPARE: u8 = 0x16;
+pub const COM_STMT_EXECUTE: u8 = 0x17;
+
 /// A raw client connection.
 pub struct RawConn {
     pub stream: TcpStream,
     /// The connection id from the server's handshake.
     pub connection_id: u32,
+    /// MARIADB_CLIENT_CACHE_METADATA was asked for: a column count carries a "metadata
+    /// follows" byte.
+    pub cache_metadata: bool,
+}
+
+/// A parameter value of [`RawConn::execute`].
+#[derive(Debug, Clone)]
+pub enum Param {
+    Int(i64),
+    Str(String),
+    Null,
 }
 
 /// `mysql_native_password` scramble of `password` for `nonce`.
@@ -81,9 +99,23 @@ impl RawConn {
 
     /// Connects and logs in as `user` with `caps` (e.g. [`BASE_CAPS`]) on database `db`.
     pub fn connect(port: u16, user: &str, password: &str, db: &str, caps: u32) -> Result<RawConn> {
+        RawConn::connect_mariadb(port, user, password, db, caps, 0)
+    }
+
+    /// [`RawConn::connect`] asking also for MariaDB extended capabilities `mariadb_caps` (give
+    /// `caps` without CLIENT_LONG_PASSWORD for the server to read them).
+    pub fn connect_mariadb(
+        port: u16,
+        user: &str,
+        password: &str,
+        db: &str,
+        caps: u32,
+        mariadb_caps: u32,
+    ) -> Result<RawConn> {
         let stream = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut r = RawConn { stream, connection_id: 0 };
+        let cache_metadata = mariadb_caps & MARIADB_CLIENT_CACHE_METADATA != 0;
+        let mut r = RawConn { stream, connection_id: 0, cache_metadata };
         let (_, g) = r.read()?;
         if g.first() != Some(&10) {
             bail!("not a protocol 10 greeting: {g:?}");
@@ -99,7 +131,8 @@ impl RawConn {
         let mut p = (caps | CLIENT_CONNECT_WITH_DB).to_le_bytes().to_vec();
         p.extend_from_slice(&(1u32 << 24).to_le_bytes());
         p.push(45); // utf8mb4_general_ci
-        p.extend_from_slice(&[0; 23]);
+        p.extend_from_slice(&[0; 19]);
+        p.extend_from_slice(&mariadb_caps.to_le_bytes());
         p.extend_from_slice(user.as_bytes());
         p.push(0);
         p.push(scramble.len() as u8);
@@ -175,6 +208,111 @@ impl RawConn {
                             Packet::Eof { status, .. } => break status & SERVER_MORE_RESULTS_EXISTS != 0,
                             Packet::Err { .. } => break false,
                             _ => {}
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Every packet of a response: (sequence id, payload).
+pub type Packets = Vec<(u8, Vec<u8>)>;
+
+impl RawConn {
+    /// COM_STMT_PREPARE: the statement id and every packet of the response, classic EOF
+    /// packets.
+    pub fn prepare(&mut self, sql: &str) -> Result<(u32, Packets)> {
+        let mut p = vec![COM_STMT_PREPARE];
+        p.extend_from_slice(sql.as_bytes());
+        self.send(&p)?;
+        let (seq, ok) = self.read()?;
+        if ok.first() != Some(&0) || ok.len() < 9 {
+            bail!("prepare of {sql:?} failed: {}", describe_packet(&ok, Ctx::Header));
+        }
+        let id = u32::from_le_bytes(ok[1..5].try_into()?);
+        let columns = u16_at(&ok, 5);
+        let params = u16_at(&ok, 7);
+        let mut out = vec![(seq, ok)];
+        for n in [params, columns] {
+            if n > 0 {
+                for _ in 0..=n {
+                    out.push(self.read()?);
+                }
+            }
+        }
+        Ok((id, out))
+    }
+
+    /// COM_STMT_EXECUTE of statement `id` with `params` (types sent), no cursor: every packet
+    /// of the response (sequence id, payload), every result set while more exist.
+    pub fn execute(&mut self, id: u32, params: &[Param]) -> Result<Packets> {
+        let mut p = vec![COM_STMT_EXECUTE];
+        p.extend_from_slice(&id.to_le_bytes());
+        p.push(0);
+        p.extend_from_slice(&1u32.to_le_bytes());
+        if !params.is_empty() {
+            let mut nulls = vec![0u8; params.len().div_ceil(8)];
+            for (i, v) in params.iter().enumerate() {
+                if matches!(v, Param::Null) {
+                    nulls[i / 8] |= 1 << (i % 8);
+                }
+            }
+            p.extend_from_slice(&nulls);
+            p.push(1);
+            for v in params {
+                p.extend_from_slice(match v {
+                    Param::Int(_) => &[8, 0],
+                    Param::Str(_) => &[253, 0],
+                    Param::Null => &[6, 0],
+                });
+            }
+            for v in params {
+                match v {
+                    Param::Int(i) => p.extend_from_slice(&i.to_le_bytes()),
+                    Param::Str(s) => {
+                        p.push(u8::try_from(s.len()).context("short strings only")?);
+                        p.extend_from_slice(s.as_bytes());
+                    }
+                    Param::Null => {}
+                }
+            }
+        }
+        self.send(&p)?;
+        let mut out = Vec::new();
+        loop {
+            let (seq, first) = self.read()?;
+            let head = decode(&first, Ctx::Header);
+            // With cached metadata the column count is followed by "metadata follows".
+            let follows = !self.cache_metadata || {
+                let mut at = 0;
+                lenenc_int(&first, &mut at);
+                first.get(at) == Some(&1)
+            };
+            out.push((seq, first));
+            let more = match head {
+                Packet::Ok { status, .. } => status & SERVER_MORE_RESULTS_EXISTS != 0,
+                Packet::ColumnCount(n) => {
+                    if follows {
+                        for _ in 0..n {
+                            out.push(self.read()?);
+                        }
+                    }
+                    out.push(self.read()?); // EOF after the (maybe skipped) definitions
+                    loop {
+                        let (seq, p) = self.read()?;
+                        let end = match p.first() {
+                            Some(0xFE) if p.len() < 9 => Some(u16_at(&p, 3) & SERVER_MORE_RESULTS_EXISTS != 0),
+                            Some(0xFF) => Some(false),
+                            _ => None,
+                        };
+                        out.push((seq, p));
+                        if let Some(more) = end {
+                            break more;
                         }
                     }
                 }

@@ -113,6 +113,11 @@ pub async fn login(
     // MariaDB reads the extended capabilities only from clients that leave CLIENT_MYSQL
     // (CLIENT_LONG_PASSWORD) out.
     let mariadb_caps = wanted.mariadb_capabilities() & hello.mariadb_ext_capabilities();
+    if mariadb_caps != wanted.mariadb_capabilities() {
+        // The client was offered a format this server cannot give (a MariaDB older than the
+        // one whose version the greeting announced): its responses would be misread.
+        return Err(AuthError::Protocol("server lacks a MariaDB capability the client negotiated"));
+    }
     if !mariadb_caps.is_empty() && !server_caps.contains(CapabilityFlags::CLIENT_LONG_PASSWORD) {
         caps.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
     }

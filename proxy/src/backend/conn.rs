@@ -3,6 +3,7 @@
 
 use super::auth::{login, AuthError, ServerHello};
 use crate::protocol::connection::PacketStream;
+use crate::protocol::response::{Expect, ResponseTracker};
 use crate::protocol::{CapabilityFlags, ResponseFormat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +25,10 @@ pub struct BackendStmt {
     pub types: Option<Vec<u8>>,
     /// For eviction: higher is more recent.
     pub used: u64,
+    /// With MariaDB's cached metadata: fingerprint of the column definitions the server last
+    /// sent for this statement on this connection (what it compares with before skipping
+    /// them), `None` before it sent any (it then sends them).
+    pub metadata: Option<u64>,
 }
 
 /// The open connections to one server (idle and leased), and the signal that one came free.
@@ -137,6 +142,11 @@ impl BackendConn {
         self.hello.capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
     }
 
+    /// A tracker for the response to a command sent on this connection.
+    pub fn response_tracker(&self, expect: Expect) -> ResponseTracker {
+        ResponseTracker::new(expect, self.deprecate_eof()).with_cached_metadata(self.key.cache_metadata)
+    }
+
     /// Looks a prepared statement up and marks it used.
     pub fn stmt(&mut self, sql: &str) -> Option<&mut BackendStmt> {
         self.stmt_clock += 1;
@@ -156,7 +166,7 @@ impl BackendConn {
                 evicted = self.stmts.remove(&oldest).map(|s| s.id);
             }
         }
-        self.stmts.insert(sql, BackendStmt { id, types: None, used: self.stmt_clock });
+        self.stmts.insert(sql, BackendStmt { id, types: None, used: self.stmt_clock, metadata: None });
         evicted
     }
 

@@ -5,7 +5,7 @@ use super::BackendConn;
 use crate::protocol::connection::ConnError;
 use crate::protocol::frame::HEADER;
 use crate::protocol::packets::command_payload;
-use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use crate::protocol::response::{Expect, Fed, Outcome, Step};
 use crate::protocol::Command;
 use std::time::Duration;
 
@@ -20,6 +20,19 @@ pub async fn internal(
 ) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
     conn.stream.send(0, payload, timeout).await?;
     read_response(conn, expect, timeout).await
+}
+
+/// [`internal`] of a COM_STMT_PREPARE, also returning the payloads of the statement's column
+/// definitions (what the server now holds as sent, for MariaDB's cached metadata).
+pub async fn internal_prepare(
+    conn: &mut BackendConn,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<(Outcome, Option<Vec<u8>>, Vec<Vec<u8>>), ConnError> {
+    conn.stream.send(0, payload, timeout).await?;
+    let mut columns = Vec::new();
+    let (outcome, err) = read_response_keeping(conn, Expect::Prepare, timeout, Some(&mut columns)).await?;
+    Ok((outcome, err, columns))
 }
 
 /// [`internal`] of a COM_QUERY with `sql`.
@@ -56,12 +69,26 @@ async fn read_response(
     expect: Expect,
     timeout: Duration,
 ) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
-    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
+    read_response_keeping(conn, expect, timeout, None).await
+}
+
+/// [`read_response`], keeping the column definitions' payloads in `columns` when given.
+async fn read_response_keeping(
+    conn: &mut BackendConn,
+    expect: Expect,
+    timeout: Duration,
+    mut columns: Option<&mut Vec<Vec<u8>>>,
+) -> Result<(Outcome, Option<Vec<u8>>), ConnError> {
+    let mut tracker = conn.response_tracker(expect);
     loop {
         let c = conn.stream.next_chunk(timeout).await?;
         let raw = conn.stream.take_raw(c.total());
         let body = &raw[HEADER..];
-        match tracker.feed(c, &body[..body.len().min(64)]) {
+        let step = tracker.feed(c, &body[..body.len().min(64)]);
+        if let (Some(kept), Fed::ColumnDef) = (columns.as_deref_mut(), tracker.fed()) {
+            kept.push(body.to_vec());
+        }
+        match step {
             Ok(Step::More) => {}
             Ok(Step::Done(o)) => {
                 let err = o.error.map(|_| body.to_vec());
@@ -93,7 +120,7 @@ pub async fn internal_column(
     timeout: Duration,
 ) -> Result<Vec<Option<String>>, ConnError> {
     conn.stream.send(0, &command_payload(Command::COM_QUERY, sql.as_bytes()), timeout).await?;
-    let mut tracker = ResponseTracker::new(Expect::Query, conn.deprecate_eof());
+    let mut tracker = conn.response_tracker(Expect::Query);
     // Packets of the first result: column count, definitions, [EOF], then rows.
     let mut columns: Option<u64> = None;
     let mut seen = 0u64;

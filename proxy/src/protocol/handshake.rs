@@ -349,7 +349,10 @@ mod tests {
         let ext = crate::protocol::offered_mariadb_capabilities();
         let p = greeting_payload("10.11.6-MariaDB-rwsplit", 42, &nonce, offered, ext);
         let g = ParseBuf(&p).parse::<HandshakePacket<'_>>(()).unwrap();
-        assert_eq!(g.mariadb_ext_capabilities(), MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
+        assert_eq!(
+            g.mariadb_ext_capabilities(),
+            MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA | MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
+        );
         assert_eq!(g.connection_id(), 42);
         assert_eq!(g.nonce(), nonce.to_vec());
         assert_eq!(g.auth_plugin_name_ref(), Some(NATIVE_PASSWORD.as_bytes()));

@@ -27,20 +27,34 @@ pub mod stmt;
 pub use mysql_common::constants::{CapabilityFlags, Command, MariadbCapabilities, StatusFlags};
 
 /// Everything that shapes what a server sends on a connection: the client's behaviour
-/// capabilities ([`behaviour_capabilities`]) and MariaDB's extended metadata (column
-/// definitions that carry type names such as json, uuid, inet6). A client and every backend
-/// connection serving it agree on it, so responses pass through untranslated; backend
-/// connections are pooled per distinct value.
+/// capabilities ([`behaviour_capabilities`]), MariaDB's extended metadata (column definitions
+/// that carry type names such as json, uuid, inet6) and MariaDB's cached metadata (a prepared
+/// statement's execution skips its column definitions while they are unchanged). A client and
+/// every backend connection serving it agree on it, so responses pass through untranslated;
+/// backend connections are pooled per distinct value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResponseFormat {
     pub caps: CapabilityFlags,
     pub extended_metadata: bool,
+    /// MARIADB_CLIENT_CACHE_METADATA: a column count is followed by a "metadata follows"
+    /// byte. Which column definitions the client holds for each statement is tracked
+    /// (`session::prepared`), since its statements run on several backend connections.
+    pub cache_metadata: bool,
 }
 
 impl ResponseFormat {
     /// No optional format: what rwsplit's own connections (KILL, the schema list) use.
     pub fn plain() -> Self {
-        ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false }
+        ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false, cache_metadata: false }
+    }
+
+    /// The format of a client that logged in with these capabilities.
+    pub fn of_client(caps: CapabilityFlags, mariadb: MariadbCapabilities) -> Self {
+        ResponseFormat {
+            caps: behaviour_capabilities(caps),
+            extended_metadata: mariadb.contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
+            cache_metadata: mariadb.contains(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA),
+        }
     }
 
     pub fn contains(&self, flag: CapabilityFlags) -> bool {
@@ -49,20 +63,25 @@ impl ResponseFormat {
 
     /// The MariaDB extended capabilities to ask for with this format.
     pub fn mariadb_capabilities(&self) -> MariadbCapabilities {
+        let mut m = MariadbCapabilities::empty();
         if self.extended_metadata {
-            MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
-        } else {
-            MariadbCapabilities::empty()
+            m |= MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA;
         }
+        if self.cache_metadata {
+            m |= MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA;
+        }
+        m
     }
 }
 
-/// MariaDB extended capabilities rwsplit offers clients when its servers are MariaDB. Only
-/// extended metadata: it adds one field to column definitions, which the relay passes through
-/// untouched; the others (bulk operations, cached metadata) change packet formats rwsplit
-/// reads.
+/// MariaDB extended capabilities rwsplit offers clients when its servers are MariaDB:
+/// extended metadata (one more field in column definitions, passed through untouched) and
+/// cached metadata (MariaDB 10.6 and later: an execution of a prepared statement skips the
+/// column definitions the client already has; directly, MariaDB's own connectors always ask
+/// for it). Bulk operations are not offered: COM_STMT_BULK_EXECUTE is a command rwsplit does
+/// not route.
 pub fn offered_mariadb_capabilities() -> MariadbCapabilities {
-    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
+    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA | MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA
 }
 
 /// Capabilities rwsplit offers clients. A client gets the intersection with what it asks for;

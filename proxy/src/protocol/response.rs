@@ -52,6 +52,23 @@ pub struct Outcome {
     pub last_insert_id: u64,
 }
 
+/// What the chunk just fed was, for a relay that follows column definitions (MariaDB's cached
+/// metadata: `session::prepared` tracks which definitions a client holds per statement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// Anything else (rows, OK, parameter definitions, continuation chunks).
+    Other,
+    /// A result set's column count. `follows`: its column definitions come next (always,
+    /// unless the format has cached metadata and the server skipped them); `flag_at`: where
+    /// in the payload the "metadata follows" byte is, when the format has one.
+    ColumnCount { follows: bool, flag_at: Option<usize> },
+    /// A column definition of a result set, or of the columns of a prepared statement.
+    ColumnDef,
+    /// The end of a result set: its terminator (status known), or the EOF that says a cursor
+    /// was opened.
+    ResultEnd,
+}
+
 /// The server sent something that cannot be part of this response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unexpected packet in server response: {0}")]
@@ -91,6 +108,9 @@ enum State {
 pub struct ResponseTracker {
     expect: Expect,
     deprecate_eof: bool,
+    /// MARIADB_CLIENT_CACHE_METADATA: a column count is followed by a "metadata follows" byte.
+    cache_metadata: bool,
+    fed: Fed,
     state: State,
     /// The previous chunk was exactly MAX_CHUNK long: this one continues its packet.
     continuation: bool,
@@ -112,6 +132,8 @@ impl ResponseTracker {
         ResponseTracker {
             expect,
             deprecate_eof,
+            cache_metadata: false,
+            fed: Fed::Other,
             state,
             continuation: false,
             status: None,
@@ -120,6 +142,23 @@ impl ResponseTracker {
             last_insert_id: 0,
             fed_ok: false,
         }
+    }
+
+    /// For a connection with MARIADB_CLIENT_CACHE_METADATA (a column count carries a
+    /// "metadata follows" byte).
+    pub fn with_cached_metadata(mut self, on: bool) -> Self {
+        self.cache_metadata = on;
+        self
+    }
+
+    /// What the chunk just fed was, as far as column definitions go.
+    pub fn fed(&self) -> Fed {
+        self.fed
+    }
+
+    /// Status flags of the last OK/EOF seen so far.
+    pub fn status(&self) -> Option<StatusFlags> {
+        self.status
     }
 
     /// Whether the chunk just fed was an OK packet (final, or one ending a result of a
@@ -191,6 +230,7 @@ impl ResponseTracker {
     /// a terminator or OK must be given whole, which holds as they are far below a chunk).
     pub fn feed(&mut self, chunk: Chunk, head: &[u8]) -> Result<Step, Violation> {
         self.fed_ok = false;
+        self.fed = Fed::Other;
         if self.continuation {
             self.continuation = chunk.continues();
             return Ok(Step::More);
@@ -229,17 +269,34 @@ impl ResponseTracker {
                 if self.expect != Expect::Query {
                     return Err(Violation("result set where none is possible"));
                 }
-                let (n, _) = read_lenenc(head).ok_or(Violation("malformed column count"))?;
+                let (n, at) = read_lenenc(head).ok_or(Violation("malformed column count"))?;
                 if n == 0 {
                     return Err(Violation("zero column count"));
                 }
-                self.state = State::Columns { left: n };
+                let (follows, flag_at) = if self.cache_metadata {
+                    match head.get(at) {
+                        Some(0) => (false, Some(at)),
+                        Some(1) => (true, Some(at)),
+                        _ => return Err(Violation("malformed metadata flag after the column count")),
+                    }
+                } else {
+                    (true, None)
+                };
+                self.fed = Fed::ColumnCount { follows, flag_at };
+                // Skipped definitions: the client uses those it cached; the EOF after them
+                // (without CLIENT_DEPRECATE_EOF) still comes.
+                self.state = match (follows, self.deprecate_eof) {
+                    (true, _) => State::Columns { left: n },
+                    (false, true) => State::Rows,
+                    (false, false) => State::ColumnsEof,
+                };
                 Ok(Step::More)
             }
             State::Columns { left } => {
                 if first == ERR {
                     return Ok(self.done(Some(error_code(head))));
                 }
+                self.fed = Fed::ColumnDef;
                 self.state = match (left - 1, self.deprecate_eof) {
                     (0, true) => State::Rows,
                     (0, false) => State::ColumnsEof,
@@ -255,6 +312,7 @@ impl ResponseTracker {
                 self.warnings = eof_warnings(head).unwrap_or(0);
                 // A cursor was opened: rows come later through COM_STMT_FETCH.
                 if self.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)) {
+                    self.fed = Fed::ResultEnd;
                     return Ok(self.done(None));
                 }
                 self.state = State::Rows;
@@ -266,6 +324,7 @@ impl ResponseTracker {
                 }
                 if self.is_terminator(chunk, head) {
                     self.terminator(head);
+                    self.fed = Fed::ResultEnd;
                     return Ok(self.end_of_result());
                 }
                 Ok(Step::More)
@@ -295,6 +354,7 @@ impl ResponseTracker {
                 Ok(self.prepare_columns(columns))
             }
             State::PrepareColumns { left } => {
+                self.fed = Fed::ColumnDef;
                 self.state = match (left - 1, self.deprecate_eof) {
                     (0, false) => State::PrepareColumnsEof,
                     (0, true) => return Ok(self.done(None)),
@@ -473,6 +533,52 @@ mod tests {
     }
 
     #[test]
+    fn cached_metadata_flag_says_whether_definitions_follow() {
+        // Sent: count, flag 1, the definitions, then rows.
+        for deprecate in [false, true] {
+            let mut t = ResponseTracker::new(Expect::Query, deprecate).with_cached_metadata(true);
+            t.feed(chunk(b"\x02\x01"), b"\x02\x01").unwrap();
+            assert_eq!(t.fed(), Fed::ColumnCount { follows: true, flag_at: Some(1) });
+            run(&mut t, &[COLDEF]);
+            assert_eq!(t.fed(), Fed::ColumnDef);
+            run(&mut t, &[COLDEF]);
+            if !deprecate {
+                run(&mut t, &[EOF_AC]);
+                assert_eq!(t.fed(), Fed::Other);
+            }
+            run(&mut t, &[b"\x011"]);
+            let end = if deprecate { OK_TERM_AC } else { EOF_AC };
+            assert!(matches!(t.feed(chunk(end), end).unwrap(), Step::Done(_)));
+            assert_eq!(t.fed(), Fed::ResultEnd);
+        }
+        // Skipped: rows follow the count (after the EOF without DEPRECATE_EOF).
+        let mut t = ResponseTracker::new(Expect::Query, false).with_cached_metadata(true);
+        run(&mut t, &[b"\x02\x00"]);
+        assert_eq!(t.fed(), Fed::ColumnCount { follows: false, flag_at: Some(1) });
+        run(&mut t, &[EOF_AC, b"\x00\x00\x01\x00\x00\x00"]);
+        assert!(matches!(t.feed(chunk(EOF_AC), EOF_AC).unwrap(), Step::Done(o) if o.error.is_none()));
+        let mut t = ResponseTracker::new(Expect::Query, true).with_cached_metadata(true);
+        run(&mut t, &[b"\x02\x00", b"\x00\x00\x01\x00\x00\x00"]);
+        assert!(matches!(t.feed(chunk(OK_TERM_AC), OK_TERM_AC).unwrap(), Step::Done(_)));
+        // A count without the flag, or with another value, is malformed on such a connection.
+        for bad in [&b"\x02"[..], b"\x02\x07"] {
+            let mut t = ResponseTracker::new(Expect::Query, true).with_cached_metadata(true);
+            assert!(t.feed(chunk(bad), bad).is_err());
+        }
+        // Without the capability the byte is not read (a column count alone).
+        let mut t = ResponseTracker::new(Expect::Query, true);
+        run(&mut t, &[b"\x01"]);
+        assert_eq!(t.fed(), Fed::ColumnCount { follows: true, flag_at: None });
+        // A prepared statement's column definitions are reported; its parameters' are not.
+        let ok = [0x00, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0];
+        let mut t = ResponseTracker::new(Expect::Prepare, true).with_cached_metadata(true);
+        run(&mut t, &[&ok, COLDEF]);
+        assert_eq!(t.fed(), Fed::Other);
+        assert!(matches!(t.feed(chunk(COLDEF), COLDEF).unwrap(), Step::Done(_)));
+        assert_eq!(t.fed(), Fed::ColumnDef);
+    }
+
+    #[test]
     fn cursor_ends_after_column_eof() {
         let mut t = ResponseTracker::new(Expect::Query, false);
         run(&mut t, &[b"\x01", COLDEF]);
@@ -515,7 +621,7 @@ mod tests {
         #[test]
         fn never_panics(packets in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16), 0..12), deprecate in proptest::prelude::any::<bool>()) {
             for expect in [Expect::Query, Expect::Prepare, Expect::FieldList, Expect::Fetch, Expect::Single] {
-                let mut t = ResponseTracker::new(expect, deprecate);
+                let mut t = ResponseTracker::new(expect, deprecate).with_cached_metadata(packets.len() % 2 == 0);
                 for p in &packets {
                     if t.feed(chunk(p), p).is_err() { break; }
                 }

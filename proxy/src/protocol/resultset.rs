@@ -1,6 +1,6 @@
 //! Text-protocol result sets that rwsplit answers itself (`SHOW PROCESSLIST` lists rwsplit's
 //! own sessions): column definitions, rows and the terminators, in the format the client
-//! negotiated (classic EOF or CLIENT_DEPRECATE_EOF's OK, MariaDB extended metadata). Column
+//! negotiated (classic EOF or CLIENT_DEPRECATE_EOF's OK, MariaDB extended and cached metadata). Column
 //! definitions copy what the server sends for the same statement, so clients see the same
 //! types. Pure: returns packet payloads.
 
@@ -78,6 +78,10 @@ pub fn result_set(
     let mut out = Vec::with_capacity(columns.len() + rows.len() + 3);
     let mut count = Vec::new();
     put_lenenc(&mut count, columns.len() as u64);
+    if format.cache_metadata {
+        // MariaDB's "metadata follows": always, outside prepared statements.
+        count.push(1);
+    }
     out.push(count);
     out.extend(columns.iter().map(|c| column_payload(c, format)));
     if !deprecate_eof {
@@ -128,17 +132,17 @@ mod tests {
     #[test]
     fn tracker_reads_it_to_the_end_in_both_formats() {
         for deprecate_eof in [false, true] {
-            for extended_metadata in [false, true] {
+            for (extended_metadata, cache_metadata) in [(false, false), (true, false), (true, true), (false, true)] {
                 let rows = vec![vec![Some("1".into()), None], vec![Some("22".into()), Some("SELECT 1".into())]];
                 let caps = if deprecate_eof { CapabilityFlags::CLIENT_DEPRECATE_EOF } else { CapabilityFlags::empty() };
                 let packets = result_set(
                     &[ID, INFO],
                     &rows,
-                    ResponseFormat { caps, extended_metadata },
+                    ResponseFormat { caps, extended_metadata, cache_metadata },
                     StatusFlags::SERVER_STATUS_AUTOCOMMIT,
                 );
                 assert_eq!(packets.len(), 1 + 2 + usize::from(!deprecate_eof) + 2 + 1);
-                let mut t = ResponseTracker::new(Expect::Query, deprecate_eof);
+                let mut t = ResponseTracker::new(Expect::Query, deprecate_eof).with_cached_metadata(cache_metadata);
                 let mut steps = Vec::new();
                 for (i, p) in packets.iter().enumerate() {
                     let mut framed = bytes::BytesMut::new();
@@ -154,7 +158,7 @@ mod tests {
 
     #[test]
     fn column_definition_layout() {
-        let plain = ResponseFormat { caps: CapabilityFlags::empty(), extended_metadata: false };
+        let plain = ResponseFormat::plain();
         let p = column_payload(&ID, plain);
         // def, 3 empty strings, "Id", empty org name, 0x0c, collation 63, length 11, type 8.
         assert_eq!(&p[..12], &[3, b'd', b'e', b'f', 0, 0, 0, 2, b'I', b'd', 0, 0x0c]);

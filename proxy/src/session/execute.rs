@@ -411,7 +411,7 @@ impl Session {
             Job::Forward { payload, expect } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
                 let (outcome, changes) =
-                    relay(&mut self.client, conn, *expect, &self.timeouts, &mut self.abort, None, false).await?;
+                    relay(&mut self.client, conn, *expect, &self.timeouts, &mut self.abort, None, false, None).await?;
                 if payload.first() == Some(&(Command::COM_SET_OPTION as u8)) && outcome.error.is_none() {
                     // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (the server refused others).
                     let on = payload.get(1..3) == Some(&[0, 0][..]);
@@ -422,6 +422,8 @@ impl Session {
             }
             Job::Prepare { payload, sql, client_id } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
+                // Cached metadata: the column definitions the client now holds.
+                let mut metadata = self.key.cache_metadata.then(Metadata::default);
                 let (outcome, changes) = relay(
                     &mut self.client,
                     conn,
@@ -430,14 +432,19 @@ impl Session {
                     &mut self.abort,
                     Some(*client_id),
                     false,
+                    metadata.as_mut(),
                 )
                 .await?;
+                let metadata = metadata.and_then(|m| m.sent);
                 if let Some((backend_id, columns, params)) = outcome.prepared {
                     if let Some(old) = conn.stmt(sql).map(|s| s.id) {
                         close_backend_stmt(conn, old);
                     }
                     if let Some(evicted) = conn.remember_stmt(sql.clone(), backend_id) {
                         close_backend_stmt(conn, evicted);
+                    }
+                    if let Some(s) = conn.stmt(sql) {
+                        s.metadata = metadata;
                     }
                     let statement = Arc::new(classifier::scan(sql));
                     self.stmts.insert(
@@ -448,6 +455,7 @@ impl Session {
                             params,
                             columns,
                             types: None,
+                            metadata,
                             long_data: Vec::new(),
                             long_data_bytes: 0,
                         },

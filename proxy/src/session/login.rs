@@ -21,7 +21,18 @@ impl Session {
         // CLIENT_MYSQL (CLIENT_LONG_PASSWORD) out, as a MariaDB server's does.
         let offered_mariadb = if shared.server_version.contains("MariaDB") {
             offered.remove(CapabilityFlags::CLIENT_LONG_PASSWORD);
-            offered_mariadb_capabilities()
+            // Only what the servers have (a backend connection without a capability its
+            // client has fails rather than answer in another format): extended metadata
+            // came with MariaDB 10.5, cached metadata with 10.6.
+            let mut m = offered_mariadb_capabilities();
+            let version = mariadb_version(&shared.server_version);
+            if version.is_some_and(|v| v < (10, 6)) {
+                m.remove(MariadbCapabilities::MARIADB_CLIENT_CACHE_METADATA);
+            }
+            if version.is_some_and(|v| v < (10, 5)) {
+                m.remove(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA);
+            }
+            m
         } else {
             MariadbCapabilities::empty()
         };
@@ -84,12 +95,7 @@ impl Session {
             registration,
             user: login.user.clone(),
             nonce,
-            key: ResponseFormat {
-                caps: behaviour_capabilities(login.capabilities),
-                extended_metadata: login
-                    .mariadb_capabilities
-                    .contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
-            },
+            key: ResponseFormat::of_client(login.capabilities, login.mariadb_capabilities),
             login_collation: login.collation,
             state: SessionState::new(login.collation, None),
             pinned: None,
@@ -210,4 +216,27 @@ pub(super) async fn verify(
     client.send(seq, &handshake::auth_switch_payload(nonce), t.handshake).await?;
     let (s, resp) = client.read_packet(1 << 16, t.handshake).await?;
     Ok((cred.verify_native(nonce, &resp), s.wrapping_add(1)))
+}
+
+/// MariaDB's (major, minor) version from a version string as servers announce it
+/// ("5.5.5-10.11.6-MariaDB-log", "10.11.6-MariaDB").
+fn mariadb_version(announced: &str) -> Option<(u32, u32)> {
+    let v = announced.strip_prefix("5.5.5-").unwrap_or(announced);
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mariadb_version;
+
+    #[test]
+    fn mariadb_versions_are_read_past_the_old_client_prefix() {
+        assert_eq!(mariadb_version("5.5.5-10.11.19-MariaDB-0+deb12u1-rwsplit"), Some((10, 11)));
+        assert_eq!(mariadb_version("10.5.2-MariaDB"), Some((10, 5)));
+        assert_eq!(mariadb_version("11.4.2-MariaDB-log"), Some((11, 4)));
+        assert_eq!(mariadb_version("MariaDB"), None);
+    }
 }

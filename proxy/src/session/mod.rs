@@ -27,7 +27,7 @@ pub mod relay;
 pub mod state;
 mod sync;
 
-use crate::backend::internal::{internal, internal_batch, internal_query, internal_value};
+use crate::backend::internal::{internal, internal_batch, internal_prepare, internal_query, internal_value};
 use crate::backend::BackendConn;
 use crate::classifier::{self, Effect, Reason, Route, Statement, StatementKind};
 use crate::consistency::Flavor;
@@ -40,15 +40,15 @@ use crate::protocol::response::{Expect, Outcome};
 use crate::protocol::session_track::StateChanges;
 use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ExecuteHead};
 use crate::protocol::{
-    behaviour_capabilities, offered_capabilities, offered_mariadb_capabilities, CapabilityFlags, Command,
-    MariadbCapabilities, ResponseFormat, StatusFlags,
+    offered_capabilities, offered_mariadb_capabilities, CapabilityFlags, Command, MariadbCapabilities, ResponseFormat,
+    StatusFlags,
 };
 use crate::router::{self, NoTarget, Target};
 use crate::runtime::{Shared, Timeouts};
 use bytes::Bytes;
 use execute::Job;
 use prepared::{close_backend_stmt, ClientStmt};
-use relay::{relay, RelayError};
+use relay::{metadata_fingerprint, relay, Metadata, RelayError};
 use rwsplit_config::Consistency;
 use state::{SessionState, Tie};
 use std::collections::HashMap;

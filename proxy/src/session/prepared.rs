@@ -15,6 +15,11 @@ pub struct ClientStmt {
     pub columns: u16,
     /// Parameter types of the last EXECUTE that bound them (2 bytes per parameter).
     pub types: Option<Vec<u8>>,
+    /// With MariaDB's cached metadata: fingerprint of the column definitions the client holds
+    /// for the statement (the last it received, from PREPARE or an EXECUTE), `None` before
+    /// any. A backend connection whose server holds other ones as sent would skip them when
+    /// the client needs them: `run_execute` keeps the two in step.
+    pub metadata: Option<u64>,
     /// COM_STMT_SEND_LONG_DATA payloads waiting for the next EXECUTE, in order.
     pub long_data: Vec<Bytes>,
     pub long_data_bytes: usize,
@@ -76,14 +81,15 @@ impl Session {
     }
 
     /// Prepares `sql` on `conn` without telling the client (the statement was prepared on
-    /// another connection); returns the backend id.
+    /// another connection); returns the backend id and the payloads of the statement's column
+    /// definitions (which the server now holds as sent).
     pub(super) async fn prepare_on(
         &mut self,
         conn: &mut BackendConn,
         sql: &Arc<str>,
-    ) -> Result<Result<u32, Vec<u8>>, RelayError> {
+    ) -> Result<Result<(u32, Vec<Vec<u8>>), Vec<u8>>, RelayError> {
         let p = command_payload(Command::COM_STMT_PREPARE, sql.as_bytes());
-        let (o, err) = internal(conn, &p, Expect::Prepare, self.timeouts.backend_response)
+        let (o, err, definitions) = internal_prepare(conn, &p, self.timeouts.backend_response)
             .await
             .map_err(|e| RelayError::from_conn(&e, true))?;
         match (o.prepared, err) {
@@ -91,7 +97,11 @@ impl Session {
                 if let Some(evicted) = conn.remember_stmt(sql.clone(), id) {
                     close_backend_stmt(conn, evicted);
                 }
-                Ok(Ok(id))
+                if let Some(s) = conn.stmt(sql) {
+                    s.metadata =
+                        (!definitions.is_empty()).then(|| metadata_fingerprint(definitions.iter().map(Vec::as_slice)));
+                }
+                Ok(Ok((id, definitions)))
             }
             (None, Some(e)) => Ok(Err(e)),
             (None, None) => Err(RelayError::Backend {
@@ -122,13 +132,33 @@ impl Session {
             });
         };
         let sql = stmt.sql.clone();
-        // One lookup on the connection: its id for the statement and the types it has seen.
-        let (backend_id, known_types) = match conn.stmt(&sql) {
-            Some(s) => (s.id, s.types.clone()),
+        let client_metadata = stmt.metadata;
+        let call = stmt.statement.kind() == StatementKind::Call;
+        // One lookup on the connection: its id for the statement, the types it has seen and
+        // the column definitions its server holds as sent.
+        let found = conn.stmt(&sql).map(|s| (s.id, s.types.clone(), s.metadata));
+        let known = found.is_some();
+        let (mut backend_id, mut known_types, backend_metadata) = found.unwrap_or((0, None, None));
+        let mut fresh = None;
+        // Cached metadata: the server skips the definitions when they equal those it last
+        // sent on this connection, which must then be those the client holds (it may have
+        // received others through another connection). If not, the statement is prepared
+        // here anew; if even that leaves them apart, rwsplit sends the definitions the server
+        // skips (`relay::Metadata::insert`).
+        let stale =
+            self.key.cache_metadata && known && backend_metadata.is_some() && backend_metadata != client_metadata;
+        if !known || stale {
+            if stale {
+                close_backend_stmt(conn, backend_id);
+                conn.stmts.remove(&sql);
+            }
             // Boxed: the rare path (the statement is new to this connection), kept out of
             // every execute's future.
-            None => match Box::pin(self.prepare_on(conn, &sql)).await? {
-                Ok(id) => (id, None),
+            match Box::pin(self.prepare_on(conn, &sql)).await? {
+                Ok((id, definitions)) => {
+                    (backend_id, known_types) = (id, None);
+                    fresh = Some(definitions);
+                }
                 Err(err) => {
                     // The server refused the statement here (a table missing on this
                     // replica, say): its error is the answer to EXECUTE.
@@ -145,8 +175,14 @@ impl Session {
                         None,
                     ));
                 }
-            },
-        };
+            }
+        }
+        let mut metadata = self.key.cache_metadata.then(|| {
+            let insert = fresh.filter(|d| {
+                !d.is_empty() && Some(metadata_fingerprint(d.iter().map(Vec::as_slice))) != client_metadata
+            });
+            Metadata { call, insert, sent: None }
+        });
         let Some(stmt) = self.stmts.get_mut(&client_id) else {
             return Err(RelayError::Backend {
                 cause: BackendCause::Protocol,
@@ -182,8 +218,26 @@ impl Session {
             }
         }
         conn.stream.flush(bt).await.map_err(backend_err)?;
-        let (outcome, changes) =
-            relay(&mut self.client, conn, Expect::Query, &self.timeouts, &mut self.abort, None, false).await?;
+        let (outcome, changes) = relay(
+            &mut self.client,
+            conn,
+            Expect::Query,
+            &self.timeouts,
+            &mut self.abort,
+            None,
+            false,
+            metadata.as_mut(),
+        )
+        .await?;
+        if let Some(sent) = metadata.and_then(|m| m.sent) {
+            // Both sides now hold these definitions.
+            if let Some(s) = conn.stmt(&sql) {
+                s.metadata = Some(sent);
+            }
+            if let Some(s) = self.stmts.get_mut(&client_id) {
+                s.metadata = Some(sent);
+            }
+        }
         if head.flags & 0x07 != 0
             && outcome.status.is_some_and(|s| s.contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS))
         {
@@ -269,9 +323,11 @@ impl Session {
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => relay(&mut self.client, &mut conn, Expect::Fetch, &self.timeouts, &mut self.abort, None, true)
-                .await
-                .map(|(o, _)| o),
+            Ok(_) => {
+                relay(&mut self.client, &mut conn, Expect::Fetch, &self.timeouts, &mut self.abort, None, true, None)
+                    .await
+                    .map(|(o, _)| o)
+            }
             Err(e) => Err(RelayError::from_conn(&e, true)),
         };
         match result {

@@ -7,9 +7,10 @@ use crate::error::BackendCause;
 use crate::protocol::connection::{ConnError, PacketStream};
 use crate::protocol::frame::{check_chunk, HEADER};
 use crate::protocol::packets::ok_without_session_state;
-use crate::protocol::response::{Expect, Outcome, ResponseTracker, Step};
+use crate::protocol::packets::read_lenenc;
+use crate::protocol::response::{Expect, Fed, Outcome, Step};
 use crate::protocol::session_track::{ok_state_changes, StateChanges};
-use crate::protocol::CapabilityFlags;
+use crate::protocol::{CapabilityFlags, StatusFlags};
 use crate::runtime::Timeouts;
 use crate::sessions::AbortSignal;
 use std::time::Duration;
@@ -40,12 +41,58 @@ impl RelayError {
     }
 }
 
+/// MariaDB's cached metadata (MARIADB_CLIENT_CACHE_METADATA), for the response to
+/// COM_STMT_PREPARE or COM_STMT_EXECUTE on a connection that has it: which column definitions
+/// of the statement reached the client, and those to put in when the server skips definitions
+/// the client does not hold (it holds what another connection sent; see `session::prepared`).
+#[derive(Debug, Default)]
+pub struct Metadata {
+    /// The statement is a CALL: only its OUT-parameter result set is the statement's own (a
+    /// procedure's result sets always carry their definitions and leave the server's memory
+    /// of the statement alone).
+    pub call: bool,
+    /// What the server holds as sent when that differs from what the client holds: if the
+    /// server skips the definitions, these go to the client in their place (the flag says
+    /// "follows", later packets are renumbered).
+    pub insert: Option<Vec<Vec<u8>>>,
+    /// Out: fingerprint of the statement's own column definitions that reached the client in
+    /// this response (sent by the server or put in by rwsplit); `None` when none did.
+    pub sent: Option<u64>,
+}
+
+/// Fingerprint of a statement's column definitions (their payloads, in order).
+pub fn metadata_fingerprint<'a>(definitions: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut h = MetadataHash::default();
+    for d in definitions {
+        h.add(d);
+    }
+    h.finish()
+}
+
+#[derive(Default)]
+struct MetadataHash(std::hash::DefaultHasher, usize);
+
+impl MetadataHash {
+    fn add(&mut self, definition: &[u8]) {
+        use std::hash::Hasher;
+        self.0.write_usize(definition.len());
+        self.0.write(definition);
+        self.1 += 1;
+    }
+
+    fn finish(&self) -> u64 {
+        std::hash::Hasher::finish(&self.0)
+    }
+}
+
 /// Sends nothing; relays the backend's response to the command already sent on `conn`.
 /// `patch_stmt_id`: for COM_STMT_PREPARE, the client-facing id written over the backend's.
 /// `flush_end`: false leaves the response's last bytes queued on `client`, so the caller can
 /// finish work that must precede the client seeing the end (learning a write's GTID) and
 /// flush then. Returns the outcome and, when OK packets of the response reported session
-/// state changes, what they said together (see `protocol::session_track`).
+/// state changes, what they said together (see `protocol::session_track`). `metadata`: see
+/// [`Metadata`] (`None`: not followed).
+#[allow(clippy::too_many_arguments)]
 pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
@@ -54,22 +101,33 @@ pub async fn relay(
     abort: &mut watch::Receiver<AbortSignal>,
     patch_stmt_id: Option<u32>,
     flush_end: bool,
+    mut metadata: Option<&mut Metadata>,
 ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
     let (backend_timeout, client_timeout) = (timeouts.backend_response, timeouts.client_write);
     // Only a signal sent while this statement runs counts.
     abort.borrow_and_update();
-    let mut tracker = ResponseTracker::new(expect, conn.deprecate_eof());
+    let mut tracker = conn.response_tracker(expect);
     let mut sent_any = false;
     let mut first = true;
     let mut changes: Option<StateChanges> = None;
     let plain_ok = !conn.key.contains(CapabilityFlags::CLIENT_SESSION_TRACK)
         && conn.hello.capabilities.contains(CapabilityFlags::CLIENT_SESSION_TRACK);
+    // Cached metadata: the definitions of the result set (or prepared statement) being
+    // relayed, and how far later packets' sequence ids move after definitions put in.
+    let mut definitions = (expect == Expect::Prepare).then(MetadataHash::default);
+    let mut shift = 0u8;
     loop {
         // Walk the complete chunks already buffered.
         let mut n = 0;
         let mut done = None;
         let mut infile = false;
-        while let Some(c) = check_chunk(&conn.stream.buffered()[n..]) {
+        while let Some(mut c) = check_chunk(&conn.stream.buffered()[n..]) {
+            if shift != 0 {
+                c.seq = c.seq.wrapping_add(shift);
+                if let Some(b) = conn.stream.buffered_mut().get_mut(n + 3) {
+                    *b = c.seq;
+                }
+            }
             let buf = conn.stream.buffered();
             let head = &buf[n + HEADER..n + HEADER + c.len.min(64)];
             let step = tracker.feed(c, head).map_err(|v| RelayError::Backend {
@@ -77,6 +135,50 @@ pub async fn relay(
                 detail: v.to_string(),
                 before_client: !sent_any,
             })?;
+            let mut insert = None;
+            if let Some(m) = metadata.as_deref_mut() {
+                match tracker.fed() {
+                    Fed::ColumnCount { follows: true, .. } => definitions = Some(MetadataHash::default()),
+                    Fed::ColumnCount { follows: false, flag_at } => {
+                        definitions = None;
+                        if let (Some(defs), Some(at)) = (m.insert.take(), flag_at) {
+                            // The server skips what the client does not hold: rwsplit sends it.
+                            let columns = read_lenenc(head).map(|(k, _)| k);
+                            if columns != Some(defs.len() as u64) {
+                                return Err(RelayError::Backend {
+                                    cause: BackendCause::Protocol,
+                                    detail: "column count differs from the statement's definitions".into(),
+                                    before_client: !sent_any,
+                                });
+                            }
+                            if let Some(flag) = conn.stream.buffered_mut().get_mut(n + HEADER + at) {
+                                *flag = 1;
+                            }
+                            insert = Some(defs);
+                        }
+                    }
+                    Fed::ColumnDef => {
+                        if let Some(h) = definitions.as_mut() {
+                            h.add(&buf[n + HEADER..n + c.total()]);
+                        }
+                    }
+                    Fed::ResultEnd => {
+                        // A procedure's own result sets leave the statement's memory alone.
+                        let own =
+                            !m.call || tracker.status().is_some_and(|s| s.contains(StatusFlags::SERVER_PS_OUT_PARAMS));
+                        if let Some(h) = definitions.take() {
+                            if own {
+                                m.sent = Some(h.finish());
+                            }
+                        }
+                    }
+                    Fed::Other => {}
+                }
+                if expect == Expect::Prepare && matches!(step, Step::Done(_)) {
+                    m.sent = definitions.take().filter(|h| h.1 > 0).map(|h| h.finish());
+                }
+            }
+            let buf = conn.stream.buffered();
             if tracker.fed_state_change() {
                 // Every OK counts, not only the last: in a multi-statement that fails part way,
                 // the statements before the error committed (and their GTIDs matter).
@@ -116,6 +218,18 @@ pub async fn relay(
                     }
                 }
                 n += c.total();
+            }
+            if let Some(defs) = insert {
+                conn.stream.move_raw_to(n, client);
+                n = 0;
+                let mut h = MetadataHash::default();
+                for (i, d) in defs.iter().enumerate() {
+                    client.queue(c.seq.wrapping_add(1).wrapping_add(i as u8), d);
+                    h.add(d);
+                }
+                definitions = Some(h);
+                shift = shift.wrapping_add(defs.len() as u8);
+                sent_any = true;
             }
             match step {
                 Step::More => {}
