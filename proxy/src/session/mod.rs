@@ -195,6 +195,10 @@ impl Session {
             };
             // Waiting for the first chunk only peeks (cancel-safe): the packet is read after.
             let ready = tokio::select! {
+                // In this order (no random start): the client's command is what wakes a busy
+                // session; the others are checked when it is not there yet, and a kill that
+                // comes while commands keep arriving is seen after the command.
+                biased;
                 r = self.client.next_chunk(self.timeouts.client_idle) => r,
                 // KILL CONNECTION from another session while this one waits for its client.
                 () = &mut killed => break,

@@ -2,6 +2,12 @@
 //! ids; each maps to the SQL text (and its classification), so the statement can be prepared
 //! on whichever backend connection runs it. Backend ids live on the connections
 //! (`BackendConn::stmts`); the packet rewriting is pure (`crate::protocol::stmt`).
+//!
+//! With MariaDB's cached metadata a server skips an execution's column definitions when they
+//! equal those it last sent for the statement on its connection. The client holds what it last
+//! received, from whichever connection: `ClientStmt::metadata` and `BackendStmt::metadata`
+//! fingerprint both sides, and `run_execute` keeps them in step (prepares anew where they
+//! differ; sends what a server skips that the client lacks, through `relay::Metadata`).
 
 use super::*;
 

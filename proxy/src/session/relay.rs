@@ -1,6 +1,9 @@
 //! Relaying one response from a backend connection to the client. Whole chunks are moved from
-//! the backend's read buffer to the client's write buffer as they arrive; the pure
-//! [`ResponseTracker`] decides where the response ends. Rows are never decoded or re-encoded.
+//! the backend's read buffer to the client's write buffer as they arrive; the pure response
+//! tracker ([`crate::protocol::response::ResponseTracker`]) decides where the response ends.
+//! Rows are never decoded or re-encoded. With MariaDB's cached metadata the statement's column
+//! definitions are fingerprinted as they pass, and definitions a server skipped but the client
+//! lacks are put in ([`Metadata`]).
 
 use crate::backend::BackendConn;
 use crate::error::BackendCause;
@@ -277,6 +280,8 @@ pub async fn relay(
             // not when the result is ready (the caller then stops the statement). Bytes a
             // pipelining client sends meanwhile stay buffered for its next command.
             tokio::select! {
+                // The server's response first: it is what wakes a relay nearly always.
+                biased;
                 r = conn.stream.fill(backend_timeout) => {
                     r.map_err(|e| RelayError::from_conn(&e, !sent_any))?;
                 }
