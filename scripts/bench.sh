@@ -449,6 +449,14 @@ stop_bg rwsplit-busy
 # ---------------------------------------------------------------- report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 fmt() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+round_ratios() { # workload: rwsplit/HAProxy of each round, in round order (the two run back to back)
+    local -a a b
+    local i out=""
+    read -r -a a <<<"${R[$1|rwsplit|qps]:-}"
+    read -r -a b <<<"${R[$1|haproxy|qps]:-}"
+    for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
+    echo "${out% }"
+}
 report() {
     echo "# rwsplit benchmark"
     echo
@@ -463,15 +471,16 @@ report() {
     echo "## Throughput"
     echo
     echo "Reads: direct = one replica, HAProxy = TCP round-robin over both replicas. read/write: direct and HAProxy = the master."
+    echo "rwsplit/HAProxy: ratio of the medians; per round: the ratio in each round, where the two ran back to back."
     echo "CPU columns: µs of CPU per statement, proxy / servers (3 mariadbd) / client (sysbench)."
     echo
-    echo "| workload | threads | direct qps | direct p95 ms | HAProxy qps | HAProxy p95 ms | rwsplit qps | rwsplit p95 ms | rwsplit/HAProxy | CPU direct | CPU HAProxy | CPU rwsplit |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"
+    echo "| workload | threads | direct qps | direct p95 ms | HAProxy qps | HAProxy p95 ms | rwsplit qps | rwsplit p95 ms | rwsplit/HAProxy | per round | CPU direct | CPU HAProxy | CPU rwsplit |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"
     local w t row
     for w in "${WORKLOADS[@]}"; do
         row="| ${WL_LABEL[$w]} | ${WL_THREADS[$w]}"
         for t in "${TARGETS[@]}"; do row+=" | $(fmt "$(med "$w|$t" qps)") | $(med "$w|$t" p95)"; done
-        row+=" | $(ratio "$(med "$w|rwsplit" qps)" "$(med "$w|haproxy" qps)")"
+        row+=" | $(ratio "$(med "$w|rwsplit" qps)" "$(med "$w|haproxy" qps)") | $(round_ratios "$w")"
         for t in "${TARGETS[@]}"; do row+=" | $(med "$w|$t" cp) / $(med "$w|$t" cs) / $(med "$w|$t" cc)"; done
         echo "$row |"
     done
