@@ -451,11 +451,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 fmt() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 round_ratios() { # workload: rwsplit/HAProxy of each round, in round order (the two run back to back)
     local -a a b
-    local i out=""
+    local i line=""
     read -r -a a <<<"${R[$1|rwsplit|qps]:-}"
     read -r -a b <<<"${R[$1|haproxy|qps]:-}"
-    for i in "${!a[@]}"; do out+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
-    echo "${out% }"
+    for i in "${!a[@]}"; do line+="$(ratio "${a[$i]}" "${b[$i]:-0}") "; done
+    echo "${line% }"
 }
 report() {
     echo "# rwsplit benchmark"
