@@ -13,6 +13,7 @@
 
 use crate::classifier::Route;
 use rwsplit_replication::Topology;
+use smallvec::SmallVec;
 
 /// Where a statement goes, and why (for metrics and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,46 +117,57 @@ fn pick_read(
     affinity: bool,
     read: ReadChoice<'_>,
 ) -> Option<usize> {
-    let avoided = move |i: usize| read.avoid.is_some_and(|f| f(i));
-    let all = move || {
-        topology
-            .readable_replicas()
-            .filter(move |(i, _)| !avoided(*i))
-            .filter(move |(_, s)| !semisync_only || s.semisync_acking == Some(true))
-            .map(|(i, s)| (i, s.weight))
-            .chain(reading_writer.filter(|w| !avoided(*w)).and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
-    };
-    let weighted = all().any(|(_, w)| w > 0);
+    // The candidates, gathered once with their loads: `avoid` and `load` read shared state
+    // (atomics behind the pool's and the runtime's snapshots), so each server is asked once
+    // per read, not once per pass. Inline for up to 8 servers: no allocation on a read.
+    let mut candidates: SmallVec<[Candidate; 8]> = topology
+        .readable_replicas()
+        .filter(|(_, s)| !semisync_only || s.semisync_acking == Some(true))
+        .map(|(i, s)| (i, s.weight))
+        .chain(reading_writer.and_then(|w| topology.servers.get(w).map(|s| (w, s.weight))))
+        .filter(|&(i, _)| !read.avoid.is_some_and(|f| f(i)))
+        .map(|(index, weight)| Candidate { index, weight, load: read.load_of(index) })
+        .collect();
     // Zero-weight servers only when no weighted one can read.
-    let candidates = move || all().filter(move |(_, w)| !weighted || *w > 0);
+    if candidates.iter().any(|c| c.weight > 0) {
+        candidates.retain(|c| c.weight > 0);
+    }
     if affinity {
-        let best = least_loaded(&candidates, read);
-        let kept = read.sticky.and_then(|s| candidates().find(|(i, _)| *i == s));
+        let best = least_loaded(&candidates, read.tick);
+        let kept = read.sticky.and_then(|s| candidates.iter().find(|c| c.index == s));
         return match (kept, best) {
-            (Some(kept), Some(better)) if overloaded(kept, better, read) => Some(better.0),
-            (Some(kept), _) => Some(kept.0),
-            (None, best) => best.map(|(i, _)| i),
+            (Some(kept), Some(better)) if overloaded(kept, better) => Some(better.index),
+            (Some(kept), _) => Some(kept.index),
+            (None, best) => best.map(|c| c.index),
         };
     }
     let tick = read.tick;
-    let total: u64 = candidates().map(|(_, w)| u64::from(w)).sum();
+    let total: u64 = candidates.iter().map(|c| u64::from(c.weight)).sum();
     if total == 0 {
         // Only zero-weight servers: take turns among them.
-        let n = candidates().count() as u64;
+        let n = candidates.len() as u64;
         if n == 0 {
             return None;
         }
-        return candidates().nth((tick % n) as usize).map(|(i, _)| i);
+        return candidates.get((tick % n) as usize).map(|c| c.index);
     }
     let mut slot = tick % total;
-    for (i, w) in candidates() {
-        let w = u64::from(w);
+    for c in &candidates {
+        let w = u64::from(c.weight);
         if slot < w {
-            return Some(i);
+            return Some(c.index);
         }
         slot -= w;
     }
     None
+}
+
+/// A server that may take a read: its index, weight and reading sessions.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    index: usize,
+    weight: u32,
+    load: u64,
 }
 
 impl ReadChoice<'_> {
@@ -170,27 +182,24 @@ fn load_weight(w: u32) -> u64 {
     u64::from(w.max(1))
 }
 
-/// The candidate (index, weight) with the fewest reading sessions per unit of weight
-/// (`load / weight`, compared by cross-multiplying); among equals, the one the tick points at,
-/// so that sessions starting together still spread. No allocation: it runs on every read.
-fn least_loaded<I: Iterator<Item = (usize, u32)>>(
-    candidates: &impl Fn() -> I,
-    read: ReadChoice<'_>,
-) -> Option<(usize, u32)> {
-    let best = candidates()
-        .min_by(|&(a, wa), &(b, wb)| (read.load_of(a) * load_weight(wb)).cmp(&(read.load_of(b) * load_weight(wa))))?;
-    let equal = |&(i, w): &(usize, u32)| read.load_of(i) * load_weight(best.1) == read.load_of(best.0) * load_weight(w);
+/// The candidate with the fewest reading sessions per unit of weight (`load / weight`,
+/// compared by cross-multiplying); among equals, the one the tick points at, so that sessions
+/// starting together still spread.
+fn least_loaded(candidates: &[Candidate], tick: u64) -> Option<&Candidate> {
+    let best =
+        candidates.iter().min_by(|a, b| (a.load * load_weight(b.weight)).cmp(&(b.load * load_weight(a.weight))))?;
+    let equal = |c: &&Candidate| c.load * load_weight(best.weight) == best.load * load_weight(c.weight);
     // At least `best` itself is equal.
-    let n = candidates().filter(equal).count().max(1) as u64;
-    candidates().filter(equal).nth((read.tick % n) as usize).or(Some(best))
+    let n = candidates.iter().filter(equal).count().max(1) as u64;
+    candidates.iter().filter(equal).nth((tick % n) as usize).or(Some(best))
 }
 
 /// Whether a session reading from `kept` (counted in its load) should move to `other`: with it
 /// moved, `other` would still carry fewer sessions per unit of weight than `kept` does now
 /// (`load(kept) / w(kept) > (load(other) + 1) / w(other)`, cross-multiplied). After a move the
 /// reverse never holds, so sessions do not oscillate.
-fn overloaded(kept: (usize, u32), other: (usize, u32), read: ReadChoice<'_>) -> bool {
-    kept.0 != other.0 && read.load_of(kept.0) * load_weight(other.1) > (read.load_of(other.0) + 1) * load_weight(kept.1)
+fn overloaded(kept: &Candidate, other: &Candidate) -> bool {
+    kept.index != other.index && kept.load * load_weight(other.weight) > (other.load + 1) * load_weight(kept.weight)
 }
 
 #[cfg(test)]

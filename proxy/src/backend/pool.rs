@@ -114,6 +114,10 @@ pub struct Pool {
     servers: ArcSwap<Vec<Arc<ServerPool>>>,
     settings: ArcSwap<PoolSettings>,
     started: Instant,
+    /// The latest `unreachable_until` of any server (ms since `started`), 0 when every mark
+    /// has expired: every read asks [`Pool::is_unreachable`] of its candidates, and while no
+    /// server is marked that costs one atomic load instead of a look at the server list.
+    marked_until: AtomicU64,
 }
 
 impl Pool {
@@ -126,6 +130,7 @@ impl Pool {
             servers: ArcSwap::from_pointee(pools.collect()),
             settings: ArcSwap::from_pointee(settings),
             started: Instant::now(),
+            marked_until: AtomicU64::new(0),
         }
     }
 
@@ -173,14 +178,23 @@ impl Pool {
     /// costs no clock read; a mark is cleared once it has passed, so a later failure starts a
     /// new episode (and logs again).
     pub fn is_unreachable(&self, server: usize) -> bool {
+        let latest = self.marked_until.load(Ordering::Relaxed);
+        if latest == 0 {
+            return false;
+        }
         let servers = self.servers.load();
         let Some(s) = servers.get(server) else { return false };
         let until = s.unreachable_until.load(Ordering::Relaxed);
         if until == 0 {
             return false;
         }
-        if until > self.started.elapsed().as_millis() as u64 {
+        let now = self.started.elapsed().as_millis() as u64;
+        if until > now {
             return true;
+        }
+        if latest <= now {
+            // Every mark has expired (a newer one would have raised `latest`).
+            let _ = self.marked_until.compare_exchange(latest, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
         // Lost to a newer mark: that one stands.
         let _ = s.unreachable_until.compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
@@ -192,6 +206,7 @@ impl Pool {
     pub fn mark_unreachable(&self, server: usize) {
         if let Some(s) = self.servers.load().get(server) {
             let until = (self.started.elapsed() + UNREACHABLE_FOR).as_millis() as u64;
+            self.marked_until.fetch_max(until, Ordering::Relaxed);
             if s.unreachable_until.swap(until, Ordering::Relaxed) == 0 {
                 tracing::warn!(server = %s.name, "server unreachable: no new connections to it for a second");
             }
@@ -457,5 +472,38 @@ impl Pool {
         if let Some(sp) = self.servers.load().get(server) {
             sp.clear_idle();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: usize) -> Pool {
+        let servers: Vec<ServerConfig> = (0..n)
+            .map(|i| ServerConfig {
+                name: format!("s{i}"),
+                address: format!("127.0.0.1:{}", 3307 + i),
+                ..Default::default()
+            })
+            .collect();
+        Pool::new(&servers, PoolSettings::from(&rwsplit_config::BackendConfig::default()), Vec::new())
+    }
+
+    #[test]
+    fn a_mark_holds_for_its_server_only_and_expires() {
+        let p = pool(3);
+        assert!((0..3).all(|i| !p.is_unreachable(i)), "nothing marked");
+        p.mark_unreachable(1);
+        assert!(p.is_unreachable(1));
+        assert!(!p.is_unreachable(0) && !p.is_unreachable(2));
+        assert!(!p.is_unreachable(7), "no such server");
+        p.mark_unreachable(2);
+        assert!(p.is_unreachable(2));
+        std::thread::sleep(UNREACHABLE_FOR + Duration::from_millis(100));
+        assert!((0..3).all(|i| !p.is_unreachable(i)), "marks expired");
+        assert_eq!(p.marked_until.load(Ordering::Relaxed), 0, "the fast path is back");
+        p.mark_unreachable(0);
+        assert!(p.is_unreachable(0), "a new mark after the expiry counts");
     }
 }

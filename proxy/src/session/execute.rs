@@ -505,8 +505,9 @@ impl Session {
         }
         self.last_target = Some(target);
         conn.state = Some(self.state.fingerprint());
-        if self.state.schema.is_some() {
-            conn.schema = self.state.schema.clone();
+        if self.state.schema.is_some() && conn.schema != self.state.schema {
+            // Copied only when it changed: this runs after every statement.
+            conn.schema.clone_from(&self.state.schema);
         }
         if conn.discard {
             return;

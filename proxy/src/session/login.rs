@@ -102,7 +102,7 @@ impl Session {
             held: None,
             last_insert_id: 0,
             last_insert_id_on: None,
-            stmts: HashMap::new(),
+            stmts: HashMap::default(),
             next_stmt: 1,
             cursor: None,
             last_target: None,

@@ -81,7 +81,9 @@ pub struct Session {
     /// (server, connection id) on which the server holds that value.
     last_insert_id: u64,
     last_insert_id_on: Option<(usize, u32)>,
-    stmts: HashMap<u32, ClientStmt>,
+    /// The client's prepared statements by the id rwsplit gave them (foldhash: looked up on
+    /// every execution; the ids are rwsplit's own).
+    stmts: HashMap<u32, ClientStmt, foldhash::fast::RandomState>,
     next_stmt: u32,
     /// The statement whose cursor is open on the pinned connection.
     cursor: Option<u32>,

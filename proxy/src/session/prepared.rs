@@ -140,11 +140,16 @@ impl Session {
         let sql = stmt.sql.clone();
         let client_metadata = stmt.metadata;
         let call = stmt.statement.kind() == StatementKind::Call;
-        // One lookup on the connection: its id for the statement, the types it has seen and
-        // the column definitions its server holds as sent.
-        let found = conn.stmt(&sql).map(|s| (s.id, s.types.clone(), s.metadata));
+        // The parameter types the server must hold after this EXECUTE: those it carries, else
+        // those the client bound earlier (it relies on the server remembering them).
+        let wanted_types = head.types.or(stmt.types.as_deref());
+        // One lookup on the connection: its id for the statement, whether its server holds
+        // those types, and the column definitions it holds as sent.
+        let found =
+            conn.stmt(&sql).map(|s| (s.id, wanted_types.is_none() || s.types.as_deref() == wanted_types, s.metadata));
         let known = found.is_some();
-        let (mut backend_id, mut known_types, backend_metadata) = found.unwrap_or((0, None, None));
+        let (mut backend_id, mut types_held, backend_metadata) = found.unwrap_or((0, wanted_types.is_none(), None));
+        let no_types = wanted_types.is_none();
         let mut fresh = None;
         // Cached metadata: the server skips the definitions when they equal those it last
         // sent on this connection, which must then be those the client holds (it may have
@@ -162,7 +167,7 @@ impl Session {
             // every execute's future.
             match Box::pin(self.prepare_on(conn, &sql)).await? {
                 Ok((id, definitions)) => {
-                    (backend_id, known_types) = (id, None);
+                    (backend_id, types_held) = (id, no_types);
                     fresh = Some(definitions);
                 }
                 Err(err) => {
@@ -202,15 +207,14 @@ impl Session {
         }
         stmt.long_data_bytes = 0;
         // The client relies on types sent with an earlier EXECUTE that this connection has
-        // not seen: they are inserted.
+        // not seen: they are inserted. Nothing is copied when the server holds them already.
         let insert = match (&head.types, &stmt.types) {
-            (None, Some(t)) if known_types.as_ref() != Some(t) => Some(t.clone()),
+            (None, Some(t)) if !types_held => Some(t.clone()),
             _ => None,
         };
-        let sent_types = head.types.map(<[u8]>::to_vec).or_else(|| insert.clone());
-        if sent_types.is_some() && sent_types != known_types {
+        if !types_held {
             if let Some(s) = conn.stmt(&sql) {
-                s.types = sent_types;
+                s.types = head.types.map(<[u8]>::to_vec).or_else(|| insert.clone());
             }
         }
         match insert {

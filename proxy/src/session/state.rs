@@ -168,7 +168,9 @@ impl SessionState {
         }
         if self.in_transaction || !self.autocommit {
             self.ties.insert(Tie::Transaction);
-        } else {
+        } else if !self.ties.is_empty() {
+            // Checked first: this runs after every statement, and most sessions hold no tie
+            // (a removal hashes the key even from an empty set).
             self.ties.remove(&Tie::Transaction);
         }
     }
