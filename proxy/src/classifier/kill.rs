@@ -3,6 +3,7 @@
 //! statement. Pure; reads the text with the lexer, so comments are allowed anywhere.
 
 use super::lexer::{LexMode, Lexer, Token, TokenKind};
+use super::words::mentions;
 
 /// A `KILL [HARD | SOFT] [CONNECTION | QUERY] <id>` statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +37,10 @@ pub fn parse_kill(sql: &str) -> Option<Kill> {
 /// it included): a KILL must never reach a server as the client wrote it, since the ids it
 /// names are the proxy's, so the caller answers every one of them itself.
 pub fn is_kill(sql: &str) -> bool {
+    // Lexed (twice) only when the word is there at all: this runs on every statement.
+    if !mentions(sql, "kill") {
+        return false;
+    }
     [true, false].into_iter().any(|conditional_comments_as_sql| {
         let mut lx = Lexer::new(sql, LexMode { conditional_comments_as_sql, ..LexMode::default() });
         lx.next_token().is_some_and(|t| t.is_word("KILL"))

@@ -26,9 +26,13 @@ pub(crate) fn identifier(t: &Token<'_>) -> Option<String> {
 
 /// Whether `text` contains `word` (ASCII, any case) anywhere: a cheap test before a statement
 /// is lexed for a rare word (a statement without the letters cannot contain the call).
+/// It runs on every statement, three times: the word's first letter is looked for with
+/// `memchr2` (both cases, many bytes at a time) and the rest compared only there.
 pub(crate) fn mentions(text: &str, word: &str) -> bool {
     let (t, w) = (text.as_bytes(), word.as_bytes());
-    !w.is_empty() && t.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))
+    let Some((&first, rest)) = w.split_first() else { return false };
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), t)
+        .any(|i| t.get(i + 1..i + w.len()).is_some_and(|s| s.eq_ignore_ascii_case(rest)))
 }
 
 #[cfg(test)]
@@ -43,5 +47,9 @@ mod tests {
         assert!(!mentions("", "processlist"));
         assert!(!mentions("processlist", ""));
         assert!(mentions("é processlist é", "processlist"));
+        assert!(mentions("x KILL", "kill"), "at the very end");
+        assert!(!mentions("x KIL", "kill"), "cut short by the end");
+        assert!(mentions("kkill", "kill"), "after a false start");
+        assert!(mentions("/*!KILL*/ 5", "kill"));
     }
 }

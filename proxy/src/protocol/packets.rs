@@ -123,6 +123,17 @@ pub fn eof_status(payload: &[u8]) -> Option<StatusFlags> {
 }
 
 /// A command packet's payload: the command byte, then its argument (SQL text, schema name).
+/// A command's text (a statement, a schema name) as a string: borrowed when it is valid UTF-8,
+/// as it nearly always is (one validation, word-at-a-time over ASCII), else with invalid bytes
+/// replaced. `String::from_utf8_lossy` alone walks the text in chunks and cost about as much
+/// as routing the statement.
+pub fn command_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 pub fn command_payload(command: Command, argument: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(argument.len() + 1);
     p.push(command as u8);
@@ -181,6 +192,14 @@ pub fn err_message(payload: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn command_text_borrows_valid_text_and_replaces_invalid_bytes() {
+        use super::command_text;
+        assert!(matches!(command_text("SELECT 'é'".as_bytes()), std::borrow::Cow::Borrowed("SELECT 'é'")));
+        assert_eq!(command_text(b"SELECT '\xff'"), "SELECT '\u{FFFD}'");
+        assert_eq!(command_text(b""), "");
+    }
+
     #[test]
     fn session_state_is_removed_for_clients_without_tracking() {
         use super::*;

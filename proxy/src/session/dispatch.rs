@@ -10,17 +10,19 @@ impl Session {
         self.show_command(&payload, started);
         let target = match cmd {
             c if c == Command::COM_QUERY as u8 => {
-                if self.answer_locally(&payload).await? {
+                // Decoded once for the local answers, the rewrite and the classifier.
+                let sql = command_text(payload.get(1..).unwrap_or_default());
+                if self.answer_locally(&sql).await? {
                     return Ok(());
                 }
-                self.query(&payload).await?
+                self.query(&payload, sql).await?
             }
             c if c == Command::COM_PING as u8 => {
                 self.reply_ok().await?;
                 return Ok(());
             }
             c if c == Command::COM_INIT_DB as u8 => {
-                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
+                let db = command_text(&payload[1..]).into_owned();
                 let effects = [Effect::UseSchema(db.clone())];
                 self.statement(
                     Route::Master,
@@ -108,10 +110,9 @@ impl Session {
     /// The statements about connection ids, which rwsplit answers itself (see `process`):
     /// KILL (passed on, it could end an unrelated server connection) and SHOW PROCESSLIST.
     /// True when the statement was one of them and has been answered.
-    async fn answer_locally(&mut self, payload: &[u8]) -> Result<bool, ProxyError> {
-        let sql = String::from_utf8_lossy(payload.get(1..).unwrap_or_default());
-        if classifier::is_kill(&sql) {
-            match classifier::parse_kill(&sql) {
+    async fn answer_locally(&mut self, sql: &str) -> Result<bool, ProxyError> {
+        if classifier::is_kill(sql) {
+            match classifier::parse_kill(sql) {
                 Some(kill) => self.kill(kill).await?,
                 None => {
                     return Err(ProxyError::Unsupported(
@@ -121,15 +122,15 @@ impl Session {
             }
             return Ok(true);
         }
-        if let Some(full) = classifier::show_processlist(&sql) {
+        if let Some(full) = classifier::show_processlist(sql) {
             self.show_processlist(full).await?;
             return Ok(true);
         }
         Ok(false)
     }
 
-    pub(super) async fn query(&mut self, payload: &[u8]) -> Result<Target, ProxyError> {
-        let sql = String::from_utf8_lossy(&payload[1..]);
+    /// COM_QUERY; `sql`: its text ([`command_text`]).
+    pub(super) async fn query(&mut self, payload: &[u8], sql: std::borrow::Cow<'_, str>) -> Result<Target, ProxyError> {
         let rewritten = process::rewrite_connection_id(&sql, self.id);
         let rewritten_payload = rewritten.as_ref().map(|t| command_payload(Command::COM_QUERY, t.as_bytes()));
         let (sql, payload): (std::borrow::Cow<'_, str>, &[u8]) = match (&rewritten, &rewritten_payload) {

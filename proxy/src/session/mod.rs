@@ -35,7 +35,7 @@ use crate::error::{BackendCause, ProxyError};
 use crate::promotion::WritePass;
 use crate::protocol::connection::{rearm, ConnError, PacketStream};
 use crate::protocol::handshake::{self, parse_handshake_response, ClientLogin, Credential, LoginError};
-use crate::protocol::packets::{command_payload, ok_payload};
+use crate::protocol::packets::{command_payload, command_text, ok_payload};
 use crate::protocol::response::{Expect, Outcome};
 use crate::protocol::session_track::StateChanges;
 use crate::protocol::stmt::{parse_execute, rewrite_execute, rewrite_id, stmt_id, ExecuteHead};

@@ -37,7 +37,7 @@ impl Session {
         if self.stmts.len() >= cap as usize {
             return Err(ProxyError::TooManyPreparedStatements(cap));
         }
-        let text = String::from_utf8_lossy(&payload[1..]);
+        let text = command_text(&payload[1..]);
         // CONNECTION_ID() answers the session's id wherever the statement is prepared.
         let rewritten = process::rewrite_connection_id(&text, self.id);
         let sql: Arc<str> = Arc::from(rewritten.as_deref().unwrap_or(&text));

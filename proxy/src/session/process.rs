@@ -72,7 +72,7 @@ impl Session {
                     Some(if full { "SHOW FULL PROCESSLIST" } else { "SHOW PROCESSLIST" }.to_string())
                 } else {
                     a.statement.as_ref().map(|s| {
-                        let text = String::from_utf8_lossy(s.get(1..).unwrap_or_default());
+                        let text = command_text(s.get(1..).unwrap_or_default());
                         if full {
                             text.into_owned()
                         } else {
