@@ -786,17 +786,26 @@ pub async fn server_id_of(conn: &mut Conn) -> Result<u32> {
     value(conn, "SELECT @@server_id").await
 }
 
-/// `GET path` from an admin endpoint on 127.0.0.1:`port` (HTTP/1.0, 5 s bounds): the body.
-pub fn admin_get(port: u16, path: &str) -> Result<String> {
+/// One HTTP/1.0 request to the admin endpoint on 127.0.0.1:`port`: `request` is the request
+/// line and any header lines, without the blank line that ends them (`"GET /metrics
+/// HTTP/1.0\r\nAccept: */*"`); `timeout` bounds the connect and every read and write.
+/// Returns (status line and headers, body).
+pub fn admin_request(port: u16, request: &str, timeout: Duration) -> Result<(String, String)> {
     use std::io::Write;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).context("admin endpoint")?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n")?;
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout).context("admin endpoint")?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    write!(tcp, "{request}\r\n\r\n")?;
     let mut out = String::new();
     tcp.read_to_string(&mut out)?;
-    Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    Ok((head.to_string(), body.to_string()))
+}
+
+/// `GET path` from the admin endpoint on 127.0.0.1:`port` (5 s bounds): the body.
+pub fn admin_get(port: u16, path: &str) -> Result<String> {
+    Ok(admin_request(port, &format!("GET {path} HTTP/1.0"), Duration::from_secs(5))?.1)
 }
 
 /// The server error code of a mysql_async error (e.g. 1045 for access denied).

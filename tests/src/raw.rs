@@ -167,6 +167,12 @@ impl RawConn {
         self.write(0, payload)
     }
 
+    /// Sends a command and reads the one packet that answers it (its payload).
+    pub fn command(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
+        self.send(payload)?;
+        Ok(self.read()?.1)
+    }
+
     /// COM_QUERY, then the whole response (every result set while more results exist).
     pub fn query(&mut self, sql: &str) -> Result<Vec<Packet>> {
         let mut p = vec![COM_QUERY];
@@ -283,6 +289,12 @@ impl RawConn {
             }
         }
         self.send(&p)?;
+        self.binary_response()
+    }
+
+    /// Every packet of the response to a COM_STMT_EXECUTE already sent (sequence id,
+    /// payload), every result set while more exist.
+    pub fn binary_response(&mut self) -> Result<Packets> {
         let mut out = Vec::new();
         loop {
             let (seq, first) = self.read()?;

@@ -87,15 +87,7 @@ async fn replica_killed_then_master_killed() {
         assert!(Instant::now() < deadline, "writes should be refused for want of a writer, got: {err}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, body) = {
-        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.admin_port())).unwrap();
-        use std::io::{Read, Write};
-        write!(tcp, "GET /status HTTP/1.0\r\n\r\n").unwrap();
-        let mut out = String::new();
-        tcp.read_to_string(&mut out).unwrap();
-        let (h, b) = out.split_once("\r\n\r\n").unwrap_or_default();
-        (h.to_string(), b.to_string())
-    };
+    let body = admin_get(p.admin_port(), "/status").unwrap();
     assert!(body.contains("writer unreachable: serving reads that may be stale"), "{body}");
     p.stop();
     cluster.stop().unwrap();

@@ -3,18 +3,14 @@
 //! reloads (a good config takes effect, a bad one is refused and the running one kept).
 
 use rwsplit_tests::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `GET path` with an Accept header: (status line and headers, body).
 fn http_get(port: u16, path: &str, accept: &str) -> (String, String) {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (head.to_string(), body.to_string())
+    admin_request(port, &format!("GET {path} HTTP/1.0\r\nAccept: {accept}"), Duration::from_secs(5))
+        .expect("admin endpoint")
 }
 
 fn proxy() -> Proxy {

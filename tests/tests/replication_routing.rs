@@ -9,7 +9,6 @@
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use rwsplit_tests::*;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -18,25 +17,11 @@ fn cluster() -> &'static Cluster {
     tokio::task::block_in_place(Cluster::shared)
 }
 
-/// GET `path` from a proxy's admin endpoint.
-fn admin_get(p: &Proxy, path: &str) -> String {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.admin_port())).expect("admin endpoint");
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
-fn status(p: &Proxy) -> serde_json::Value {
-    serde_json::from_str(&admin_get(p, "/status")).expect("status JSON")
-}
-
 /// Polls `cond` on the proxy's topology until it holds (bounded).
 async fn wait_status(p: &Proxy, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let s = status(p);
+        let s = p.status().expect("/status");
         if cond(&s) {
             return;
         }
@@ -120,7 +105,7 @@ async fn causal_reads_see_own_writes_and_without_it_they_do_not() {
     let started = Instant::now();
     let stale_on = stale_reads(&mut conn, "t_on", 1000).await;
     let took_on = started.elapsed();
-    let metrics = admin_get(&on, "/metrics");
+    let metrics = admin_get(on.admin_port(), "/metrics").expect("admin endpoint");
     let fallbacks =
         metrics.lines().find(|l| l.starts_with("rwsplit_causal_read_fallbacks_total")).unwrap_or("").to_string();
 
@@ -194,7 +179,7 @@ async fn reads_fall_back_to_the_master_or_fail_clearly() {
     for _ in 0..5 {
         assert_eq!(server_id_of(&mut conn).await.unwrap(), 1, "with no usable replica, reads go to the master");
     }
-    let metrics = admin_get(&fallback, "/metrics");
+    let metrics = admin_get(fallback.admin_port(), "/metrics").expect("admin endpoint");
     assert!(
         metrics.lines().any(|l| l.starts_with("rwsplit_read_fallbacks_total") && !l.ends_with(" 0")),
         "fallbacks are counted:\n{metrics}"

@@ -18,30 +18,16 @@ use std::time::{Duration, Instant};
 
 /// `POST /switchover[?to=]` on a proxy's admin endpoint: (HTTP status line, body).
 fn post_switchover(p: &Proxy, to: Option<&str>) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.admin_port())).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let q = to.map(|t| format!("?to={t}")).unwrap_or_default();
-    write!(tcp, "POST /switchover{q} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
-}
-
-fn admin_get(p: &Proxy, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", p.admin_port())).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    let request = format!("POST /switchover{q} HTTP/1.0\r\nContent-Length: 0");
+    let (head, body) = admin_request(p.admin_port(), &request, Duration::from_secs(120)).expect("admin endpoint");
+    (head.lines().next().unwrap_or("").to_string(), body)
 }
 
 /// The value of a counter line of `/metrics` (0 when absent).
 fn metric(p: &Proxy, name_and_labels: &str) -> f64 {
-    admin_get(p, "/metrics")
+    admin_get(p.admin_port(), "/metrics")
+        .expect("admin endpoint")
         .lines()
         .find(|l| l.starts_with(name_and_labels))
         .and_then(|l| l.rsplit(' ').next())
@@ -152,7 +138,10 @@ async fn switchover_under_oltp_read_write_costs_no_client_error() {
     for i in [MASTER, 2] {
         assert_eq!(checksums(&c, i, tables).await, reference, "checksums of server {i}");
     }
-    assert!(admin_get(&p, "/status").contains("switchover: done"), "the steps are shown in /status");
+    assert!(
+        admin_get(p.admin_port(), "/status").expect("admin endpoint").contains("switchover: done"),
+        "the steps are shown in /status"
+    );
     // `rwsplit status` shows them too.
     let out = Command::new(rwsplit_bin().unwrap())
         .args(["status", "--admin", &format!("127.0.0.1:{}", p.admin_port())])
@@ -198,7 +187,7 @@ async fn unsafe_switchovers_are_refused_and_change_nothing() {
     c.exec(1, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = 60; START SLAVE").await.unwrap();
     c.exec(MASTER, "CREATE TABLE db_test.lag (id INT PRIMARY KEY); INSERT INTO db_test.lag VALUES (1)").await.unwrap();
     wait_until(Duration::from_secs(30), "replica1's lag to show", || async {
-        let status: serde_json::Value = serde_json::from_str(&admin_get(&p, "/status"))?;
+        let status: serde_json::Value = p.status()?;
         Ok(status["servers"][1]["lag_ms"].as_u64().is_some_and(|lag| lag > 2_000))
     })
     .await
@@ -212,7 +201,7 @@ async fn unsafe_switchovers_are_refused_and_change_nothing() {
     // Its own GTID domain, so that the master's stream still applies (gtid_strict_mode).
     c.exec(2, "SET SESSION gtid_domain_id = 9; CREATE DATABASE errant_on_replica2").await.unwrap();
     wait_until(Duration::from_secs(30), "the errant transaction to be seen", || async {
-        let status: serde_json::Value = serde_json::from_str(&admin_get(&p, "/status"))?;
+        let status: serde_json::Value = p.status()?;
         Ok(status["servers"][2]["errant"].is_string())
     })
     .await
@@ -355,12 +344,14 @@ async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
     // transaction nobody received) stays out with an alert.
     tokio::task::block_in_place(|| c.lab(&["start-server", "master"])).unwrap();
     wait_until(Duration::from_secs(60), "the old master to rejoin or be kept out", || async {
-        let status = admin_get(&a, "/status") + &admin_get(&b, "/status");
+        let status = admin_get(a.admin_port(), "/status").expect("admin endpoint")
+            + &admin_get(b.admin_port(), "/status").expect("admin endpoint");
         Ok(status.contains("former writer") || status.contains("not rejoined"))
     })
     .await
     .unwrap();
-    let status = admin_get(&a, "/status") + &admin_get(&b, "/status");
+    let status = admin_get(a.admin_port(), "/status").expect("admin endpoint")
+        + &admin_get(b.admin_port(), "/status").expect("admin endpoint");
     if status.contains("not rejoined") {
         eprintln!("[failover] the old master holds a transaction no replica received: kept out");
         assert_eq!(read_only(&c, MASTER).await, 0, "left as it was for a person to look at");
@@ -374,7 +365,7 @@ async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
         eprintln!("[failover] the old master, restarted, rejoined as a replica of server {new}");
     }
     for (name, p) in [("a", &a), ("b", &b)] {
-        let status: serde_json::Value = serde_json::from_str(&admin_get(p, "/status")).unwrap();
+        let status: serde_json::Value = serde_json::from_str(&admin_get(p.admin_port(), "/status").unwrap()).unwrap();
         for step in status["promotion"]["recent_steps"].as_array().into_iter().flatten() {
             eprintln!("[failover] node {name}: {}", step.as_str().unwrap_or(""));
         }
@@ -415,7 +406,7 @@ async fn a_held_failover_lock_stops_the_promotion_and_writes_wait() {
         (r.map_err(|e| e.to_string()), Instant::now())
     });
     wait_until(Duration::from_secs(20), "the proxy to back off for the lock", || async {
-        Ok(admin_get(&p, "/status").contains("holds the failover lock"))
+        Ok(admin_get(p.admin_port(), "/status").expect("admin endpoint").contains("holds the failover lock"))
     })
     .await
     .unwrap();

@@ -17,7 +17,6 @@
 //! The unit's `ExecStartPre=` (`rwsplit --config FILE check`) is run with the real binary too.
 
 use rwsplit_tests::*;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -148,15 +147,6 @@ impl Drop for Rwsplit {
     }
 }
 
-fn http_get(port: u16, path: &str) -> String {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin endpoint");
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(tcp, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out)
-}
-
 /// A login as `user` and `SELECT 1` through rwsplit: one attempt, bounded.
 async fn login_and_select_1(port: u16, user: &str, password: &str) -> Result<i64, String> {
     let attempt = async {
@@ -218,7 +208,8 @@ async fn notify_protocol_ready_watchdog_reload_and_stop() {
         logged.contains("initial topology") && logged.contains("writer=master") && logged.contains("rwsplit ready"),
         "READY=1 before the first topology and the listeners:\n{logged}"
     );
-    let status: serde_json::Value = serde_json::from_str(&http_get(admin_port, "/status")).expect("/status is JSON");
+    let status: serde_json::Value =
+        serde_json::from_str(&admin_get(admin_port, "/status").expect("admin endpoint")).expect("/status is JSON");
     assert_eq!(status["writer"], 0, "/status at READY=1 shows the master as writer: {status:#}");
     let one = login_and_select_1(port, APP_USER, APP_PASSWORD).await;
     assert_eq!(one, Ok(1), "login + SELECT 1 at READY=1\n{}", rwsplit.log_tail());
