@@ -365,7 +365,7 @@ async fn master_kill9_fails_over_once_and_loses_no_acknowledged_insert() {
         eprintln!("[failover] the old master, restarted, rejoined as a replica of server {new}");
     }
     for (name, p) in [("a", &a), ("b", &b)] {
-        let status: serde_json::Value = serde_json::from_str(&admin_get(p.admin_port(), "/status").unwrap()).unwrap();
+        let status = p.status().unwrap();
         for step in status["promotion"]["recent_steps"].as_array().into_iter().flatten() {
             eprintln!("[failover] node {name}: {}", step.as_str().unwrap_or(""));
         }

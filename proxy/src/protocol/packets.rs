@@ -122,7 +122,6 @@ pub fn eof_status(payload: &[u8]) -> Option<StatusFlags> {
     Some(StatusFlags::from_bits_truncate(u16::from_le_bytes([s[0], s[1]])))
 }
 
-/// A command packet's payload: the command byte, then its argument (SQL text, schema name).
 /// A command's text (a statement, a schema name) as a string: borrowed when it is valid UTF-8,
 /// as it nearly always is (one validation, word-at-a-time over ASCII), else with invalid bytes
 /// replaced. `String::from_utf8_lossy` alone walks the text in chunks and cost about as much
@@ -134,6 +133,7 @@ pub fn command_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A command packet's payload: the command byte, then its argument (SQL text, schema name).
 pub fn command_payload(command: Command, argument: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(argument.len() + 1);
     p.push(command as u8);

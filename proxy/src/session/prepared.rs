@@ -143,13 +143,12 @@ impl Session {
         // The parameter types the server must hold after this EXECUTE: those it carries, else
         // those the client bound earlier (it relies on the server remembering them).
         let wanted_types = head.types.or(stmt.types.as_deref());
+        let no_types = wanted_types.is_none();
         // One lookup on the connection: its id for the statement, whether its server holds
         // those types, and the column definitions it holds as sent.
-        let found =
-            conn.stmt(&sql).map(|s| (s.id, wanted_types.is_none() || s.types.as_deref() == wanted_types, s.metadata));
+        let found = conn.stmt(&sql).map(|s| (s.id, no_types || s.types.as_deref() == wanted_types, s.metadata));
         let known = found.is_some();
-        let (mut backend_id, mut types_held, backend_metadata) = found.unwrap_or((0, wanted_types.is_none(), None));
-        let no_types = wanted_types.is_none();
+        let (mut backend_id, mut types_held, backend_metadata) = found.unwrap_or((0, no_types, None));
         let mut fresh = None;
         // Cached metadata: the server skips the definitions when they equal those it last
         // sent on this connection, which must then be those the client holds (it may have
