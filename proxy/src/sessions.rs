@@ -9,17 +9,14 @@
 //! assignment, never across an await.
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use rwsplit_replication::{Health, TopologyHandle};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::sync::{watch, Notify};
-
-/// What a session's running statement is told to give up: the server (by index) the monitor
-/// marked down. A new value (even the same server again) is a new signal.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AbortSignal(pub Option<usize>);
+use tokio::sync::watch;
 
 /// What a session is doing, as `SHOW PROCESSLIST` shows it.
 #[derive(Debug, Clone)]
@@ -46,12 +43,17 @@ pub struct SessionEntry {
     pub host: String,
     activity: Mutex<Activity>,
     killed: AtomicBool,
-    kill_signal: Notify,
     /// Another session is killing the statement this session runs: the backend connection
     /// must not be given to anyone else, since the KILL may land after the statement ended.
     kill_in_flight: AtomicBool,
-    /// Aborts the statement the session runs on a server that went down.
-    abort: watch::Sender<AbortSignal>,
+    /// How many times the statement the session runs was told to give up because its server
+    /// went down ([`SessionEntry::abort`]), and the last such server.
+    aborts: AtomicU64,
+    abort_server: AtomicUsize,
+    /// The session's task, woken by a kill or an abort. It registers while it waits for its
+    /// client or a server (one atomic exchange, where a wait-list entry of a `Notify` or a
+    /// `watch` costs a lock to add and one to remove, twice per statement).
+    waker: AtomicWaker,
 }
 
 impl SessionEntry {
@@ -74,8 +76,8 @@ impl SessionEntry {
     /// Asks the session to end (KILL CONNECTION): it closes its client connection as soon as
     /// it notices — at once when idle, after the current statement was stopped otherwise.
     pub fn kill(&self) {
-        self.killed.store(true, Ordering::Relaxed);
-        self.kill_signal.notify_one();
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     pub fn mark_kill_in_flight(&self) {
@@ -89,23 +91,45 @@ impl SessionEntry {
 
     /// Tells the session's running statement that `server` went down.
     pub fn abort(&self, server: usize) {
-        self.abort.send_replace(AbortSignal(Some(server)));
+        self.abort_server.store(server, Ordering::Relaxed);
+        self.aborts.fetch_add(1, Ordering::Release);
+        self.waker.wake();
     }
 
-    /// A receiver for [`SessionEntry::abort`] signals (the session's relay listens).
-    pub fn abort_signal(&self) -> watch::Receiver<AbortSignal> {
-        self.abort.subscribe()
+    /// How many aborts were sent so far: what [`poll_abort`](Self::poll_abort) compares with.
+    pub fn aborts_seen(&self) -> u64 {
+        self.aborts.load(Ordering::Acquire)
+    }
+
+    /// Ready with the server of the last abort once one was sent after `seen` (which then
+    /// counts it); else registers the session's task to be woken by the next. Only the
+    /// session's own task may poll this (or [`killed`](Self::killed)): there is one waker.
+    pub fn poll_abort(&self, cx: &mut Context<'_>, seen: &mut u64) -> Poll<usize> {
+        self.waker.register(cx.waker());
+        let now = self.aborts.load(Ordering::Acquire);
+        if now == *seen {
+            return Poll::Pending;
+        }
+        *seen = now;
+        Poll::Ready(self.abort_server.load(Ordering::Relaxed))
     }
 
     pub fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::Relaxed)
+        self.killed.load(Ordering::Acquire)
     }
 
-    /// Resolves when [`SessionEntry::kill`] was called (also if it was called before).
+    /// Resolves when [`SessionEntry::kill`] was called (also if it was called before). For the
+    /// session's own task only (see [`poll_abort`](Self::poll_abort)).
     pub async fn killed(&self) {
-        if !self.is_killed() {
-            self.kill_signal.notified().await;
-        }
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.is_killed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 
@@ -132,9 +156,10 @@ impl Sessions {
                 pinned_on: None,
             }),
             killed: AtomicBool::new(false),
-            kill_signal: Notify::new(),
             kill_in_flight: AtomicBool::new(false),
-            abort: watch::channel(AbortSignal::default()).0,
+            aborts: AtomicU64::new(0),
+            abort_server: AtomicUsize::new(0),
+            waker: AtomicWaker::new(),
         });
         self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry.clone());
         Registration { sessions: self.clone(), entry }
@@ -234,5 +259,24 @@ mod tests {
         assert_eq!(sessions.len(), 1);
         drop(a);
         assert!(sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abort_wakes_the_waiting_session_and_one_sent_before_the_wait_does_not_count() {
+        let sessions = Arc::new(Sessions::default());
+        let r = sessions.register(5, "127.0.0.1:1".into(), "app".into(), None);
+        let entry = r.entry.clone();
+        entry.abort(1);
+        // A statement starting now does not see the abort sent before it.
+        let mut seen = entry.aborts_seen();
+        let waiting = tokio::spawn({
+            let entry = entry.clone();
+            async move { std::future::poll_fn(|cx| entry.poll_abort(cx, &mut seen)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "an abort sent before the wait was seen");
+        entry.abort(2);
+        let server = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!(server, 2);
     }
 }

@@ -103,7 +103,9 @@ pub struct BackendConn {
 
 impl BackendConn {
     /// Connects and logs in as (user, password), over TLS with `tls`. `open` is the
-    /// per-server counter, already incremented.
+    /// per-server counter, already incremented. Boxed: a connection moves between the pool,
+    /// the session and its statement several times per statement, and a pointer moves where
+    /// the struct (some 350 bytes) was copied.
     pub async fn connect(
         server: usize,
         address: &str,
@@ -112,7 +114,7 @@ impl BackendConn {
         tls: Option<&super::tls::ServerTls>,
         timeout: Duration,
         open: OpenGuard,
-    ) -> Result<BackendConn, AuthError> {
+    ) -> Result<Box<BackendConn>, AuthError> {
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Err(_) => return Err(AuthError::Conn(crate::protocol::connection::ConnError::Timeout(timeout))),
             Ok(r) => r.map_err(|e| AuthError::Conn(e.into()))?,
@@ -120,7 +122,7 @@ impl BackendConn {
         let mut stream = PacketStream::new(tcp);
         let tls = tls.map(|t| (&t.connector.0, t.name.clone()));
         let hello = login(&mut stream, user, password, key, tls, timeout).await?;
-        Ok(BackendConn {
+        Ok(Box::new(BackendConn {
             stream,
             server,
             hello,
@@ -135,7 +137,7 @@ impl BackendConn {
             last_used: Instant::now(),
             thread: crate::workers::current(),
             _open: open,
-        })
+        }))
     }
 
     /// Whether the connection speaks CLIENT_DEPRECATE_EOF.

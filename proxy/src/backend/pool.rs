@@ -75,7 +75,7 @@ struct ServerPool {
     /// Taken out of the config by a reload: no new leases, returned connections close.
     removed: AtomicBool,
     /// Idle connections, least recently used first.
-    idle: Mutex<VecDeque<BackendConn>>,
+    idle: Mutex<VecDeque<Box<BackendConn>>>,
     /// Open connections (idle and leased), and the signal that one was returned or closed.
     slots: Arc<Slots>,
     /// Leases waiting for a connection.
@@ -236,12 +236,12 @@ impl Pool {
         key: ResponseFormat,
         state: u64,
         probe: bool,
-    ) -> Result<BackendConn, ProxyError> {
+    ) -> Result<Box<BackendConn>, ProxyError> {
         self.get(server, key, Some((state, probe))).await
     }
 
     /// A new connection to `server`, never an idle one (waiting at the limit like `lease`).
-    pub async fn open(&self, server: usize, key: ResponseFormat) -> Result<BackendConn, ProxyError> {
+    pub async fn open(&self, server: usize, key: ResponseFormat) -> Result<Box<BackendConn>, ProxyError> {
         self.get(server, key, None).await
     }
 
@@ -261,7 +261,7 @@ impl Pool {
         server: usize,
         key: ResponseFormat,
         idle_state: Option<(u64, bool)>,
-    ) -> Result<BackendConn, ProxyError> {
+    ) -> Result<Box<BackendConn>, ProxyError> {
         let sp = self.servers.load().get(server).cloned();
         let sp = sp.ok_or_else(|| ProxyError::Internal(format!("no server #{server}")))?;
         let sp = sp.as_ref();
@@ -341,7 +341,7 @@ impl Pool {
         settings: &PoolSettings,
         key: ResponseFormat,
         guard: OpenGuard,
-    ) -> Result<BackendConn, ProxyError> {
+    ) -> Result<Box<BackendConn>, ProxyError> {
         let tls = sp.tls.lock().unwrap_or_else(|p| p.into_inner()).clone();
         BackendConn::connect(
             server,
@@ -375,7 +375,7 @@ fn take_idle(
     key: ResponseFormat,
     state: u64,
     probe: bool,
-) -> Option<BackendConn> {
+) -> Option<Box<BackendConn>> {
     {
         let now = Instant::now();
         let here = crate::workers::current();
@@ -416,7 +416,7 @@ fn take_idle(
 impl Pool {
     /// Returns a connection. Only call this when it is in a known, clean state (no open
     /// transaction, no locks, nothing unread); otherwise just drop it.
-    pub fn release(&self, mut conn: BackendConn) {
+    pub fn release(&self, mut conn: Box<BackendConn>) {
         let servers = self.servers.load();
         let Some(sp) = servers.get(conn.server) else { return };
         if conn.discard || sp.removed.load(Ordering::Relaxed) {

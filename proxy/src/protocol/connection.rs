@@ -150,58 +150,58 @@ pub struct PacketStream {
     /// is busy (see [`within`]; let go by [`shrink_idle`](Self::shrink_idle)); it belongs to
     /// that thread's runtime, so a read on another thread (or off the session threads, whose
     /// runtimes may end) starts a new one.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer: KeptTimer,
     /// The session thread ([`crate::workers::current`]) whose runtime made `timer`.
     timer_thread: Option<usize>,
 }
 
-/// The timer in `slot` set to `deadline`: made when there is none, else moved (moving a
-/// pending timer later is one atomic update; a new timer is an insertion into the runtime's
-/// timer wheel and a removal from it). For timers kept from wait to wait.
-pub(crate) fn rearm(
-    slot: &mut Option<Pin<Box<tokio::time::Sleep>>>,
-    deadline: tokio::time::Instant,
-) -> &mut Pin<Box<tokio::time::Sleep>> {
-    match slot {
-        Some(t) => {
-            t.as_mut().reset(deadline);
-            t
+/// A timer kept from wait to wait, for waits whose deadlines mostly move later (a busy
+/// stream's reads, an idle session's grace period): it is moved only when a wait needs it
+/// earlier, or when it fires before the deadline of the wait in progress (then once, to that
+/// deadline). A wait costs a comparison of two instants, not a move of the pending timer at
+/// every wait; waits are far shorter than the deadlines, so an early firing is rare.
+#[derive(Debug, Default)]
+pub(crate) struct KeptTimer(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl KeptTimer {
+    /// Ready once `deadline` has passed; else registers the task to be woken (perhaps
+    /// earlier, see above: then this is polled again and waits on).
+    pub(crate) fn poll_until(&mut self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let t = match &mut self.0 {
+            Some(t) => {
+                if t.deadline() > deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self.0.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        // At most twice: after the move the timer's deadline is the wait's.
+        loop {
+            match t.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if t.deadline() >= deadline => return Poll::Ready(()),
+                Poll::Ready(()) => t.as_mut().reset(deadline),
+            }
         }
-        None => slot.insert(Box::pin(tokio::time::sleep_until(deadline))),
     }
 }
 
 /// Runs `io` until it completes (`Some`) or `deadline` passes (`None`). With `kept` (a busy
-/// stream), the timer is armed only when `io` has to wait, and it is the stream's own, moved
-/// to the new deadline: a wait costs one atomic update of a pending timer (a deadline later
-/// than the one in the runtime's timer wheel is re-filed only if it is reached), not a wheel
-/// insertion and removal per read; two reads per statement wait. Without (an idle wait), a
-/// timer for this wait only, so that idle connections hold none between reads.
-async fn within<F: Future>(
-    kept: Option<&mut Option<Pin<Box<tokio::time::Sleep>>>>,
-    deadline: tokio::time::Instant,
-    io: F,
-) -> Option<F::Output> {
+/// stream), the stream's own timer, used only when `io` has to wait (see [`KeptTimer`]): no
+/// insertion into and removal from the runtime's timer wheel per read; two reads per
+/// statement wait. Without (an idle wait), a timer for this wait only, so that idle
+/// connections hold none between reads.
+async fn within<F: Future>(kept: Option<&mut KeptTimer>, deadline: tokio::time::Instant, io: F) -> Option<F::Output> {
     let Some(timer) = kept else {
         return tokio::time::timeout_at(deadline, io).await.ok();
     };
     let mut io = std::pin::pin!(io);
-    let mut armed = false;
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = io.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
         }
-        let t = match timer {
-            Some(t) if armed => t,
-            _ => {
-                armed = true;
-                rearm(timer, deadline)
-            }
-        };
-        match t.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        timer.poll_until(deadline, cx).map(|()| None)
     })
     .await
 }
@@ -217,7 +217,7 @@ impl PacketStream {
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             read_limit: frame::MAX_CHUNK,
-            timer: None,
+            timer: KeptTimer::default(),
             timer_thread: None,
         }
     }
@@ -250,7 +250,7 @@ impl PacketStream {
             rbuf: BytesMut::new(),
             wbuf: self.wbuf,
             read_limit: self.read_limit,
-            timer: None,
+            timer: KeptTimer::default(),
             timer_thread: None,
         })
     }
@@ -346,7 +346,7 @@ impl PacketStream {
         let timeout = || ConnError::Timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let here = crate::workers::current();
         if here != self.timer_thread {
-            self.timer = None;
+            self.timer = KeptTimer::default();
             self.timer_thread = here;
         }
         // An idle wait (lazy) keeps no timer between reads: see `shrink_idle`.
@@ -371,7 +371,7 @@ impl PacketStream {
     /// Lets the buffers go when they hold nothing (an idle connection: between commands, or
     /// pooled), and the read timer; the next read or write allocates small ones again.
     pub fn shrink_idle(&mut self) {
-        self.timer = None;
+        self.timer = KeptTimer::default();
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
         }
@@ -601,6 +601,33 @@ mod tests {
     }
 
     const SHORT: Duration = Duration::from_secs(5);
+
+    /// Waits on `timer` until `deadline` (failing the test after `SHORT`).
+    async fn wait_kept(timer: &mut KeptTimer, deadline: tokio::time::Instant) {
+        tokio::time::timeout(SHORT, std::future::poll_fn(|cx| timer.poll_until(deadline, cx)))
+            .await
+            .expect("the kept timer never fired");
+    }
+
+    #[tokio::test]
+    async fn a_kept_timer_ends_each_wait_at_that_waits_deadline() {
+        let ms = Duration::from_millis;
+        let mut timer = KeptTimer::default();
+        let start = tokio::time::Instant::now();
+        // Armed for 30 ms by a wait that ends sooner (its timer stays pending).
+        let cut = tokio::time::timeout(ms(5), std::future::poll_fn(|cx| timer.poll_until(start + ms(30), cx))).await;
+        assert!(cut.is_err(), "a 30 ms wait ended within 5 ms");
+        // The next wait's deadline is later: the timer fires at 30 ms, and the wait goes on.
+        wait_kept(&mut timer, start + ms(120)).await;
+        assert!(start.elapsed() >= ms(120), "ended after {:?}, before its deadline", start.elapsed());
+        // One armed far out does not hold up a wait with an earlier deadline.
+        let cut = tokio::time::timeout(ms(5), std::future::poll_fn(|cx| timer.poll_until(start + SHORT * 4, cx))).await;
+        assert!(cut.is_err());
+        let again = tokio::time::Instant::now();
+        wait_kept(&mut timer, again + ms(40)).await;
+        assert!(again.elapsed() >= ms(40));
+        assert!(again.elapsed() < SHORT, "waited for the earlier, later deadline");
+    }
 
     #[tokio::test]
     async fn a_header_over_the_limit_fails_before_its_payload_arrives() {

@@ -365,7 +365,7 @@ impl Session {
 
     /// The connection for `target`: the pinned one if it is on that server, else one from the
     /// pool brought to the session's state.
-    pub(super) async fn acquire(&mut self, target: Target) -> Result<BackendConn, ProxyError> {
+    pub(super) async fn acquire(&mut self, target: Target) -> Result<Box<BackendConn>, ProxyError> {
         // A write must not go out on a connection the server already closed (it would fail
         // with no way to tell whether it ran); a read that fails so is retried anyway.
         let probe = matches!(target, Target::Writer(_));
@@ -411,7 +411,8 @@ impl Session {
             Job::Forward { payload, expect } => {
                 conn.stream.send(0, payload, bt).await.map_err(backend_err)?;
                 let (outcome, changes) =
-                    relay(&mut self.client, conn, *expect, &self.timeouts, &mut self.abort, None, false, None).await?;
+                    relay(&mut self.client, conn, *expect, &self.timeouts, &self.registration.entry, None, false, None)
+                        .await?;
                 if payload.first() == Some(&(Command::COM_SET_OPTION as u8)) && outcome.error.is_none() {
                     // MYSQL_OPTION_MULTI_STATEMENTS_ON = 0, _OFF = 1 (the server refused others).
                     let on = payload.get(1..3) == Some(&[0, 0][..]);
@@ -429,7 +430,7 @@ impl Session {
                     conn,
                     Expect::Prepare,
                     &self.timeouts,
-                    &mut self.abort,
+                    &self.registration.entry,
                     Some(*client_id),
                     false,
                     metadata.as_mut(),
@@ -489,7 +490,7 @@ impl Session {
     /// After a statement: learn the state, then keep the connection tied or give it back.
     pub(super) fn finish(
         &mut self,
-        mut conn: BackendConn,
+        mut conn: Box<BackendConn>,
         target: Target,
         outcome: &Outcome,
         effects: &[Effect],
@@ -522,7 +523,7 @@ impl Session {
         self.keep_or_release(conn);
     }
 
-    pub(super) fn keep_or_release(&mut self, conn: BackendConn) {
+    pub(super) fn keep_or_release(&mut self, conn: Box<BackendConn>) {
         let writer = self.shared.topology.load().writer;
         let keep = self.state.is_tied()
             || (self.state.holds_temp_tables() && (Some(conn.server) == writer || self.pinned.is_none()));

@@ -86,7 +86,6 @@ impl Session {
             return Ok(None);
         }
         let registration = shared.sessions.register(id, peer.clone(), login.user.clone(), None);
-        let abort = registration.entry.abort_signal();
         let mut session = Session {
             id,
             shared: shared.clone(),
@@ -110,7 +109,6 @@ impl Session {
             read_server: None,
             failed_read_server: None,
             behind_server: None,
-            abort,
             consistency: shared.consistency(&login.user),
             causal_gtid: None,
             caught_up: 0,

@@ -232,7 +232,7 @@ impl Session {
             conn,
             Expect::Query,
             &self.timeouts,
-            &mut self.abort,
+            &self.registration.entry,
             None,
             false,
             metadata.as_mut(),
@@ -332,11 +332,18 @@ impl Session {
         let bt = self.timeouts.backend_response;
         let sent = conn.stream.send(0, &out, bt).await;
         let result = match sent {
-            Ok(_) => {
-                relay(&mut self.client, &mut conn, Expect::Fetch, &self.timeouts, &mut self.abort, None, true, None)
-                    .await
-                    .map(|(o, _)| o)
-            }
+            Ok(_) => relay(
+                &mut self.client,
+                &mut conn,
+                Expect::Fetch,
+                &self.timeouts,
+                &self.registration.entry,
+                None,
+                true,
+                None,
+            )
+            .await
+            .map(|(o, _)| o),
             Err(e) => Err(RelayError::from_conn(&e, true)),
         };
         match result {

@@ -15,9 +15,8 @@ use crate::protocol::response::{Expect, Fed, Outcome, Step};
 use crate::protocol::session_track::{ok_state_changes, StateChanges};
 use crate::protocol::{CapabilityFlags, StatusFlags};
 use crate::runtime::Timeouts;
-use crate::sessions::AbortSignal;
+use crate::sessions::SessionEntry;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Flush to the client once this much is queued, even if more is buffered.
 const FLUSH_AT: usize = 256 * 1024;
@@ -94,21 +93,22 @@ impl MetadataHash {
 /// finish work that must precede the client seeing the end (learning a write's GTID) and
 /// flush then. Returns the outcome and, when OK packets of the response reported session
 /// state changes, what they said together (see `protocol::session_track`). `metadata`: see
-/// [`Metadata`] (`None`: not followed).
+/// [`Metadata`] (`None`: not followed). `session`: the session's entry, which says when the
+/// monitor marked the statement's server down ([`SessionEntry::abort`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn relay(
     client: &mut PacketStream,
     conn: &mut BackendConn,
     expect: Expect,
     timeouts: &Timeouts,
-    abort: &mut watch::Receiver<AbortSignal>,
+    session: &SessionEntry,
     patch_stmt_id: Option<u32>,
     flush_end: bool,
     mut metadata: Option<&mut Metadata>,
 ) -> Result<(Outcome, Option<StateChanges>), RelayError> {
     let (backend_timeout, client_timeout) = (timeouts.backend_response, timeouts.client_write);
     // Only a signal sent while this statement runs counts.
-    abort.borrow_and_update();
+    let mut aborts = session.aborts_seen();
     let mut tracker = conn.response_tracker(expect);
     let mut sent_any = false;
     let mut first = true;
@@ -287,8 +287,8 @@ pub async fn relay(
                 }
                 // The monitor marked this connection's server down: the statement will not
                 // be answered in useful time.
-                Ok(()) = abort.changed() => {
-                    if abort.borrow_and_update().0 == Some(conn.server) {
+                server = std::future::poll_fn(|cx| session.poll_abort(cx, &mut aborts)) => {
+                    if server == conn.server {
                         return Err(RelayError::Backend {
                             cause: BackendCause::Closed,
                             detail: "the monitor marked the server down while it ran the statement".into(),
