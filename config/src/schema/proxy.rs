@@ -35,9 +35,11 @@ pub struct ProxyConfig {
     /// Refuse clients that do not switch to TLS (needs `tls_cert` and `tls_key`).
     pub require_tls: bool,
     /// Threads that run client sessions, each session on one thread for its whole life
-    /// (thread per core). 0: half the CPUs rwsplit may run on, at least one (a host shared
-    /// with servers or clients gains nothing from more; a host running rwsplit alone at high
-    /// load sets its CPU count). Read at start.
+    /// (thread per core). 0: half the CPUs rwsplit may run on, at least one. On a host shared
+    /// with servers or clients, more threads cost rwsplit more CPU per statement and a lone
+    /// client more latency, but send the servers smaller bursts of statements (README
+    /// "Performance" has lab figures); a host running rwsplit alone at high load sets its CPU
+    /// count. Read at start.
     pub worker_threads: u32,
 }
 
