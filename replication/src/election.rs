@@ -28,6 +28,9 @@ pub enum Refusal {
     NotUsable { server: String, reason: String },
     /// The target is too far behind.
     Lagging { server: String, lag_ms: Option<u64>, limit_ms: u64 },
+    /// The target applies transactions `delay_s` seconds late on purpose (`MASTER_DELAY`): it
+    /// could take that long to apply the writer's last transaction, whatever its lag reads now.
+    Delayed { server: String, delay_s: u64, limit_ms: u64 },
     /// The target has transactions the writer never had.
     Errant { server: String, gtids: String },
     /// No replica can take over.
@@ -53,6 +56,10 @@ impl fmt::Display for Refusal {
                 write!(f, "{server} lags {lag} ms, more than monitor.switchover_max_lag_ms ({limit_ms})")
             }
             Refusal::Lagging { server, lag_ms: None, .. } => write!(f, "{server}'s lag is unknown"),
+            Refusal::Delayed { server, delay_s, limit_ms } => write!(
+                f,
+                "{server} is a delayed replica (MASTER_DELAY = {delay_s} s), more than monitor.switchover_max_lag_ms ({limit_ms})"
+            ),
             Refusal::Errant { server, gtids } => {
                 write!(f, "{server} has errant transactions ({gtids}) that the writer never had")
             }
@@ -82,9 +89,17 @@ pub fn switchover_target(t: &Topology, requested: Option<&str>, max_lag_ms: u64)
             return Err(Refusal::AlreadyWriter(s.name.clone()));
         }
         usable_replica(s, writer.server_id, true)?;
-        match s.lag_ms {
-            Some(lag) if lag <= max_lag_ms => Ok(i),
-            lag_ms => Err(Refusal::Lagging { server: s.name.clone(), lag_ms, limit_ms: max_lag_ms }),
+        if !s.lag_ms.is_some_and(|lag| lag <= max_lag_ms) {
+            return Err(Refusal::Lagging { server: s.name.clone(), lag_ms: s.lag_ms, limit_ms: max_lag_ms });
+        }
+        // A delayed replica's lag can read low (Seconds_Behind_Master reads anything from the
+        // delay to 0 while the SQL thread waits out MASTER_DELAY) and still be a replica that
+        // needs the whole delay to apply what the writer last committed.
+        match s.replication.as_ref().and_then(|r| r.sql_delay) {
+            Some(delay_s) if delay_s.saturating_mul(1000) > max_lag_ms => {
+                Err(Refusal::Delayed { server: s.name.clone(), delay_s, limit_ms: max_lag_ms })
+            }
+            _ => Ok(i),
         }
     };
     if let Some(name) = requested {
@@ -309,6 +324,19 @@ mod tests {
             Err(Refusal::Lagging { server: "replica1".into(), lag_ms: Some(9_000), limit_ms: 5_000 })
         );
         assert_eq!(switchover_target(&lagging, None, 5_000), Ok(2), "the other one is fine");
+
+        // A delayed replica is refused whatever its lag reads, unless its delay is within the bound.
+        let mut delayed = lab();
+        delayed.servers[2].replication.as_mut().unwrap().sql_delay = Some(60);
+        assert_eq!(
+            switchover_target(&delayed, Some("replica2"), 5_000),
+            Err(Refusal::Delayed { server: "replica2".into(), delay_s: 60, limit_ms: 5_000 })
+        );
+        assert_eq!(switchover_target(&delayed, None, 5_000), Ok(1), "the undelayed one is chosen");
+        assert_eq!(switchover_target(&delayed, Some("replica2"), 60_000), Ok(2), "a delay within the bound");
+        delayed.servers[1].replication.as_mut().unwrap().sql_delay = Some(3_600);
+        let e = switchover_target(&delayed, None, 5_000).unwrap_err();
+        assert!(matches!(&e, Refusal::NoCandidate(why) if why.contains("MASTER_DELAY = 3600 s")), "{e}");
 
         let mut errant = lab();
         errant.servers[2].errant = Some("0-3-1".into());

@@ -74,7 +74,8 @@ pub struct MonitorConfig {
     pub replication_user: String,
     /// That account's password.
     pub replication_password: Secret,
-    /// A switchover target lagging more than this is refused.
+    /// A switchover target lagging more than this is refused, and so is a delayed replica
+    /// (`MASTER_DELAY`) whose delay is longer, whatever its lag reads at the moment.
     pub switchover_max_lag_ms: u64,
     /// Bound of each waiting step of a switchover or failover: transactions in flight to finish,
     /// the target to apply the old writer's last transaction, the new writer to be seen.
