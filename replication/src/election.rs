@@ -89,7 +89,7 @@ pub fn switchover_target(t: &Topology, requested: Option<&str>, max_lag_ms: u64)
             return Err(Refusal::AlreadyWriter(s.name.clone()));
         }
         usable_replica(s, writer.server_id, true)?;
-        if !s.lag_ms.is_some_and(|lag| lag <= max_lag_ms) {
+        if s.lag_ms.is_none_or(|lag| lag > max_lag_ms) {
             return Err(Refusal::Lagging { server: s.name.clone(), lag_ms: s.lag_ms, limit_ms: max_lag_ms });
         }
         // A delayed replica's lag can read low (Seconds_Behind_Master reads anything from the
