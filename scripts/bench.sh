@@ -13,6 +13,9 @@
 #   BENCH_SECONDS=10        length of each sysbench run (and of the busy scale check)
 #   BENCH_THREADS=16        sysbench threads (the "1 thread" row uses 1)
 #   BENCH_ROUNDS=3          rounds; each round runs every workload on every target in turn
+#   BENCH_WORKLOADS="ps_text ps_prep ro ps_1 rw"   the throughput rows to run (a subset, to
+#                           look at one row over more rounds): point selects text / prepared /
+#                           read-only / point selects with 1 thread / read-write
 #   BENCH_CONNECTS=500      serial connections per target and round for the connect cost
 #   BENCH_IDLE_CLIENTS=10000  idle authenticated clients held on a dedicated rwsplit
 #   BENCH_BUSY_CLIENTS=2000   concurrent clients running point selects on a dedicated rwsplit
@@ -67,6 +70,14 @@ CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# The throughput rows, checked before anything starts.
+ALL_WORKLOADS=(ps_text ps_prep ro ps_1 rw)
+read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-${ALL_WORKLOADS[*]}}"
+((${#WORKLOADS[@]})) || die "BENCH_WORKLOADS is empty (choose from: ${ALL_WORKLOADS[*]})"
+for w in "${WORKLOADS[@]}"; do
+    [[ " ${ALL_WORKLOADS[*]} " == *" $w "* ]] || die "BENCH_WORKLOADS: unknown workload '$w' (choose from: ${ALL_WORKLOADS[*]})"
+done
 
 # ---------------------------------------------------------------- processes and cleanup
 # Every process this script starts in the background is recorded here and in
@@ -267,7 +278,6 @@ median() { # "v1 v2 ...": the median (mean of the two middle values for an even 
 med() { median "${R[$1|$2]:-}"; }
 
 # ---------------------------------------------------------------- throughput
-WORKLOADS=(ps_text ps_prep ro ps_1 rw)
 declare -A WL_LABEL=([ps_text]="point select, text protocol" [ps_prep]="point select, prepared"
     [ro]="read only (skip_trx)" [ps_1]="point select, 1 thread" [rw]="read/write")
 declare -A WL_NAME=([ps_text]=oltp_point_select [ps_prep]=oltp_point_select [ro]=oltp_read_only
