@@ -9,6 +9,10 @@ REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGET=x86_64-unknown-linux-gnu
 cd "$REPO_DIR/fuzz"
+# fuzz/ is a workspace of its own, with a lockfile of its own (git-ignored): start it from the
+# main workspace's, so the targets are built with the dependency versions rwsplit ships with
+# (cargo adds the fuzzing crates and keeps every version it finds) rather than the newest ones.
+cp "$REPO_DIR/Cargo.lock" Cargo.lock
 RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
