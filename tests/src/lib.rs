@@ -692,7 +692,7 @@ impl Proxy {
             // A jittered pause: two probers of one proxy that alternated in lockstep would get
             // session ids of fixed parity, and a tie in reading sessions goes by that parity, so
             // each could keep landing on "its" replica for the whole timeout.
-            tokio::time::sleep(Duration::from_millis(25 + jitter_ms(50))).await;
+            tokio::time::sleep(Duration::from_millis(rand::random_range(25..75))).await;
         }
         bail!(
             "reads through rwsplit did not reach both replicas within {timeout:?} (seen server_ids: {:?})\n{}",
@@ -785,13 +785,6 @@ pub async fn one<T: FromRow + Send + 'static>(conn: &mut Conn, sql: &str) -> Res
 }
 
 /// `SELECT @@server_id` on `conn`: which server answered (1 = master, 2/3 = replicas).
-/// A pseudo-random number of milliseconds below `below` (a fresh `RandomState` per call is
-/// seeded from the OS), to keep concurrent pollers from falling into lockstep.
-fn jitter_ms(below: u64) -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(Instant::now()) % below.max(1)
-}
-
 pub async fn server_id_of(conn: &mut Conn) -> Result<u32> {
     value(conn, "SELECT @@server_id").await
 }
