@@ -42,6 +42,15 @@
 # `timeout` wrapper) exactly, in the same clock ticks, with no pid race and nothing else in
 # that subshell. The windows include connect and warm-up, identically for every target.
 #
+# Scheduling: every server and proxy runs in its own session (setsid: lab.sh starts the
+# servers and rwsplit so, start_bg HAProxy), sysbench in this script's. With the kernel's
+# autogroup scheduling (kernel.sched_autogroup_enabled, on by default) a session is one
+# scheduling group and the CPU is shared group by group, as systemd's cgroups share it between
+# services; so each proxy competes for CPU as one unit, alone, like in production. A proxy
+# started by hand from the shell that runs sysbench shares sysbench's group instead, which moved
+# a proxy's throughput by up to 10 % either way in the lab (2 CPUs, 16 threads), depending on
+# its thread count: compare proxies only when they run alike. The report records the setting.
+#
 # Connect cost uses scripts/bench_client.py: a standard-library-only Python client (raw
 # protocol, mysql_native_password with hashlib) looping connect + authenticate + SELECT 1 +
 # COM_QUIT serially in one process, so the figure is the connection itself, not the ~5-10 ms
@@ -472,6 +481,7 @@ report() {
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
+    echo "- scheduling: kernel.sched_autogroup_enabled=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 'n/a'); servers, HAProxy and rwsplit each in their own session, sysbench in the script's"
     echo "- MariaDB: $(mariadbd --version | sed 's/^.*Ver //')"
     echo "- sysbench: $(sysbench --version)"
     echo "- HAProxy: $(haproxy -v | head -n1)"
