@@ -40,7 +40,9 @@ pub fn current() -> Option<usize> {
 /// cache traffic for everyone. Measured on 2 CPUs shared with sysbench and three servers
 /// (16-thread point selects, interleaved rounds): one thread instead of two took rwsplit's
 /// context switches from 1.0–1.4 to 0.6–0.7 per statement and its user time from 5.9–6.4 to
-/// 4.4–4.6 µs, the servers' time from 50–52 to 46–48 µs, and gave 3–5 % more throughput. A
+/// 4.4–4.6 µs, the servers' time from 50–52 to 46–48 µs, and gave 3–5 % more throughput; a
+/// whole `make bench` with two threads later (git e5c98af, 5 rounds) was still not better
+/// (prepared point selects 0.91 of HAProxy against 0.92, read/write 1.00 against 1.04). A
 /// host that runs rwsplit alone at high load sets `worker_threads` to its CPU count.
 pub fn automatic_threads(cpus: usize) -> usize {
     (cpus / 2).max(1)
