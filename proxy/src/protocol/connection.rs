@@ -617,8 +617,8 @@ impl PacketStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
     use std::sync::Arc;
+    use tokio::net::TcpListener;
 
     /// A packet stream and the raw socket of its peer.
     async fn pair() -> (PacketStream, TcpStream) {

@@ -2,11 +2,12 @@
 //! first bytes to a [`ResponseTracker`]; the tracker says whether more packets belong to this
 //! response, whether the server asked for a LOCAL INFILE upload, and, at the end, the final
 //! status flags and whether it ended in an error. Rows are never parsed: a row packet only
-//! moves the tracker when it is a terminator (0xFE, short) or an ERR (0xFF).
+//! moves the tracker when it is a terminator (0xFE, short) or an ERR (0xFF), and the chunks
+//! that are certainly rows can be passed over in bulk ([`ResponseTracker::rows_ahead`]).
 //!
 //! Pure: no IO, tested packet by packet.
 
-use super::frame::Chunk;
+use super::frame::{check_chunk, Chunk, HEADER};
 use super::packets::{eof_status, eof_warnings, ok_head, read_lenenc, EOF, ERR, LOCAL_INFILE, OK};
 use super::StatusFlags;
 
@@ -224,6 +225,29 @@ impl ResponseTracker {
             }
             _ => self.done(None),
         }
+    }
+
+    /// In the rows of a result set: how many bytes at the start of `buf` are whole chunks that
+    /// are certainly rows (stopping before `limit` is passed). Feeding each of them would
+    /// change nothing but return `Step::More`, so a relay may pass them on as they are and
+    /// feed only what follows: with rows of many, this is most of a response. Certainly a row:
+    /// not empty, not part of a packet longer than a chunk, and not starting with 0xFE or 0xFF
+    /// (a terminator or an ERR, or a row that only [`feed`](Self::feed) can tell from one).
+    /// 0 outside rows.
+    pub fn rows_ahead(&self, buf: &[u8], limit: usize) -> usize {
+        if self.state != State::Rows || self.continuation {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(c) = buf.get(n..).and_then(check_chunk) {
+            // An empty chunk has no first byte (the next chunk's header follows).
+            let first = if c.len == 0 { None } else { buf.get(n + HEADER).copied() };
+            if c.continues() || matches!(first, None | Some(EOF) | Some(ERR)) || n + c.total() > limit {
+                break;
+            }
+            n += c.total();
+        }
+        n
     }
 
     /// Feeds one chunk: its header and its payload (or at least the payload's first bytes;
@@ -607,6 +631,52 @@ mod tests {
         assert!(matches!(t.feed(chunk(stats), stats).unwrap(), Step::Done(o) if o.error.is_none()));
     }
 
+    /// Packets framed as on the wire (sequence ids from 1).
+    fn framed(packets: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            buf.extend_from_slice(&(p.len() as u32).to_le_bytes()[..3]);
+            buf.push(i as u8 + 1);
+            buf.extend_from_slice(p);
+        }
+        buf
+    }
+
+    /// A tracker in the rows of a one-column result set.
+    fn in_rows(deprecate: bool) -> ResponseTracker {
+        let mut t = ResponseTracker::new(Expect::Query, deprecate);
+        run(&mut t, &[&[1], COLDEF]);
+        if !deprecate {
+            run(&mut t, &[EOF_AC]);
+        }
+        t
+    }
+
+    #[test]
+    fn rows_ahead_are_whole_rows_up_to_what_only_feed_can_tell() {
+        let t = in_rows(false);
+        let rows = framed(&[b"\x01a", b"\xfb", b"\x00\x01\x02"]);
+        assert_eq!(t.rows_ahead(&rows, usize::MAX), rows.len());
+        // A terminator, an ERR, a row starting with 0xFE, an empty packet stop it.
+        for stop in [EOF_AC, &[0xFF, 0x10, 0x04][..], &[0xFE; 12][..], &[][..]] {
+            let buf = framed(&[b"\x01a", stop, b"\x01b"]);
+            assert_eq!(t.rows_ahead(&buf, usize::MAX), HEADER + 2, "{stop:?}");
+        }
+        // So do an incomplete chunk and the limit.
+        assert_eq!(t.rows_ahead(&rows[..rows.len() - 1], usize::MAX), 2 * HEADER + 3);
+        assert_eq!(t.rows_ahead(&rows, 2 * HEADER + 3), 2 * HEADER + 3);
+        assert_eq!(t.rows_ahead(&rows, 2 * HEADER + 2), HEADER + 2);
+        // A chunk of a packet longer than a chunk.
+        let mut long = vec![0xFF, 0xFF, 0xFF, 1];
+        long.resize(HEADER + MAX_CHUNK, b'x');
+        assert_eq!(t.rows_ahead(&long, usize::MAX), 0);
+        // Outside rows: nothing.
+        assert_eq!(ResponseTracker::new(Expect::Query, false).rows_ahead(&rows, usize::MAX), 0);
+        let mut columns = ResponseTracker::new(Expect::Query, false);
+        run(&mut columns, &[&[1]]);
+        assert_eq!(columns.rows_ahead(&rows, usize::MAX), 0);
+    }
+
     #[test]
     fn garbage_is_a_violation_not_a_panic() {
         let mut t = ResponseTracker::new(Expect::Query, false);
@@ -615,6 +685,55 @@ mod tests {
         assert!(t.feed(chunk(&[0x00, 1]), &[0x00, 1]).is_err());
         let mut t = ResponseTracker::new(Expect::Query, false);
         assert!(t.feed(chunk(&[0x00]), &[0x00]).is_err());
+    }
+
+    /// Feeds the chunks of `buf` one by one (`bulk`: passing over what `rows_ahead` says are
+    /// rows); returns each step that was not `More` with the offset of its chunk, and where
+    /// the feeding stopped (a violation or the end of the buffer).
+    fn feed_buffer(t: &mut ResponseTracker, buf: &[u8], bulk: bool) -> (Vec<(usize, String)>, usize) {
+        let mut n = 0;
+        let mut steps = Vec::new();
+        loop {
+            if bulk {
+                n += t.rows_ahead(&buf[n..], usize::MAX);
+            }
+            let Some(c) = check_chunk(&buf[n..]) else { return (steps, n) };
+            let head = &buf[n + HEADER..n + c.total()];
+            match t.feed(c, head) {
+                Ok(Step::More) => {}
+                Ok(step) => steps.push((n, format!("{step:?}"))),
+                Err(v) => {
+                    steps.push((n, format!("{v:?}")));
+                    return (steps, n);
+                }
+            }
+            n += c.total();
+        }
+    }
+
+    proptest::proptest! {
+        /// Passing over rows in bulk ends every response where feeding them one by one does,
+        /// with the same outcome.
+        #[test]
+        fn rows_in_bulk_end_where_rows_fed_one_by_one_do(
+            packets in proptest::collection::vec(
+                (proptest::sample::select(vec![0x00u8, 0x01, 0x05, 0xFB, 0xFC, 0xFE, 0xFF]), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)),
+                0..16),
+            deprecate in proptest::prelude::any::<bool>(),
+        ) {
+            let payloads: Vec<Vec<u8>> = packets.iter().map(|(first, rest)| {
+                let mut p = vec![*first];
+                p.extend_from_slice(rest);
+                p
+            }).collect();
+            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+            let buf = framed(&refs);
+            let (mut one, mut bulk) = (in_rows(deprecate), in_rows(deprecate));
+            let by_one = feed_buffer(&mut one, &buf, false);
+            let in_bulk = feed_buffer(&mut bulk, &buf, true);
+            proptest::prop_assert_eq!(by_one, in_bulk);
+            proptest::prop_assert_eq!(one.status(), bulk.status());
+        }
     }
 
     proptest::proptest! {
