@@ -163,8 +163,8 @@ pub struct PacketStream {
 ///
 /// Nor is the pending timer polled again while it can only answer what it answered last: not
 /// moved, not fired, and the waker it holds is the caller's (a session's waits are all its one
-/// task's). Polling it would only register the same waker once more, which was a tenth of the
-/// session thread's instructions per statement in timers alone (callgrind).
+/// task's). Polling it would only register the same waker once more: some 300 instructions
+/// per statement, 3 % of the session thread's (callgrind).
 #[derive(Debug, Default)]
 pub(crate) struct KeptTimer {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
